@@ -1,0 +1,40 @@
+"""Shared fixtures.
+
+``shared_data`` points at the read-only compatibility reference ``../shared/data``
+(beside the clone). On a user's machine it is absent and the tests that need it
+skip with that reason; every other test runs anywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATASETS = SHARED_DATA / "datasets"
+KIT_SAMPLES = SHARED_DATA / "starting-kit-samples"
+REFERENCE_SCORING = SHARED_DATA / "reference-scoring"
+
+SAMPLE_NAMES = [
+    "handdigits",
+    "cityweather",
+    "emailspam",
+    "moviegenres",
+    "convention2012",
+    "osuleaf",
+    "spokendigits",
+    "movingdigits",
+]
+
+needs_shared_data = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(),
+    reason=f"compatibility reference data not found at {SHARED_DATA} (only in the project's CI)",
+)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"compatibility reference data not found at {SHARED_DATA}")
+    return SHARED_DATA
