@@ -1,0 +1,63 @@
+"""Image plan: small pixels first, then random convolution features.
+
+`pixels`: images area-averaged to at most 16x16 (variable-size images are resized to
+16x16 first), the grey image flattened, plus per-channel mean and standard deviation
+and, for colour images, a 4x4 thumbnail per channel. `random_conv`: 32 fixed random
+3x3 filters over the small image, split into positive and negative parts and
+average-pooled to 4x4 (1024 features): a cheap stand-in for a first conv layer.
+Both go to logistic regression.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from autodl.engine._arrays import CHUNK, finite, resize, resized
+from autodl.engine.learner import Features, Learner
+from autodl.engine.models import Linear
+from autodl.formats.types import DatasetSpec
+
+
+def pixels(x: np.ndarray | list[np.ndarray], size: int = 16) -> np.ndarray:
+    """(N, F) features: grey thumbnail, channel means/stds, colour 4x4 thumbnails."""
+    imgs = resized(x, size).mean(axis=1)  # (N, h, w, C); T is 1 for images
+    n, c = len(imgs), imgs.shape[-1]
+    parts = [
+        imgs.mean(axis=-1).reshape(n, -1),
+        imgs.mean(axis=(1, 2)),
+        imgs.std(axis=(1, 2)),
+    ]
+    if c > 1:
+        parts.append(resize(imgs, min(4, imgs.shape[1]), min(4, imgs.shape[2])).reshape(n, -1))
+    return finite(np.hstack(parts))
+
+
+def random_conv(
+    x: np.ndarray | list[np.ndarray], size: int = 16, n_filters: int = 32, seed: int = 0
+) -> np.ndarray:
+    """(N, 2 * n_filters * 16) pooled responses of fixed random 3x3 filters."""
+    imgs = resized(x, size).mean(axis=1)  # (N, h, w, C)
+    pad_h, pad_w = max(0, 3 - imgs.shape[1]), max(0, 3 - imgs.shape[2])
+    if pad_h or pad_w:
+        imgs = np.pad(imgs, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    c = imgs.shape[-1]
+    w = np.random.default_rng(seed).standard_normal((c * 9, n_filters)).astype(np.float32)
+    w -= w.mean(axis=0)  # zero-mean filters: flat regions give no response
+    w /= np.linalg.norm(w, axis=0) + 1e-6
+    out = []
+    for i in range(0, len(imgs), CHUNK):
+        win = sliding_window_view(imgs[i : i + CHUNK], (3, 3), axis=(1, 2))  # (n, h', w', C, 3, 3)
+        r = win.reshape(*win.shape[:3], c * 9) @ w  # (n, h', w', K)
+        both = np.concatenate([np.maximum(r, 0), np.maximum(-r, 0)], axis=-1)
+        pooled = resize(both, min(4, both.shape[1]), min(4, both.shape[2]))
+        out.append(pooled.reshape(len(pooled), -1))
+    return finite(np.vstack(out)) if out else np.zeros((0, 2 * n_filters * 16), np.float32)
+
+
+def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
+    """The image learners, cheapest first."""
+    return [
+        Linear(features=Features("pixels", pixels), seed=seed),
+        Linear(features=Features("random-conv", random_conv, seed=seed), C=0.1, seed=seed),
+    ]

@@ -1,0 +1,52 @@
+"""Video plan: small frames pooled over time.
+
+Each frame is area-averaged to at most 16x16 and turned grey; over time we keep the
+mean image, the standard deviation image and the mean absolute frame difference
+(motion), plus per-channel means. Videos of varying size or length are handled one
+by one. Logistic regression first, then the same on random Fourier features.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from autodl.engine._arrays import CHUNK, finite, resize
+from autodl.engine.learner import Features, Learner
+from autodl.engine.models import Linear
+from autodl.formats.types import DatasetSpec
+
+
+def _pool(v: np.ndarray) -> np.ndarray:
+    """v (n, T, h, w, C) small frames -> (n, 3 * h * w + C)."""
+    n = len(v)
+    grey = v.mean(axis=-1)
+    motion = (
+        np.abs(np.diff(grey, axis=1)).mean(axis=1)
+        if grey.shape[1] > 1
+        else np.zeros_like(grey[:, 0])
+    )
+    parts = [grey.mean(axis=1), grey.std(axis=1), motion]
+    return np.hstack([p.reshape(n, -1) for p in parts] + [v.mean(axis=(1, 2, 3))])
+
+
+def pooled(x: np.ndarray | list[np.ndarray], size: int = 16) -> np.ndarray:
+    """(N, F) pooled features; a list of varying videos is resized to (size, size) each."""
+    if isinstance(x, np.ndarray):
+        h, w = min(x.shape[2], size), min(x.shape[3], size)
+        blocks = [_pool(resize(x[i : i + CHUNK], h, w)) for i in range(0, len(x), CHUNK)]
+    else:
+        c = max((e.shape[-1] for e in x), default=1)
+        blocks = [
+            _pool(np.broadcast_to(resize(e, size, size), (*e.shape[:1], size, size, c))[None])
+            for e in x
+        ]
+    return finite(np.vstack(blocks)) if blocks else np.zeros((0, 3), np.float32)
+
+
+def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
+    """The video learners, cheapest first."""
+    f = Features("pooled", pooled)
+    return [
+        Linear(features=f, seed=seed),
+        Linear(features=f, kernel="rff", C=10.0, seed=seed),
+    ]
