@@ -1,0 +1,284 @@
+"""The anytime loop: schedule the domain's learners, emit a prediction when it is better.
+
+``run(train, test, unlabelled, budget)`` is a generator of `Prediction`s:
+
+1. Load the data. On a large train split (more than ``2 * QUICK_ROWS`` rows) the first
+   ``QUICK_ROWS`` rows are loaded alone and the first (cheapest) learner is fitted on
+   them once, for an early first prediction; then the whole split is loaded.
+2. Hold out ``HOLDOUT`` of the rows (stratified on each row's first positive class).
+   The validation score is NAUC = 2 * AUC - 1, macro over the classes with both
+   values in the hold-out. When the full split replaces the quick prefix, the
+   hold-out keeps the prefix's hold-out rows and adds rows the quick model never saw,
+   and the emitted model is re-scored on it, so scores stay comparable and honest.
+3. Learners take turns, cheapest first: each ``fit`` call gets an equal share of the
+   remaining time among the learners still running, and continues (warm start)
+   where it left off. After each call the learner is scored; the test (and
+   unlabelled) prediction of the same model is emitted only when the score beats
+   the last emitted one. A learner that raises is logged and dropped.
+4. When every learner is done and time is left, the best configuration is refitted
+   on all training rows (hold-out included) and emitted, with the hold-out score of
+   its configuration and a note. We refit because the sample datasets are small
+   (a fifth more rows is worth more than the risk of an unvalidated refit), as
+   AutoML systems usually do (FLAML's ``retrain_full``).
+
+The budget is checked before every step and no step is started with less than
+``MIN_STEP`` seconds left; ingestion kills the process at the deadline regardless.
+BLAS and OpenMP use ``threads`` threads (all cores by default) during steps only.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+from threadpoolctl import ThreadpoolController
+
+from autodl.engine import image, speech, tabular, text, video
+from autodl.engine.budget import Budget
+from autodl.engine.learner import Learner, RawX, clone, stratified_indices, take
+from autodl.formats.types import Arrays, DatasetSpec, Split
+
+QUICK_ROWS = 2000
+HOLDOUT = 0.2
+MAX_HOLDOUT = 10_000
+MIN_ROWS = 20  # fewer training rows: no hold-out, one prediction from the first learner
+MIN_STEP = 0.05  # seconds: do not start a step with less left
+RESERVE = 0.1  # share of the remaining time kept back from each fit for predicting
+
+PLANS: dict[str, Callable[[DatasetSpec, int], list[Learner]]] = {
+    "tabular": tabular.plan,
+    "image": image.plan,
+    "text": text.plan,
+    "speech": speech.plan,
+    "video": video.plan,
+}
+
+
+@dataclass
+class Prediction:
+    """One emitted prediction: probabilities (n, output_dim) for test and unlabelled."""
+
+    test: np.ndarray
+    unlabelled: np.ndarray | None
+    learner: str
+    valid_score: float | None
+    note: str = ""
+
+
+def nauc(solution: np.ndarray, prediction: np.ndarray) -> float | None:
+    """2 * macro AUC - 1 over the columns of ``solution`` with both values; None if none."""
+    y = np.asarray(solution) > 0.5
+    cols = np.flatnonzero(y.any(axis=0) & ~y.all(axis=0))
+    if len(cols) == 0:
+        return None
+    auc = roc_auc_score(y[:, cols], np.asarray(prediction)[:, cols], average="macro")
+    return float(2 * auc - 1)
+
+
+def _rows(a: Arrays, mask: np.ndarray) -> Arrays:
+    idx = np.flatnonzero(mask)
+    return Arrays(a.ids[idx], take(a.x, idx), a.labels[idx])
+
+
+def _holdout(
+    labels: np.ndarray, rng: np.random.Generator, prefix: np.ndarray | None = None
+) -> np.ndarray:
+    """Boolean hold-out mask; rows beyond ``prefix`` (an earlier mask) are drawn anew."""
+    start = 0 if prefix is None else len(prefix)
+    mask = np.zeros(len(labels), bool)
+    if prefix is not None:
+        mask[:start] = prefix
+    rest = labels[start:]
+    n_take = min(MAX_HOLDOUT - int(mask.sum()), round(HOLDOUT * len(rest)))
+    mask[start + stratified_indices(rest, max(n_take, 0), rng)] = True
+    return mask
+
+
+@dataclass
+class _Best:
+    score: float | None = None
+    learner: Learner | None = None
+    fit_seconds: float = 0.0
+    emitted: bool = False
+
+    def beaten_by(self, score: float | None) -> bool:
+        if not self.emitted:
+            return True
+        return score is not None and (self.score is None or score > self.score)
+
+
+@dataclass
+class _Run:
+    test_x: RawX
+    unlabelled_x: RawX | None
+    n_test: int
+    output_dim: int
+    budget: Budget
+    say: Callable[[str], None]
+    threads: Callable[[], Any]
+    best: _Best = field(default_factory=_Best)
+    spent: dict[int, float] = field(default_factory=dict)
+    failed: set[int] = field(default_factory=set)
+
+    def predict(self, learner: Learner) -> tuple[np.ndarray, np.ndarray | None]:
+        with self.threads():
+            test = np.asarray(learner.predict_proba(self.test_x), np.float64)
+            unl = None if self.unlabelled_x is None else learner.predict_proba(self.unlabelled_x)
+        if test.shape != (self.n_test, self.output_dim) or not np.isfinite(test).all():
+            raise ValueError(
+                f"predict_proba gave {test.shape}, expected ({self.n_test}, {self.output_dim}) finite"
+            )
+        return np.clip(test, 0, 1), None if unl is None else np.clip(
+            np.asarray(unl, np.float64), 0, 1
+        )
+
+    def stage(
+        self, learners: Sequence[Learner], fit: Arrays, valid: Arrays | None, once: bool = False
+    ) -> Iterator[Prediction]:
+        """Learners take turns on ``fit``; emit when the score on ``valid`` improves."""
+        active = list(learners)
+        while active:
+            for learner in list(active):
+                left = self.budget.remaining()
+                if left < MIN_STEP:
+                    return
+                seconds = left * (1 - RESERVE) / len(active)
+                try:
+                    t0 = time.monotonic()
+                    with self.threads():
+                        learner.fit(fit, seconds)
+                    took = time.monotonic() - t0
+                    self.spent[id(learner)] = self.spent.get(id(learner), 0.0) + took
+                    score = None
+                    if valid is not None:
+                        with self.threads():
+                            score = nauc(valid.labels, learner.predict_proba(valid.x))
+                    done = learner.done
+                    self.say(
+                        f"{learner.name}: fit {took:.2f}s, valid NAUC {_fmt(score)}{' (done)' if done else ''}"
+                    )
+                    if done or once:
+                        active.remove(learner)
+                    if not self.best.beaten_by(score):
+                        continue
+                    test, unl = self.predict(learner)
+                except Exception as e:  # a failing learner must not end the run
+                    self.say(f"{learner.name} failed: {type(e).__name__}: {e}")
+                    self.failed.add(id(learner))
+                    active.remove(learner)
+                    continue
+                self.best = _Best(score, learner, self.spent[id(learner)], True)
+                yield Prediction(
+                    test,
+                    unl,
+                    learner.name,
+                    score,
+                    "" if valid is not None else "no hold-out: too few rows",
+                )
+                if once or valid is None:
+                    return
+
+    def refit(self, data: Arrays) -> Iterator[Prediction]:
+        """The best configuration refitted on every training row, if time allows."""
+        learner = self.best.learner
+        if learner is None or self.budget.remaining() < 3 * self.best.fit_seconds + MIN_STEP:
+            return
+        try:
+            fresh = clone(learner)
+            with self.threads():
+                fresh.fit(
+                    data,
+                    min(self.budget.remaining() * (1 - RESERVE), 3 * self.best.fit_seconds + 1),
+                )
+            if not fresh.done:
+                self.say(
+                    f"{fresh.name}: refit on all rows did not converge in time; kept the hold-out model"
+                )
+                return
+            test, unl = self.predict(fresh)
+        except Exception as e:
+            self.say(f"{learner.name} refit failed: {type(e).__name__}: {e}")
+            return
+        self.say(f"{fresh.name}: refitted on all {len(data)} training rows")
+        yield Prediction(
+            test,
+            unl,
+            fresh.name,
+            self.best.score,
+            "refit on all training rows; score from the hold-out",
+        )
+
+
+def _fmt(score: float | None) -> str:
+    return "n/a" if score is None else f"{score:.4f}"
+
+
+def _length(split: Split) -> int | None:
+    try:
+        return len(split)
+    except (TypeError, NotImplementedError):
+        return None
+
+
+def run(
+    train: Split,
+    test: Split,
+    unlabelled: Split | None,
+    budget: Budget,
+    *,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+    learners: Sequence[Learner] | None = None,
+    threads: int | None = None,
+) -> Iterator[Prediction]:
+    """Yield better and better predictions for ``test`` (and ``unlabelled``) within ``budget``.
+
+    ``learners`` replaces the domain's plan (tests, experiments); ``threads`` caps
+    BLAS/OpenMP threads (default: every core this process may use).
+    """
+    say = log or (lambda _m: None)
+    spec = train.spec
+    plan = list(learners) if learners is not None else PLANS[spec.domain](spec, seed)
+    controller = ThreadpoolController()
+    # by default every core, but never more than the libraries were configured with
+    # (ingestion sets OMP_NUM_THREADS & co from AUTODL_THREADS before they load)
+    configured = max((lib["num_threads"] for lib in controller.info()), default=1)
+    n_threads = threads or min(len(os.sched_getaffinity(0)), configured)
+
+    def limits() -> Any:
+        return controller.limit(limits=n_threads)
+
+    n = _length(train)
+    quick = n is not None and n > 2 * QUICK_ROWS
+    with limits():
+        data = train.load(limit=QUICK_ROWS if quick else None)
+        test_x = test.load().x
+        unl_x = unlabelled.load().x if unlabelled is not None and _length(unlabelled) != 0 else None
+    say(
+        f"loaded {len(data)}{f' of {n}' if quick else ''} train rows, {len(test_x)} test rows in {budget.elapsed():.2f}s"
+    )
+    state = _Run(test_x, unl_x, len(test_x), spec.output_dim, budget, say, limits)
+    rng = np.random.default_rng(seed)
+
+    if len(data) < MIN_ROWS:
+        yield from state.stage(plan, data, None)
+        return
+    mask = _holdout(data.labels, rng)
+    if quick:
+        yield from state.stage(plan[:1], _rows(data, ~mask), _rows(data, mask), once=True)
+        with limits():
+            data = train.load()
+        mask = _holdout(data.labels, rng, prefix=mask)
+        if state.best.learner is not None:  # re-score the emitted model on the new hold-out
+            valid = _rows(data, mask)
+            with limits():
+                state.best.score = nauc(valid.labels, state.best.learner.predict_proba(valid.x))
+        say(f"loaded all {len(data)} train rows at {budget.elapsed():.2f}s")
+    yield from state.stage(plan, _rows(data, ~mask), _rows(data, mask))
+    if all(id(learner) in state.failed or learner.done for learner in plan):
+        yield from state.refit(data)

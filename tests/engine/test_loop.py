@@ -1,0 +1,113 @@
+"""The anytime loop on every domain: first prediction, shapes, deadline, signal, failures."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from autodl.engine import Budget, Learner, Prediction, loop, run
+from autodl.engine.loop import PLANS, nauc
+from autodl.formats.types import ArraySplit
+
+from ._data import CASES, make, splits
+
+SLACK = 3.0
+
+
+def _run(train, test, seconds, **kw) -> tuple[list[Prediction], float, list[str]]:
+    logs: list[str] = []
+    t0 = time.monotonic()
+    preds = list(
+        run(train, test, kw.pop("unlabelled", None), Budget(seconds), log=logs.append, **kw)
+    )
+    return preds, time.monotonic() - t0, logs
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_run_beats_a_constant_within_the_budget(case):
+    train, test = splits(case)
+    preds, took, logs = _run(train, test, 3.0)
+    assert preds, logs
+    assert took < 3.0 + SLACK
+    for p in preds:
+        assert p.test.shape == (len(test), train.spec.output_dim)
+        assert np.isfinite(p.test).all() and p.unlabelled is None
+    scores = [p.valid_score for p in preds if p.valid_score is not None]
+    assert scores == sorted(scores)  # emitted only when better (a refit repeats the score)
+    assert nauc(test.load().labels, preds[-1].test) > 0.2
+
+
+def test_multilabel_run():
+    train, test = splits("tabular", multilabel=True)
+    preds, _, logs = _run(train, test, 3.0)
+    assert preds and nauc(test.load().labels, preds[-1].test) > 0.2, logs
+
+
+def test_unlabelled_comes_from_the_same_model():
+    spec, x, y = make("tabular", 200)
+    train = ArraySplit("train", spec, x[:120], y[:120])
+    test = ArraySplit("test", spec, x[120:160])
+    unlabelled = ArraySplit("unlabelled", spec, np.concatenate([x[120:160], x[160:]]))
+    preds, _, _ = _run(train, test, 3.0, unlabelled=unlabelled)
+    for p in preds:
+        assert p.unlabelled.shape == (80, spec.output_dim)
+        np.testing.assert_allclose(p.unlabelled[:40], p.test)
+
+
+class Boom(Learner):
+    """Raises in fit: the run must log it and go on."""
+
+    def __init__(self, *, where: str = "fit"):
+        self.where = where
+
+    @property
+    def done(self) -> bool:
+        return False
+
+    def fit(self, data, seconds):
+        if self.where == "fit":
+            raise RuntimeError("exploded on purpose")
+        return self
+
+    def predict_proba(self, x):
+        raise RuntimeError("cannot predict on purpose")
+
+
+@pytest.mark.parametrize("where", ["fit", "predict"])
+def test_a_failing_learner_does_not_end_the_run(where):
+    train, test = splits("tabular")
+    plan = [Boom(where=where), *PLANS["tabular"](train.spec, 0)]
+    preds, _, logs = _run(train, test, 3.0, learners=plan)
+    assert preds and all(p.learner != "boom" for p in preds)
+    assert any("boom failed: RuntimeError" in line for line in logs)
+
+
+def test_large_train_gives_a_quick_first_model_then_uses_all_rows(monkeypatch):
+    monkeypatch.setattr(loop, "QUICK_ROWS", 50)
+    train, test = splits("tabular", n_train=300)
+    preds, _, logs = _run(train, test, 3.0)
+    assert preds[0].learner.startswith("linear")
+    assert any("loaded 50 of 300 train rows" in line for line in logs)
+    assert any("loaded all 300 train rows" in line for line in logs)
+    assert nauc(test.load().labels, preds[-1].test) > 0.2
+
+
+def test_too_few_rows_for_a_hold_out_gives_one_prediction():
+    train, test = splits("tabular", n_train=12)
+    preds, _, _ = _run(train, test, 2.0)
+    assert len(preds) == 1 and preds[0].valid_score is None and "too few rows" in preds[0].note
+
+
+def test_a_spent_budget_yields_nothing():
+    train, test = splits("tabular")
+    preds, took, _ = _run(train, test, 0.0)
+    assert preds == [] and took < SLACK
+
+
+def test_nauc():
+    y = np.array([[1, 0, 1], [0, 1, 1], [1, 0, 1], [0, 1, 1]], np.float32)
+    assert nauc(y, y) == 1.0  # the constant third column is left out
+    assert nauc(y, 1 - y) == -1.0
+    assert nauc(y[:, 2:], y[:, 2:]) is None
