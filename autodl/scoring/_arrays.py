@@ -73,8 +73,11 @@ def _locate_parse_error(path: Path) -> ScoringError:
     return ScoringError(f"{path.name}: cannot be read as a matrix of numbers.")
 
 
-def check_solution(solution: np.ndarray, name: str = "solution") -> np.ndarray:
-    """Return the solution as a 2-D float64 array of 0s and 1s, or raise `ScoringError`."""
+def check_solution(solution: np.ndarray, name: str = "solution", unit: str = "row") -> np.ndarray:
+    """Return the solution as a 2-D float64 array of 0s and 1s, or raise `ScoringError`.
+
+    ``unit`` names a row in messages: "line" for a file, "row" for an array.
+    """
     solution = np.asarray(solution, dtype=np.float64)
     if solution.ndim == 1:
         solution = solution.reshape(-1, 1)
@@ -84,16 +87,18 @@ def check_solution(solution: np.ndarray, name: str = "solution") -> np.ndarray:
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise ScoringError(
-            f"{name}: line {row + 1}, column {col + 1}: {solution[row, col]!r} is not 0 or 1. "
+            f"{name}: {unit} {row + 1}, column {col + 1}: {float(solution[row, col])!r} is not 0 or 1. "
             "A solution holds one 0/1 column per class."
         )
     return solution
 
 
 def check_prediction(
-    prediction: np.ndarray, shape: tuple[int, int], name: str = "prediction"
+    prediction: np.ndarray, shape: tuple[int, int], name: str = "prediction", unit: str = "row"
 ) -> np.ndarray:
     """Return the prediction as a 2-D float64 array of ``shape``, or raise `ScoringError`.
+
+    ``unit`` names a row in messages: "line" for a file, "row" for an array.
 
     >>> check_prediction(np.zeros((3, 2)), (4, 2), "x.predict_0")
     Traceback (most recent call last):
@@ -122,7 +127,7 @@ def check_prediction(
     if not finite.all():
         row, col = np.argwhere(~finite)[0]
         raise ScoringError(
-            f"{name}: line {row + 1}, column {col + 1}: {prediction[row, col]!r} is not a finite number. "
+            f"{name}: {unit} {row + 1}, column {col + 1}: {float(prediction[row, col])!r} is not a finite number. "
             "Scores must be finite (e.g. probabilities in [0, 1])."
         )
     return prediction

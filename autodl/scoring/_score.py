@@ -65,9 +65,14 @@ class Scorer:
         self._last_aucs: np.ndarray | None = None
 
     def add(self, prediction: np.ndarray, timestamp: float, name: str | None = None) -> float:
-        """Score one prediction made ``timestamp`` seconds after the start; return its NAUC."""
+        """Score one prediction made ``timestamp`` seconds after the start; return its NAUC.
+
+        ``name`` is the file it was read from, for error messages (lines are then
+        counted from 1 as in an editor).
+        """
+        unit = "line" if name else "row"
         name = name or f"prediction {len(self.nauc)}"
-        prediction = check_prediction(prediction, self.solution.shape, name)
+        prediction = check_prediction(prediction, self.solution.shape, name, unit)
         if self.timestamps and timestamp < self.timestamps[-1]:
             raise ScoringError(
                 f"{name} is dated {timestamp} s, before the previous prediction "
@@ -146,7 +151,7 @@ def score(
     if isinstance(solution, str | Path):
         solution_path = Path(solution)
         task = solution_path.name.split(".")[0]
-        solution = check_solution(read_array(solution_path), solution_path.name)
+        solution = check_solution(read_array(solution_path), solution_path.name, "line")
     folder = read_prediction_folder(predictions, task=task)
     budget = time_budget if time_budget is not None else folder.time_budget
     if budget is None:
