@@ -91,7 +91,7 @@ class Scorer:
     def result(self) -> ScoreResult:
         """The scores so far."""
         late = [i for i, t in enumerate(self.timestamps) if t > self.time_budget]
-        counted = [i for i in range(len(self.nauc)) if i not in set(late)]
+        counted = [i for i in range(len(self.nauc)) if i not in late]
         aucs = self._last_aucs
         return ScoreResult(
             alc=alc(self.timestamps, self.nauc, self.time_budget, self.t0),
