@@ -1,0 +1,175 @@
+"""The job: validate -> ingest -> score -> publish. One core for the CLI, the service and the tests.
+
+``run()`` writes into its output folder:
+
+    predictions/            official layout (start.txt, <task>.predict_<k>, end.txt)
+    run.jsonl, engine.log   the run's events and the engine's log
+    scores.json             the keys of ``autodl score --json`` (when a solution is known)
+    scores.txt              the official scorer's keys
+    learning-curve.png      the learning curve on the log time axis
+    report.html             a self-contained page: curve, scores, per-class AUC, log
+    unlabelled/             <task>.predict and predictions.csv (when there is an unlabelled part)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from autodl.errors import AutoDLError
+from autodl.ingestion import DEFAULT_ENGINE, IngestionResult, Progress, ingest
+from autodl.settings import Settings
+
+RESULT_FILES = ("scores.json", "scores.txt", "learning-curve.png", "report.html")
+
+
+@dataclass
+class RunReport:
+    """The outcome of `run`: what ingestion did and, when a solution is known, its score."""
+
+    output_dir: Path
+    dataset: dict
+    ingestion: IngestionResult
+    score: object | None  # autodl.scoring.ScoreResult
+
+    @property
+    def success(self) -> bool:
+        return self.ingestion.success
+
+    def to_json(self) -> dict:
+        """The ``autodl run --json`` object: score keys (or nulls) plus the run's facts."""
+        ing = self.ingestion
+        data = self.score.to_json() if self.score is not None else {"alc": None, "final_nauc": None}
+        data.update(
+            {
+                "dataset": self.dataset,
+                "output_dir": str(self.output_dir),
+                "success": ing.success,
+                "error": ing.error,
+                "time_budget": ing.time_budget,
+                "duration": round(ing.duration, 3),
+                "n_predictions": len(ing.predictions),
+                "late_predictions": ing.late,
+                "predictions": [
+                    {"index": p.index, "elapsed": round(p.elapsed, 4), "learner": p.learner, "valid_score": p.valid_score}
+                    for p in ing.predictions
+                ],
+                "unlabelled": str(self.output_dir / "unlabelled") if ing.unlabelled is not None else None,
+            }
+        )
+        return data
+
+
+def dataset_summary(dataset) -> dict:
+    spec = dataset.spec
+    return {
+        "name": dataset.name,
+        "domain": spec.domain,
+        "output_dim": spec.output_dim,
+        "label_names": spec.label_names,
+        "shape": list(spec.shape),
+        "format": spec.format,
+        "train": len(dataset.train),
+        "test": len(dataset.test),
+        "unlabelled": len(dataset.unlabelled) if dataset.unlabelled is not None else None,
+    }
+
+
+def prepare_output(output_dir: Path, force: bool) -> None:
+    """Refuse to mix two runs in one folder unless ``force`` (then the old run is removed)."""
+    if output_dir.exists() and any(output_dir.iterdir()):
+        if not force:
+            raise AutoDLError(
+                f"{output_dir} already holds files; a run needs an empty output folder",
+                "Choose another --output, or pass --force to replace what is there.",
+            )
+        for name in ("predictions", "unlabelled", "run.jsonl", "engine.log", *RESULT_FILES):
+            path = output_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+
+def run(
+    dataset: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    time_budget: float | None = None,
+    *,
+    engine: str = DEFAULT_ENGINE,
+    seed: int | None = None,
+    force: bool = False,
+    settings: Settings | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> RunReport:
+    """Run the engine on a dataset, then score and publish the run.
+
+    >>> report = run("digits", "out/digits", time_budget=60)   # doctest: +SKIP
+    >>> report.score.alc                                        # doctest: +SKIP
+    0.93...
+    """
+    from autodl.formats.dataset import open_dataset
+
+    settings = settings or Settings.from_env()
+    budget = settings.time_budget if time_budget is None else float(time_budget)
+    ds = open_dataset(dataset)
+    output_dir = Path(output_dir)
+    prepare_output(output_dir, force)
+    result = ingest(
+        dataset,
+        output_dir,
+        budget,
+        engine=engine,
+        seed=settings.seed if seed is None else seed,
+        threads=settings.threads,
+        grace=settings.grace_seconds,
+        on_progress=on_progress,
+    )
+    summary = dataset_summary(ds)
+    report = RunReport(output_dir, summary, result, None)
+    publish(report, ds)
+    return report
+
+
+def publish(report: RunReport, dataset) -> None:
+    """Score the run (when the dataset has a solution) and write the result files."""
+    from autodl import scoring
+    from autodl.scoring.report import html_report, learning_curve_png
+
+    ing = report.ingestion
+    out = report.output_dir
+    if dataset.solution is not None and ing.predictions:
+        report.score = scoring.score(
+            dataset.solution,
+            ing.predictions_dir,
+            ing.time_budget,
+            label_names=dataset.spec.label_names,
+        )
+        scoring.write_scores(report.score, out)
+        learning_curve_png(report.score, out / "learning-curve.png", title=f"Learning curve: {ing.task}")
+    log_path = out / "engine.log"
+    engine_log = log_path.read_text(encoding="utf-8") if log_path.exists() else ""
+    html_report(
+        report.score,
+        out / "report.html",
+        dataset=report.dataset,
+        engine_log=engine_log,
+        budget_used=ing.duration,
+        error=_error_text(ing),
+        predictions_table=[
+            {"index": p.index, "elapsed": p.elapsed, "learner": p.learner, "valid_score": p.valid_score}
+            for p in ing.predictions
+        ],
+        time_budget=ing.time_budget,
+    )
+    (out / "run.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
+
+
+def _error_text(ing: IngestionResult) -> str | None:
+    if ing.error is None:
+        return None
+    return ing.error + (f"\n\n{ing.error_traceback}" if ing.error_traceback else "")

@@ -1,0 +1,73 @@
+"""`autodl.run`: ingestion, scoring and the published files, with the real engine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import autodl
+from autodl.errors import AutoDLError
+from autodl.formats.samples import make_tabular
+
+SCORE_KEYS = {"alc", "final_nauc", "nauc", "timestamps", "accuracy", "ignored_classes"}
+
+
+@pytest.fixture(scope="module")
+def tab_run(tmp_path_factory):
+    root = make_tabular(tmp_path_factory.mktemp("ds") / "tab", unlabelled=True)
+    out = tmp_path_factory.mktemp("run") / "out"
+    return root, out, autodl.run(root, out, time_budget=8)
+
+
+def test_run_scores_and_publishes_everything(tab_run):
+    _, out, report = tab_run
+    assert report.success, report.ingestion.error
+    assert report.score is not None
+    assert 0.2 < report.score.final_nauc <= 1  # learnable signal: the engine beats a constant
+    assert 0 < report.score.alc <= report.score.final_nauc
+    for name in ("scores.json", "scores.txt", "learning-curve.png", "report.html", "run.json", "engine.log"):
+        assert (out / name).is_file(), name
+    scores = json.loads((out / "scores.json").read_text())
+    assert SCORE_KEYS <= set(scores)
+    assert scores["alc"] == pytest.approx(report.score.alc)
+    assert (out / "learning-curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (out / "report.html").read_text()
+    assert f"{report.score.alc:.4f}" in html
+    assert "http://" not in html and "https://" not in html
+    assert (out / "unlabelled" / "predictions.csv").is_file()
+
+
+def test_the_run_can_be_rescored_from_its_folder(tab_run):
+    root, out, report = tab_run
+    again = autodl.score(autodl.open_dataset(root).solution_path, out / "predictions")
+    assert again.alc == pytest.approx(report.score.alc, abs=1e-12)
+    assert again.nauc == pytest.approx(report.score.nauc, abs=1e-12)
+
+
+def test_an_existing_run_is_not_overwritten_without_force(tab_run, tmp_path):
+    root, out, _ = tab_run
+    with pytest.raises(AutoDLError, match="already holds files"):
+        autodl.run(root, out, time_budget=2)
+
+
+def test_force_replaces_the_previous_run(tmp_path):
+    root = make_tabular(tmp_path / "tab")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "scores.json").write_text("{}")
+    (out / "notes.txt").write_text("mine")
+    report = autodl.run(root, out, time_budget=3, force=True, engine="tests.ingestion.engines:quick")
+    assert report.success
+    assert json.loads((out / "scores.json").read_text())["alc"] == pytest.approx(report.score.alc)
+    assert (out / "notes.txt").read_text() == "mine"  # only our own files are replaced
+
+
+def test_a_failed_run_still_reports_its_error(tmp_path):
+    root = make_tabular(tmp_path / "tab")
+    report = autodl.run(root, tmp_path / "out", time_budget=10, engine="tests.ingestion.engines:crash_after_one")
+    assert not report.success
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "exploded on purpose" in html
+    assert report.score is not None and len(report.score.nauc) == 1
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["success"] is False
