@@ -1,8 +1,10 @@
 """Video plan: small frames pooled over time.
 
 Each frame is area-averaged to at most 16x16 and turned grey; over time we keep the
-mean image, the standard deviation image and the mean absolute frame difference
-(motion), plus per-channel means. Videos of varying size or length are handled one
+mean image, the standard deviation image, the mean absolute frame difference
+(motion), and, since the direction of motion can be the class, the early-half minus
+late-half image and the velocity and displacement of the intensity centroid; plus
+per-channel means. Videos of varying size or length are handled one
 by one. Logistic regression first, then the same on random Fourier features.
 """
 
@@ -16,17 +18,31 @@ from autodl.engine.models import Linear
 from autodl.formats.types import DatasetSpec
 
 
+def _centroids(grey: np.ndarray) -> np.ndarray:
+    """(n, T, 2) intensity centroid (row, col) of each frame, in [0, 1]."""
+    w = grey - grey.min(axis=(2, 3), keepdims=True) + 1e-6
+    w /= w.sum(axis=(2, 3), keepdims=True)
+    rows = np.linspace(0, 1, grey.shape[2])[None, None, :, None]
+    cols = np.linspace(0, 1, grey.shape[3])[None, None, None, :]
+    return np.stack([(w * rows).sum(axis=(2, 3)), (w * cols).sum(axis=(2, 3))], axis=-1)
+
+
 def _pool(v: np.ndarray) -> np.ndarray:
-    """v (n, T, h, w, C) small frames -> (n, 3 * h * w + C)."""
-    n = len(v)
+    """v (n, T, h, w, C) small frames -> (n, 4 * h * w + 4 + C)."""
+    n, t = len(v), v.shape[1]
     grey = v.mean(axis=-1)
-    motion = (
-        np.abs(np.diff(grey, axis=1)).mean(axis=1)
-        if grey.shape[1] > 1
-        else np.zeros_like(grey[:, 0])
-    )
-    parts = [grey.mean(axis=1), grey.std(axis=1), motion]
-    return np.hstack([p.reshape(n, -1) for p in parts] + [v.mean(axis=(1, 2, 3))])
+    half = max(1, t // 2)
+    if t > 1:
+        motion = np.abs(np.diff(grey, axis=1)).mean(axis=1)
+        # signed: which way things move (early minus late image, centroid velocity)
+        direction = grey[:, :half].mean(axis=1) - grey[:, half:].mean(axis=1)
+        c = _centroids(grey)
+        velocity = np.hstack([np.diff(c, axis=1).mean(axis=1), c[:, -1] - c[:, 0]])
+    else:
+        motion = direction = np.zeros_like(grey[:, 0])
+        velocity = np.zeros((n, 4))
+    parts = [grey.mean(axis=1), grey.std(axis=1), motion, direction]
+    return np.hstack([p.reshape(n, -1) for p in parts] + [velocity, v.mean(axis=(1, 2, 3))])
 
 
 def pooled(x: np.ndarray | list[np.ndarray], size: int = 16) -> np.ndarray:
