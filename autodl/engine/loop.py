@@ -129,18 +129,26 @@ class _Run:
         with self.threads():
             test = np.asarray(learner.predict_proba(self.test_x), np.float64)
             unl = None if self.unlabelled_x is None else learner.predict_proba(self.unlabelled_x)
-        if test.shape != (self.n_test, self.output_dim) or not np.isfinite(test).all():
-            raise ValueError(
-                f"predict_proba gave {test.shape}, expected ({self.n_test}, {self.output_dim}) finite"
-            )
+        for p, n in ((test, self.n_test), (unl, None if unl is None else len(self.unlabelled_x))):
+            if p is not None and (np.shape(p) != (n, self.output_dim) or not np.isfinite(p).all()):
+                raise ValueError(
+                    f"predict_proba gave {np.shape(p)}, expected ({n}, {self.output_dim}) finite"
+                )
         return np.clip(test, 0, 1), None if unl is None else np.clip(
             np.asarray(unl, np.float64), 0, 1
         )
 
     def stage(
-        self, learners: Sequence[Learner], fit: Arrays, valid: Arrays | None, once: bool = False
+        self,
+        learners: Sequence[Learner],
+        fit: Arrays,
+        valid: Arrays | None,
+        once: bool = False,
+        note: str = "",
     ) -> Iterator[Prediction]:
-        """Learners take turns on ``fit``; emit when the score on ``valid`` improves."""
+        """Learners take turns on ``fit``; emit when the score on ``valid`` improves.
+
+        ``once``: stop after the first prediction (the quick stage, or no hold-out)."""
         active = list(learners)
         while active:
             for learner in list(active):
@@ -173,14 +181,8 @@ class _Run:
                     active.remove(learner)
                     continue
                 self.best = _Best(score, learner, self.spent[id(learner)], True)
-                yield Prediction(
-                    test,
-                    unl,
-                    learner.name,
-                    score,
-                    "" if valid is not None else "no hold-out: too few rows",
-                )
-                if once or valid is None:
+                yield Prediction(test, unl, learner.name, score, note)
+                if once:
                     return
 
     def refit(self, data: Arrays) -> Iterator[Prediction]:
@@ -266,18 +268,22 @@ def run(
     rng = np.random.default_rng(seed)
 
     if len(data) < MIN_ROWS:
-        yield from state.stage(plan, data, None)
+        yield from state.stage(plan, data, None, once=True, note="no hold-out: too few rows")
         return
     mask = _holdout(data.labels, rng)
     if quick:
-        yield from state.stage(plan[:1], _rows(data, ~mask), _rows(data, mask), once=True)
+        quick_note = f"quick model on the first {len(data)} training rows"
+        yield from state.stage(plan[:1], _rows(data, ~mask), _rows(data, mask), True, quick_note)
         with limits():
             data = train.load()
         mask = _holdout(data.labels, rng, prefix=mask)
         if state.best.learner is not None:  # re-score the emitted model on the new hold-out
             valid = _rows(data, mask)
-            with limits():
-                state.best.score = nauc(valid.labels, state.best.learner.predict_proba(valid.x))
+            try:
+                with limits():
+                    state.best.score = nauc(valid.labels, state.best.learner.predict_proba(valid.x))
+            except Exception as e:
+                say(f"{state.best.learner.name}: re-scoring failed: {type(e).__name__}: {e}")
         say(f"loaded all {len(data)} train rows at {budget.elapsed():.2f}s")
     yield from state.stage(plan, _rows(data, ~mask), _rows(data, mask))
     if all(id(learner) in state.failed or learner.done for learner in plan):

@@ -88,7 +88,7 @@ def test_large_train_gives_a_quick_first_model_then_uses_all_rows(monkeypatch):
     monkeypatch.setattr(loop, "QUICK_ROWS", 50)
     train, test = splits("tabular", n_train=300)
     preds, _, logs = _run(train, test, 3.0)
-    assert preds[0].learner.startswith("linear")
+    assert preds[0].learner.startswith("linear") and "first 50 training rows" in preds[0].note
     assert any("loaded 50 of 300 train rows" in line for line in logs)
     assert any("loaded all 300 train rows" in line for line in logs)
     assert nauc(test.load().labels, preds[-1].test) > 0.2
