@@ -45,9 +45,7 @@ class DatasetSpec:
     domain: Domain = field(default="tabular")
 
     @staticmethod
-    def detect_domain(
-        shape: tuple[int, int, int, int], has_vocabulary: bool
-    ) -> Domain:
+    def detect_domain(shape: tuple[int, int, int, int], has_vocabulary: bool) -> Domain:
         """Domain from the tensor shape, as in the AutoDL data browser.
 
         >>> DatasetSpec.detect_domain((1, 1, 24, 1), False)
@@ -68,6 +66,18 @@ class Example(NamedTuple):
 
     id: int
     x: np.ndarray
+    labels: np.ndarray
+
+
+class RawExample(NamedTuple):
+    """One COMPRESSED record with its frames still encoded (PNG, JPEG ... bytes).
+
+    For an engine that decodes (or resizes) images its own way; see
+    ``TFRecordSplit.iter_raw``.
+    """
+
+    id: int
+    frames: list[bytes]
     labels: np.ndarray
 
 

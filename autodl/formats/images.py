@@ -1,0 +1,116 @@
+"""Decode and encode COMPRESSED frames with Pillow, as TensorFlow's reader does.
+
+The official reader calls ``tf.image.decode_image(frame, channels=C)`` and
+``tf.image.convert_image_dtype(image, tf.float32)``: uint8 values times
+``float32(1/255)``. `to_float` does exactly that (a 256-entry table, so the
+float32 products are bit-identical). Channel conversion follows TensorFlow:
+gray is replicated to RGB, alpha is dropped, and a colour JPEG asked for one
+channel is decoded by libjpeg straight to its luma plane (Pillow's ``draft``),
+as ``decode_jpeg(channels=1)`` does.
+
+Decoding many frames uses a thread pool: Pillow releases the GIL while its
+codecs run, so both cores work (see ``decode_frames``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image
+
+_LUT = np.arange(256, dtype=np.float32) * np.float32(1.0 / 255.0)
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def to_float(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels -> float32 in [0, 1], bit-identical to ``convert_image_dtype``."""
+    return _LUT[pixels]
+
+
+def frame_channels(data: bytes) -> int:
+    """The channel count TensorFlow's ``decode_image(channels=0)`` would give,
+    reduced to 1 (gray) or 3 (colour): reads only the image header."""
+    with Image.open(io.BytesIO(data)) as img:
+        return 1 if img.mode in _GRAY_MODES else 3
+
+
+def decode_frame(data: bytes, channels: int) -> np.ndarray:
+    """One encoded image (PNG, JPEG, GIF, BMP ...) -> uint8 array (H, W, channels).
+
+    Raises ``ValueError`` when the bytes are not an image Pillow can decode.
+    """
+    try:
+        img = Image.open(io.BytesIO(data))
+        if img.format == "JPEG" and channels == 1 and img.mode != "L":
+            img.draft("L", img.size)  # libjpeg's own gray output, as TF
+        if img.mode in ("I", "I;16", "I;16B", "I;16L") and channels == 1:
+            arr = (np.asarray(img, dtype=np.uint32) >> 8).astype(np.uint8)
+            return arr[:, :, None]
+        mode = _MODES.get(channels)
+        if mode is None:
+            raise ValueError(f"cannot decode to {channels} channels (1, 3 or 4 supported)")
+        if img.mode != mode:
+            img = img.convert(mode)
+        arr = np.asarray(img, dtype=np.uint8)
+    except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ValueError(f"not a decodable image ({e})") from None
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def _decode_chunk(args: tuple[Sequence[bytes], int]) -> list[np.ndarray | ValueError]:
+    frames, channels = args
+    out: list[np.ndarray | ValueError] = []
+    for f in frames:
+        try:
+            out.append(decode_frame(f, channels))
+        except ValueError as e:
+            out.append(e)
+    return out
+
+
+def default_workers() -> int:
+    """Decoding threads: every core, at least 1 (both cores on a 2-core box)."""
+    return max(1, os.cpu_count() or 1)
+
+
+def decode_frames(
+    frames: Sequence[bytes], channels: int, workers: int | None = None
+) -> list[np.ndarray | ValueError]:
+    """Decode many frames, in order; a frame that fails gives its ValueError.
+
+    Threads only pay off past a few hundred small frames; below that, or with
+    one worker, frames are decoded in this thread.
+    """
+    workers = default_workers() if workers is None else workers
+    total = sum(len(f) for f in frames)
+    if workers <= 1 or len(frames) < 8 or total < 256 * 1024:
+        return _decode_chunk((frames, channels))
+    size = max(1, len(frames) // (workers * 4))
+    chunks = [(frames[i : i + size], channels) for i in range(0, len(frames), size)]
+    with ThreadPoolExecutor(workers) as pool:
+        return [img for part in pool.map(_decode_chunk, chunks) for img in part]
+
+
+def encode_frame(pixels: np.ndarray, image_format: str = "PNG", quality: int = 95) -> bytes:
+    """Encode one frame (H, W, C) or (H, W): uint8, or floats in [0, 1] scaled by 255.
+
+    C = 1 gives an 8-bit gray image, C = 3 RGB.
+    """
+    arr = np.asarray(pixels)
+    if arr.dtype != np.uint8:
+        arr = np.clip(np.rint(arr.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    img = Image.fromarray(arr)
+    buf = io.BytesIO()
+    fmt = image_format.upper()
+    if fmt in ("JPEG", "JPG"):
+        img.save(buf, format="JPEG", quality=quality)
+    else:
+        img.save(buf, format=fmt)
+    return buf.getvalue()

@@ -1,0 +1,222 @@
+"""TFRecord framing, read and written without TensorFlow.
+
+A TFRecord file is a sequence of records, each framed as::
+
+    uint64  length            (little endian)
+    uint32  masked_crc32c(length bytes)
+    bytes   data[length]
+    uint32  masked_crc32c(data)
+
+with ``masked_crc(x) = ((crc >> 15) | (crc << 17)) + 0xa282ead8 (mod 2**32)``,
+exactly as ``tensorflow/core/lib/hash/crc32c.h`` defines it. A split is every
+file matching ``sample*`` in its folder, read in sorted name order (the official
+reader globs ``sample*``; TensorFlow's glob returns sorted names).
+
+Files are read through any object with ``open("rb")`` and ``name``: a
+``pathlib.Path`` or a ``zipfile.Path`` (members of an archive are streamed, never
+extracted).
+
+>>> import io, tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> with TFRecordWriter(d / "sample-x.tfrecord") as w:
+...     w.write(b"hello")
+>>> [bytes(r) for r in read_records(d / "sample-x.tfrecord")]
+[b'hello']
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+from os import PathLike
+from pathlib import Path
+from typing import Any, BinaryIO, NamedTuple
+
+import google_crc32c
+
+from autodl.errors import FormatError
+
+_MASK_DELTA = 0xA282EAD8
+_U32 = 0xFFFFFFFF
+_HEADER = struct.Struct("<QI")
+_FOOTER = struct.Struct("<I")
+
+RECORD_GLOB = "sample*"
+
+
+def masked_crc32c(data: bytes) -> int:
+    """The masked CRC32C TensorFlow stores beside each length and each record.
+
+    >>> hex(masked_crc32c(b""))
+    '0xa282ead8'
+    """
+    crc = google_crc32c.value(bytes(data))
+    return ((((crc >> 15) | (crc << 17)) & _U32) + _MASK_DELTA) & _U32
+
+
+def frame_record(data: bytes) -> bytes:
+    """One record framed as TensorFlow's ``TFRecordWriter`` writes it."""
+    length = struct.pack("<Q", len(data))
+    return b"".join(
+        (length, _FOOTER.pack(masked_crc32c(length)), data, _FOOTER.pack(masked_crc32c(data)))
+    )
+
+
+class RecordInfo(NamedTuple):
+    """Where a record lies: its number in the file and the offset of its header."""
+
+    index: int
+    offset: int
+    length: int
+
+
+def _display(path: Any) -> str:
+    return str(path)
+
+
+def _corrupt(path: Any, index: int, offset: int, what: str, expected: str) -> FormatError:
+    return FormatError(
+        f"{_display(path)}: record {index} at byte {offset}: {what}; expected {expected}.",
+        "The file is truncated or corrupt. Re-export or re-download this split.",
+        file=_display(path),
+        record=index,
+    )
+
+
+def iter_framed(
+    stream: BinaryIO, path: Any = "<stream>", *, verify: bool = True
+) -> Iterator[tuple[RecordInfo, bytes]]:
+    """Records of an open binary stream, with their position.
+
+    Raises `FormatError` naming the file, the record number and its byte offset
+    when a record is truncated or a CRC does not match (when ``verify``).
+    """
+    index = 0
+    offset = 0
+    read = stream.read
+    while True:
+        header = read(12)
+        if not header:
+            return
+        if len(header) < 12:
+            raise _corrupt(
+                path,
+                index,
+                offset,
+                f"the file ends inside a record header ({len(header)} of 12 bytes)",
+                "12 header bytes (length and its CRC)",
+            )
+        length, length_crc = _HEADER.unpack(header)
+        if verify and masked_crc32c(header[:8]) != length_crc:
+            raise _corrupt(
+                path,
+                index,
+                offset,
+                f"the CRC of the length field is {length_crc:#010x}",
+                f"{masked_crc32c(header[:8]):#010x} (a damaged header)",
+            )
+        body = read(length + 4)
+        if len(body) < length + 4:
+            raise _corrupt(
+                path,
+                index,
+                offset,
+                f"the file ends after {max(len(body), 0)} of {length + 4} record bytes",
+                f"{length} data bytes and a 4-byte CRC",
+            )
+        data = body[:length]
+        if verify:
+            (data_crc,) = _FOOTER.unpack_from(body, length)
+            actual = masked_crc32c(data)
+            if actual != data_crc:
+                raise _corrupt(
+                    path,
+                    index,
+                    offset,
+                    f"the data CRC is {data_crc:#010x}",
+                    f"{actual:#010x} (the record's bytes are damaged)",
+                )
+        yield RecordInfo(index, offset, length), data
+        index += 1
+        offset += 16 + length
+
+
+def _open(path: Any) -> BinaryIO:
+    if isinstance(path, (str, PathLike)) and not hasattr(path, "open"):
+        path = Path(path)
+    try:
+        return path.open("rb")
+    except OSError as e:
+        raise FormatError(
+            f"{_display(path)}: cannot be read ({e.strerror or e}).",
+            "Check that the file exists and is readable.",
+            file=_display(path),
+        ) from e
+
+
+def read_records(path: Any, *, verify: bool = True, limit: int | None = None) -> Iterator[bytes]:
+    """The records of one TFRecord file (a path or a ``zipfile.Path``), in order.
+
+    Reads the file as a stream, so ``limit`` records cost only their bytes.
+    """
+    with _open(path) as f:
+        for info, data in iter_framed(f, path, verify=verify):
+            if limit is not None and info.index >= limit:
+                return
+            yield data
+
+
+def count_records(path: Any) -> int:
+    """Number of records in a file, reading only the headers (seeks over the data)."""
+    n = 0
+    with _open(path) as f:
+        seekable = f.seekable()
+        while True:
+            header = f.read(12)
+            if not header:
+                return n
+            if len(header) < 12:
+                raise _corrupt(path, n, -1, "the file ends inside a record header", "12 bytes")
+            (length,) = struct.unpack_from("<Q", header)
+            if seekable:
+                f.seek(length + 4, 1)
+            else:
+                f.read(length + 4)
+            n += 1
+
+
+def split_files(folder: Any) -> list[Any]:
+    """The record files of a split folder: names matching ``sample*``, sorted."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        (p for p in folder.iterdir() if p.name.startswith("sample") and p.is_file()),
+        key=lambda p: p.name,
+    )
+
+
+class TFRecordWriter:
+    """Write framed records to a file, as ``tf.io.TFRecordWriter`` does (no compression)."""
+
+    def __init__(self, path: str | PathLike[str]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+        self.count = 0
+
+    def write(self, data: bytes) -> None:
+        self._f.write(frame_record(data))
+        self.count += 1
+
+    def write_all(self, records: Iterable[bytes]) -> None:
+        for r in records:
+            self.write(r)
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> TFRecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
