@@ -1,0 +1,525 @@
+"""Validate a dataset folder or zip: a summary and every problem found, never an exception.
+
+>>> report = check_dataset("handdigits/")       # doctest: +SKIP
+>>> report.ok, report.to_json()["train"]        # doctest: +SKIP
+(True, {'count': 1039})
+
+What is checked (each problem names file, record, field and what was expected):
+
+- parts: train/ and test/ folders, their ``metadata.textproto`` and ``sample*``
+  record files, the ``.solution`` file; unparsable metadata (with its line);
+- metadata: output_dim and matrix_spec present, train/test/unlabelled agree on
+  shape, format and output_dim, label map indices within output_dim;
+- every record of every split: framing and both CRCs (a corrupt or truncated
+  record stops the reading of that file), the feature list of the format and
+  its number of values for the shape, ``id`` present and unique (train and test
+  together), label indices within output_dim, as many scores as indices;
+- counts: ``sample_count`` against the records, solution rows against the test
+  records, solution columns against output_dim;
+- COMPRESSED frames decode and have the metadata's size: all frames when a
+  split holds at most ``DECODE_ALL`` of them, else the first ``DECODE_ALL`` plus
+  an even sample of the rest (decoding is the slow part; framing, CRCs and
+  fields are still checked on every record);
+- warnings: a class with no training example, train records with no label,
+  test or unlabelled records that carry labels (they belong in the solution).
+
+A problem repeated on many records is reported for the first ``MAX_REPEATS``
+records, then once more with the count of the others.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from autodl.errors import FormatError
+from autodl.formats import _records, images
+from autodl.formats._layout import Layout, locate
+from autodl.formats.dataset import dense_x, frames_x, labels_of, read_solution, sparse_x
+from autodl.formats.spec import Metadata, label_names_from, parse_metadata, spec_from_metadata
+from autodl.formats.tfrecord import iter_framed, split_files
+
+DECODE_ALL = 2000
+MAX_REPEATS = 10
+
+
+@dataclass
+class Problem:
+    """One finding. ``severity`` is "error" (the dataset cannot be used as is) or "warning"."""
+
+    file: str | None
+    record: int | None
+    field: str | None
+    message: str
+    expected: str | None = None
+    severity: str = "error"
+
+
+@dataclass
+class CheckReport:
+    """Summary of a dataset and the problems found in it."""
+
+    name: str | None = None
+    domain: str | None = None
+    output_dim: int | None = None
+    label_names: list[str] | None = None
+    shape: tuple[int, int, int, int] | None = None
+    format: str | None = None
+    train: int | None = None
+    test: int | None = None
+    unlabelled: int | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: the summary, split counts ({"count": N} or None), problems."""
+
+        def count(n: int | None) -> dict[str, int] | None:
+            return None if n is None else {"count": n}
+
+        return {
+            "name": self.name,
+            "domain": self.domain,
+            "output_dim": self.output_dim,
+            "label_names": self.label_names,
+            "shape": list(self.shape) if self.shape is not None else None,
+            "format": self.format,
+            "train": count(self.train),
+            "test": count(self.test),
+            "unlabelled": count(self.unlabelled),
+            "problems": [asdict(p) for p in self.problems],
+        }
+
+
+class _Collector:
+    """Problems, with repeats of one kind in one file capped at MAX_REPEATS."""
+
+    def __init__(self, report: CheckReport):
+        self.report = report
+        self.repeats: Counter = Counter()
+        self.first: dict = {}
+
+    def add(self, file, record, fld, message, expected=None, severity="error", kind=None) -> None:
+        key = (file, fld, kind or message)
+        self.repeats[key] += 1
+        if self.repeats[key] <= MAX_REPEATS:
+            self.report.problems.append(Problem(file, record, fld, message, expected, severity))
+        elif key not in self.first:
+            self.first[key] = (file, fld, severity, message)
+
+    def finish(self) -> None:
+        for key, (file, fld, severity, message) in self.first.items():
+            more = self.repeats[key] - MAX_REPEATS
+            self.report.problems.append(
+                Problem(
+                    file,
+                    None,
+                    fld,
+                    f"… and {more} more records with the same problem ({message})",
+                    None,
+                    severity,
+                )
+            )
+
+
+def _meta(c: _Collector, folder, split: str) -> Metadata | None:
+    file = f"{split}/metadata.textproto"
+    node = folder / "metadata.textproto"
+    if not node.is_file():
+        c.add(
+            file, None, None, f"{file} is missing.", "a DataSpecification in protobuf text format"
+        )
+        return None
+    try:
+        return parse_metadata(node.read_bytes(), file=file)
+    except FormatError as e:
+        c.add(file, None, e.field, e.message, "protobuf text format (DataSpecification)")
+        return None
+
+
+def _compare(c: _Collector, ref: Metadata, other: Metadata, split: str) -> None:
+    file = f"{split}/metadata.textproto"
+    for name in ("output_dim", "sequence_size", "row_count", "col_count", "num_channels", "format"):
+        a, b = getattr(ref, name), getattr(other, name)
+        if name == "num_channels" and (a is None or b is None):
+            continue
+        if a != b:
+            c.add(
+                file,
+                None,
+                name,
+                f"{file}: {name} is {b} but train/metadata.textproto says {a}.",
+                f"{a}, as in train/",
+            )
+
+
+def _check_meta(c: _Collector, m: Metadata, split: str) -> None:
+    file = f"{split}/metadata.textproto"
+    if m.output_dim is None or m.output_dim <= 0:
+        c.add(
+            file,
+            None,
+            "output_dim",
+            f"{file}: output_dim is {m.output_dim or 'missing'}.",
+            "the number of classes (≥ 1)",
+        )
+    if m.matrix_spec_count == 0:
+        c.add(
+            file, None, "matrix_spec", f"{file}: there is no matrix_spec.", "one matrix_spec block"
+        )
+    elif m.storage_format != "COMPRESSED" and ((m.row_count or 0) <= 0 or (m.col_count or 0) <= 0):
+        c.add(
+            file,
+            None,
+            "row_count",
+            f"{file}: {m.storage_format} data needs row_count and col_count ≥ 1 (got {m.row_count}×{m.col_count}).",
+            "the matrix size",
+        )
+    seen: dict[str, int] = {}
+    for k, v in m.label_to_index:
+        if m.output_dim and not 0 <= v < m.output_dim:
+            c.add(
+                file,
+                None,
+                "label_to_index_map",
+                f"{file}: label '{k}' has index {v}, outside the {m.output_dim} classes.",
+                f"0 … {m.output_dim - 1}",
+            )
+        if k in seen:
+            c.add(
+                file,
+                None,
+                "label_to_index_map",
+                f"{file}: label '{k}' is listed twice.",
+                "each label once",
+                "warning",
+            )
+        seen[k] = v
+
+
+class _SplitScan:
+    """Read every record of a split once; gather counts, ids, label sums."""
+
+    def __init__(self, c: _Collector, split: str, folder, spec, fmt: str):
+        self.c, self.split, self.folder, self.spec, self.fmt = c, split, folder, spec, fmt
+        self.count = 0
+        self.ids: dict[int, tuple[str, int]] = {}
+        self.label_sums = np.zeros(spec.output_dim if spec else 0)
+        self.unlabelled_train = 0
+        self.frames: list[tuple[str, int, int | None, list[bytes]]] = []
+
+    def run(self) -> None:
+        files = split_files(self.folder)
+        if not files:
+            self.c.add(
+                f"{self.split}/",
+                None,
+                None,
+                f"{self.split}/ holds no sample* record files.",
+                "sample-<name>-<split>.tfrecord",
+            )
+        for f in files:
+            file = f"{self.split}/{f.name}"
+            try:
+                with f.open("rb") as stream:
+                    for info, data in iter_framed(stream, file):
+                        self.count += 1
+                        self._record(file, info.index, data)
+            except FormatError as e:
+                self.c.add(
+                    file,
+                    e.record,
+                    "framing",
+                    e.message,
+                    "intact TFRecord framing with matching CRCs",
+                )
+            except OSError as e:
+                self.c.add(file, None, None, f"{file}: cannot be read ({e}).")
+
+    def _record(self, file: str, i: int, data: bytes) -> None:
+        c, spec = self.c, self.spec
+        try:
+            d = _records.decode_record(data, self.fmt)
+        except _records.RecordError as e:
+            c.add(
+                file,
+                i,
+                e.field or None,
+                f"{file}: record {i}: {e.message}.",
+                e.expected,
+                kind=e.field,
+            )
+            return
+        if d.id is None:
+            c.add(file, i, "id", f"{file}: record {i} has no 'id'.", "an int64 id", kind="no id")
+        elif d.id in self.ids:
+            of, oi = self.ids[d.id]
+            c.add(
+                file,
+                i,
+                "id",
+                f"{file}: record {i} has id {d.id}, already used by {of} record {oi}.",
+                "unique ids",
+                kind="duplicate id",
+            )
+        else:
+            self.ids[d.id] = (file, i)
+        if spec is None:
+            return
+        try:
+            y = labels_of(d, spec.output_dim)
+            if self.split == "train":
+                self.label_sums += y
+                if not y.any():
+                    self.unlabelled_train += 1
+                    c.add(
+                        file,
+                        i,
+                        "label_index",
+                        f"{file}: record {i} has no label.",
+                        "at least one label index",
+                        "warning",
+                        kind="no label",
+                    )
+            elif y.any():
+                c.add(
+                    file,
+                    i,
+                    "label_index",
+                    f"{file}: record {i} carries labels; {self.split} labels belong in the solution file.",
+                    "empty label lists",
+                    "warning",
+                    kind="labels",
+                )
+        except _records.RecordError as e:
+            c.add(file, i, e.field, f"{file}: record {i}: {e.message}.", e.expected, kind=e.field)
+        try:
+            if d.dense is not None:
+                dense_x(d.dense, spec.shape)
+            elif d.sparse is not None:
+                sparse_x(d.sparse, spec.shape)
+            else:
+                t = spec.shape[0]
+                n = len(d.frames or [])
+                if t > 0 and n != t:
+                    raise _records.RecordError(
+                        _records.COMPRESSED_KEY,
+                        f"the record has {n} frames",
+                        f"sequence_size = {t}",
+                    )
+                self.frames.append((file, i, d.id, d.frames or []))
+        except _records.RecordError as e:
+            c.add(file, i, e.field, f"{file}: record {i}: {e.message}.", e.expected, kind=e.field)
+
+    def decode_frames(self) -> None:
+        recs = self.frames
+        total = sum(len(fr) for *_, fr in recs)
+        if total > DECODE_ALL:
+            n_head = max(1, DECODE_ALL // max(1, total // len(recs)))
+            rest = recs[n_head:]
+            recs = recs[:n_head] + rest[:: max(1, len(rest) // 200)]
+        flat = [f for *_, fr in recs for f in fr]
+        decoded = images.decode_frames(flat, self.spec.shape[3])
+        k = 0
+        for file, i, _rid, fr in recs:
+            mine = decoded[k : k + len(fr)]
+            k += len(fr)
+            bad = [p for p in mine if isinstance(p, ValueError)]
+            if bad:
+                self.c.add(
+                    file,
+                    i,
+                    _records.COMPRESSED_KEY,
+                    f"{file}: record {i}: a frame does not decode ({bad[0]}).",
+                    "a PNG or JPEG image",
+                    kind="decode",
+                )
+                continue
+            try:
+                frames_x(mine, self.spec.shape)
+            except _records.RecordError as e:
+                self.c.add(
+                    file,
+                    i,
+                    e.field,
+                    f"{file}: record {i}: {e.message}.",
+                    e.expected,
+                    kind="frame size",
+                )
+
+
+def _solution(c: _Collector, lay: Layout, report: CheckReport) -> None:
+    file = f"{lay.name}.solution"
+    if lay.solution is None:
+        c.add(
+            file,
+            None,
+            None,
+            f"{file} is missing: test predictions cannot be scored.",
+            "one row of labels per test record",
+        )
+        return
+    try:
+        sol = read_solution(lay.solution, file)
+    except FormatError as e:
+        c.add(file, e.record, None, e.message, "numbers separated by spaces")
+        return
+    if report.test is not None and len(sol) != report.test:
+        c.add(
+            file,
+            None,
+            None,
+            f"{file} has {len(sol)} rows but test/ holds {report.test} records. Re-export the solution with the test split.",
+            f"{report.test} rows",
+        )
+    if report.output_dim and sol.size and sol.shape[1] != report.output_dim:
+        c.add(
+            file,
+            None,
+            None,
+            f"{file} has {sol.shape[1]} columns but output_dim is {report.output_dim}.",
+            f"{report.output_dim} columns",
+        )
+
+
+def check_dataset(path: Any) -> CheckReport:
+    """Check the dataset at ``path`` (folder or zip); never raises on bad input."""
+    report = CheckReport()
+    c = _Collector(report)
+    try:
+        lay = locate(path)
+    except FormatError as e:
+        c.add(e.file, None, None, e.message, "a dataset folder or zip")
+        return report
+    try:
+        _check(c, lay, report)
+    except Exception as e:  # a bug of ours must not hide the findings so far
+        c.add(
+            None, None, None, f"the check stopped early: {type(e).__name__}: {e}", severity="error"
+        )
+    finally:
+        lay.close()
+    c.finish()
+    return report
+
+
+def _check(c: _Collector, lay: Layout, report: CheckReport) -> None:
+    report.name = lay.name
+    folders = {s: lay.data_dir / s for s in ("train", "test")}
+    if lay.unlabelled is not None:
+        folders["unlabelled"] = lay.unlabelled
+    metas: dict[str, Metadata] = {}
+    for split, folder in folders.items():
+        if not folder.is_dir():
+            c.add(
+                f"{split}/",
+                None,
+                None,
+                f"{lay.name}.data/{split}/ is missing.",
+                f"a {split}/ folder",
+            )
+            continue
+        m = _meta(c, folder, split)
+        if m is not None:
+            _check_meta(c, m, split)
+            metas[split] = m
+    ref = metas.get("train") or metas.get("test")
+    spec = None
+    if ref is not None and ref.output_dim and ref.output_dim > 0 and ref.matrix_spec_count:
+        label_lines = None
+        if lay.label_file is not None:
+            label_lines = lay.label_file.read_bytes().decode("utf-8", "replace").splitlines()
+        try:
+            spec = spec_from_metadata(ref, lay.name, label_file_lines=label_lines)
+        except FormatError:
+            spec = None
+        if spec is not None:
+            report.domain, report.output_dim, report.format = (
+                spec.domain,
+                spec.output_dim,
+                spec.format,
+            )
+            report.label_names = label_names_from(ref, label_lines)
+            report.shape = spec.shape
+    if "train" in metas:
+        for split in ("test", "unlabelled"):
+            if split in metas:
+                _compare(c, metas["train"], metas[split], split)
+    scans: dict[str, _SplitScan] = {}
+    for split, folder in folders.items():
+        if not folder.is_dir():
+            continue
+        meta = metas.get(split, ref)
+        s = _SplitScan(c, split, folder, spec, (meta or Metadata()).storage_format)
+        s.run()
+        scans[split] = s
+        setattr(report, split, s.count)
+        if (
+            meta is not None
+            and split in metas
+            and meta.sample_count is not None
+            and meta.sample_count != s.count
+        ):
+            c.add(
+                f"{split}/metadata.textproto",
+                None,
+                "sample_count",
+                f"{split}/metadata.textproto: sample_count is {meta.sample_count} but {split}/ holds {s.count} records. Re-export the {split} split.",
+                f"{s.count}",
+            )
+    if spec is not None and spec.format == "COMPRESSED":
+        if ref is not None and (ref.num_channels is None or ref.num_channels <= 0):
+            first = next((frs[0] for s in scans.values() for *_, frs in s.frames if frs), None)
+            if first is not None:
+                try:
+                    ch = images.frame_channels(first)
+                    spec = spec_from_metadata(ref, lay.name, learned_channels=ch)
+                    report.shape = spec.shape
+                except (ValueError, FormatError):
+                    pass
+        for s in scans.values():
+            s.spec = spec
+            s.decode_frames()
+    if "train" in scans and "test" in scans:
+        train_ids = scans["train"].ids
+        for rid, (file, i) in scans["test"].ids.items():
+            if rid in train_ids:
+                of, oi = train_ids[rid]
+                c.add(
+                    file,
+                    i,
+                    "id",
+                    f"{file}: record {i} has id {rid}, also used by {of} record {oi}.",
+                    "test ids 0 … n_test-1, train ids after them",
+                    kind="shared id",
+                )
+    if spec is not None and "train" in scans and scans["train"].count:
+        names = report.label_names or [str(i) for i in range(spec.output_dim)]
+        for k in np.flatnonzero(scans["train"].label_sums == 0):
+            c.add(
+                "train/",
+                None,
+                "label_index",
+                f"class '{names[k]}' (column {k}) has no training example.",
+                "at least one train record per class",
+                "warning",
+                kind=f"class {k}",
+            )
+    _solution(c, lay, report)
+
+
+__all__ = ["CheckReport", "Problem", "check_dataset"]
