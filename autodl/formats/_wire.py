@@ -299,7 +299,8 @@ def encode_feature_list(features: Iterable[bytes]) -> bytes:
 
 def encode_float_steps(steps: np.ndarray) -> bytes:
     """A FeatureList of float steps from an array (n_steps, k), vectorised."""
-    steps = np.ascontiguousarray(steps, dtype="<f4").reshape(len(steps), -1)
+    steps = np.ascontiguousarray(steps, dtype="<f4")
+    steps = steps.reshape(steps.shape[0], int(np.prod(steps.shape[1:])))
     n, k = steps.shape
     header = np.frombuffer(_float_step_header(k), np.uint8)
     out = np.empty((n, len(header) + 4 * k), np.uint8)

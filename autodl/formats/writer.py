@@ -153,7 +153,7 @@ class DatasetWriter:
         arr = np.asarray(x, np.float32)
         _, h, w, c = self.spec.shape
         if fmt == "DENSE":
-            return {"0_dense_input": _wire.encode_float_steps(arr.reshape(len(arr), -1))}
+            return {"0_dense_input": _wire.encode_float_steps(arr)}
         arr = arr.reshape(len(arr), h, w, c)
         lists: dict[str, list[bytes]] = {k: [] for k in ("channel", "col", "row", "value")}
         for step in arr:
