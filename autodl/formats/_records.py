@@ -46,25 +46,27 @@ class RecordError(ValueError):
 
 @dataclass
 class Decoded:
-    """The fields of one record. Absent context features are None."""
+    """The fields of one record. Absent context features are None.
+
+    Label lists stay Python lists: they hold a few values, and numpy's
+    per-call cost would dominate the reading of a tabular row.
+    """
 
     id: int | None
-    label_index: np.ndarray | None  # int64
-    label_score: np.ndarray | None  # float32
+    label_index: list[int] | None
+    label_score: list[float] | None
     dense: np.ndarray | None = None  # float32 (steps, values per step)
     frames: list[bytes] | None = None  # COMPRESSED: one encoded image per frame
     sparse: dict[str, np.ndarray] | None = None  # row, col, channel, value, step
 
 
-def _context_value(name: str, kind: str | None, values, want: str):
-    if kind is None and len(values) == 0:
-        return np.zeros(0, np.int64 if want == "int64" else np.float32)
-    if kind != want:
+def _context_value(name: str, kind: str | None, values, want: str) -> list:
+    if kind != want and (kind is not None or len(values)):
         raise RecordError(name, f"context feature '{name}' holds {kind} values", f"an {want} list")
-    return np.asarray(values, np.int64 if want == "int64" else np.float32)
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)
 
 
-def _finish_context(ctx: dict) -> tuple[int | None, np.ndarray | None, np.ndarray | None]:
+def _finish_context(ctx: dict) -> tuple[int | None, list | None, list | None]:
     rid = None
     if "id" in ctx:
         ids = _context_value("id", *ctx["id"], "int64")
@@ -73,16 +75,11 @@ def _finish_context(ctx: dict) -> tuple[int | None, np.ndarray | None, np.ndarra
                 "id", f"context feature 'id' holds {len(ids)} values", "exactly one int64"
             )
         rid = int(ids[0])
-    li = (
-        _context_value("label_index", *ctx["label_index"], "int64")
-        if "label_index" in ctx
-        else None
-    )
-    ls = (
-        _context_value("label_score", *ctx["label_score"], "float")
-        if "label_score" in ctx
-        else None
-    )
+    li = ls = None
+    if "label_index" in ctx:
+        li = _context_value("label_index", *ctx["label_index"], "int64")
+    if "label_score" in ctx:
+        ls = _context_value("label_score", *ctx["label_score"], "float")
     return rid, li, ls
 
 
@@ -148,16 +145,38 @@ def _pb_kind(f) -> tuple[str | None, list]:
     return kind[:-5], getattr(f, kind).value
 
 
+_PB_WANT = {"id": "int64_list", "label_index": "int64_list", "label_score": "float_list"}
+
+
+def _pb_context(ctx, name: str) -> list | None:
+    f = ctx.get(name)  # never ctx[name] on a missing key: it would insert it
+    if f is None:
+        return None
+    want = _PB_WANT[name]
+    values = getattr(f, want).value
+    if values:
+        return list(values)
+    kind = f.WhichOneof("kind")  # an empty list of the right kind, or another kind?
+    if kind is None or kind == want:
+        return []
+    raise RecordError(
+        name, f"context feature '{name}' holds {kind[:-5]} values", f"an {want[:-5]} list"
+    )
+
+
 def _decode_pb(buf: bytes, fmt: str) -> Decoded:
     try:
         m = SequenceExample.FromString(buf)
     except Exception as e:  # upb raises DecodeError; keep the message
         raise RecordError("", f"the record is not a valid SequenceExample ({e})") from None
     ctx = m.context.feature
-    out = Decoded(
-        *_finish_context(
-            {k: _pb_kind(ctx[k]) for k in ("id", "label_index", "label_score") if k in ctx}
+    ids = _pb_context(ctx, "id")
+    if ids is not None and len(ids) != 1:
+        raise RecordError(
+            "id", f"context feature 'id' holds {len(ids)} values", "exactly one int64"
         )
+    out = Decoded(
+        ids[0] if ids else None, _pb_context(ctx, "label_index"), _pb_context(ctx, "label_score")
     )
     fl = m.feature_lists.feature_list
     if fmt == "DENSE":
@@ -165,26 +184,18 @@ def _decode_pb(buf: bytes, fmt: str) -> Decoded:
             raise _missing(DENSE_KEY, fmt)
         flist = fl[DENSE_KEY]
         feats = flist.feature
-        if len(feats) > 4:
-            # Re-serialising the list in C and decoding it with numpy beats
-            # one Python access per step (texts: ~100 steps of one float).
-            raw = flist.SerializeToString()
-            try:
-                out.dense = _wire.FeatureListView(raw, 0, len(raw)).floats()
-            except _wire.WireError as e:
-                raise RecordError(DENSE_KEY, str(e)) from None
+        n = len(feats)
+        if n == 1 and feats[0].WhichOneof("kind") == "float_list":  # a tabular row
+            v = feats[0].float_list.value
+            out.dense = np.fromiter(v, np.float32, len(v)).reshape(1, len(v))
             return out
-        kinds = {f.WhichOneof("kind") for f in feats}
-        if kinds - {"float_list"}:
-            raise RecordError(DENSE_KEY, f"'{DENSE_KEY}' holds non-float steps", "float lists")
-        steps = [f.float_list.value for f in feats]
-        if len({len(s) for s in steps}) > 1:
-            raise RecordError(DENSE_KEY, f"'{DENSE_KEY}' steps hold different numbers of floats")
-        out.dense = (
-            np.array(steps, np.float32).reshape(len(steps), -1)
-            if steps
-            else np.zeros((0, 0), np.float32)
-        )
+        # Re-serialising the list in C and decoding it with numpy beats one
+        # Python access per step (texts: ~100 steps of one float).
+        raw = flist.SerializeToString()
+        try:
+            out.dense = _wire.FeatureListView(raw, 0, len(raw)).floats()
+        except _wire.WireError as e:
+            raise RecordError(DENSE_KEY, str(e)) from None
     elif fmt == "COMPRESSED":
         if COMPRESSED_KEY not in fl:
             raise _missing(COMPRESSED_KEY, fmt)

@@ -59,23 +59,22 @@ RecordError = _records.RecordError
 def labels_of(d: _records.Decoded, output_dim: int) -> np.ndarray:
     """The dense label vector of a record (``tf.sparse_to_dense`` of its lists)."""
     y = np.zeros(output_dim, np.float32)
-    li = d.label_index if d.label_index is not None else np.zeros(0, np.int64)
-    ls = d.label_score if d.label_score is not None else np.zeros(0, np.float32)
+    li = d.label_index or []
+    ls = d.label_score or []
     if len(li) != len(ls):
         raise RecordError(
             "label_score",
             f"label_score holds {len(ls)} values for {len(li)} label indices",
             f"{len(li)} scores",
         )
-    if len(li):
-        bad = li[(li < 0) | (li >= output_dim)]
-        if len(bad):
+    for i, score in zip(li, ls, strict=True):
+        if not 0 <= i < output_dim:
             raise RecordError(
                 "label_index",
-                f"label index {int(bad[0])} is out of range",
+                f"label index {i} is out of range",
                 f"0 … {output_dim - 1} (output_dim is {output_dim})",
             )
-        y[li] = ls
+        y[i] = score
     return y
 
 

@@ -83,62 +83,82 @@ def _corrupt(path: Any, index: int, offset: int, what: str, expected: str) -> Fo
     )
 
 
+_CHUNK = 1 << 20
+_MAX_RECORD = 1 << 31  # TF's own writer never exceeds this; guards an unverified length
+
+
 def iter_framed(
     stream: BinaryIO, path: Any = "<stream>", *, verify: bool = True
 ) -> Iterator[tuple[RecordInfo, bytes]]:
     """Records of an open binary stream, with their position.
 
-    Raises `FormatError` naming the file, the record number and its byte offset
-    when a record is truncated or a CRC does not match (when ``verify``).
+    Reads the stream in 1 MB chunks (two small reads per record would cost
+    more than decoding a tabular row). Raises `FormatError` naming the file,
+    the record number and its byte offset when a record is truncated or a CRC
+    does not match (when ``verify``).
     """
-    index = 0
-    offset = 0
-    read = stream.read
+    buf = b""
+    pos = index = offset = 0
+    eof = False
+
+    def fill(n: int) -> None:
+        nonlocal buf, pos, eof
+        parts = [buf[pos:]]
+        have = len(parts[0])
+        while have < n and not eof:
+            more = stream.read(max(_CHUNK, n - have))
+            if not more:
+                eof = True
+            parts.append(more)
+            have += len(more)
+        buf, pos = b"".join(parts), 0
+
     while True:
-        header = read(12)
-        if not header:
+        if len(buf) - pos < 12:
+            fill(12)
+        avail = len(buf) - pos
+        if avail == 0:
             return
-        if len(header) < 12:
+        if avail < 12:
             raise _corrupt(
-                path,
-                index,
-                offset,
-                f"the file ends inside a record header ({len(header)} of 12 bytes)",
+                path, index, offset,
+                f"the file ends inside a record header ({avail} of 12 bytes)",
                 "12 header bytes (length and its CRC)",
-            )
-        length, length_crc = _HEADER.unpack(header)
-        if verify and masked_crc32c(header[:8]) != length_crc:
-            raise _corrupt(
-                path,
-                index,
-                offset,
-                f"the CRC of the length field is {length_crc:#010x}",
-                f"{masked_crc32c(header[:8]):#010x} (a damaged header)",
-            )
-        body = read(length + 4)
-        if len(body) < length + 4:
-            raise _corrupt(
-                path,
-                index,
-                offset,
-                f"the file ends after {max(len(body), 0)} of {length + 4} record bytes",
-                f"{length} data bytes and a 4-byte CRC",
-            )
-        data = body[:length]
+            )  # fmt: skip
+        length, length_crc = _HEADER.unpack_from(buf, pos)
         if verify:
-            (data_crc,) = _FOOTER.unpack_from(body, length)
+            expected = masked_crc32c(buf[pos : pos + 8])
+            if expected != length_crc:
+                raise _corrupt(
+                    path, index, offset,
+                    f"the CRC of the length field is {length_crc:#010x}",
+                    f"{expected:#010x} (a damaged header)",
+                )  # fmt: skip
+        elif length > _MAX_RECORD:
+            raise _corrupt(path, index, offset, f"the length field says {length} bytes", "< 2 GiB")
+        need = 16 + length
+        if len(buf) - pos < need:
+            fill(need)
+        if len(buf) - pos < need:
+            raise _corrupt(
+                path, index, offset,
+                f"the file ends after {len(buf) - pos - 12} of {length + 4} record bytes",
+                f"{length} data bytes and a 4-byte CRC",
+            )  # fmt: skip
+        data = buf[pos + 12 : pos + 12 + length]
+        if verify:
+            (data_crc,) = _FOOTER.unpack_from(buf, pos + 12 + length)
             actual = masked_crc32c(data)
             if actual != data_crc:
                 raise _corrupt(
-                    path,
-                    index,
-                    offset,
+                    path, index, offset,
                     f"the data CRC is {data_crc:#010x}",
                     f"{actual:#010x} (the record's bytes are damaged)",
-                )
+                )  # fmt: skip
         yield RecordInfo(index, offset, length), data
+        pos += need
         index += 1
-        offset += 16 + length
+        offset += need
 
 
 def _open(path: Any) -> BinaryIO:

@@ -142,7 +142,7 @@ def test_fast_paths_agree_with_protobuf_messages(name):
             m = E.SequenceExample.FromString(data)
             ctx = m.context.feature
             assert wire.id == ctx["id"].int64_list.value[0]
-            assert wire.label_index.tolist() == list(ctx["label_index"].int64_list.value)
+            assert wire.label_index == list(ctx["label_index"].int64_list.value)
             fl = m.feature_lists.feature_list
             if fmt == "DENSE":
                 ref = [list(f.float_list.value) for f in fl["0_dense_input"].feature]
