@@ -1,7 +1,8 @@
 """Tiny datasets of every domain, written in the official format, for tests and demos.
 
 Each ``make_*`` writes ``root/<name>/`` with `DatasetWriter` and returns that
-path. Data are deterministic (``seed``) and carry a learnable signal, so a
+path; ``unlabelled=False`` leaves out the unlabelled part (``n_unlabelled``
+records otherwise). Data are deterministic (``seed``) and carry a learnable signal, so a
 simple classifier beats chance; they are small enough to write in
 milliseconds. ``make_digits`` writes scikit-learn's ``load_digits()`` as an
 8×8 gray PNG image dataset (the README quick start).
@@ -51,6 +52,7 @@ def make_tabular(
     n_classes: int = 3,
     multilabel: bool = False,
     n_unlabelled: int = 10,
+    unlabelled: bool = True,
     storage: str = "DENSE",
     name: str = "tinytabular",
     seed: int = 0,
@@ -79,7 +81,15 @@ def make_tabular(
         name, (1, 1, n_features, 1), n_classes, storage, [f"class{i}" for i in range(n_classes)]
     )  # type: ignore[arg-type]
     return _write(
-        root, spec, make, n_train, n_test, n_unlabelled, rng, label_map=False, label_file=True
+        root,
+        spec,
+        make,
+        n_train,
+        n_test,
+        n_unlabelled if unlabelled else 0,
+        rng,
+        label_map=False,
+        label_file=True,
     )
 
 
@@ -92,6 +102,7 @@ def make_image(
     channels: int = 1,
     n_classes: int = 3,
     n_unlabelled: int = 10,
+    unlabelled: bool = True,
     image_format: str = "PNG",
     name: str = "tinyimage",
     seed: int = 0,
@@ -115,7 +126,16 @@ def make_image(
         [f"band{i}" for i in range(n_classes)],
         domain="image",
     )
-    return _write(root, spec, make, n_train, n_test, n_unlabelled, rng, image_format=image_format)
+    return _write(
+        root,
+        spec,
+        make,
+        n_train,
+        n_test,
+        n_unlabelled if unlabelled else 0,
+        rng,
+        image_format=image_format,
+    )
 
 
 def make_text(
@@ -126,6 +146,7 @@ def make_text(
     n_classes: int = 2,
     vocab_size: int = 40,
     n_unlabelled: int = 10,
+    unlabelled: bool = True,
     name: str = "tinytext",
     seed: int = 0,
 ) -> Path:
@@ -158,7 +179,9 @@ def make_text(
         {w: i for i, w in enumerate(words)},
         domain="text",
     )
-    return _write(root, spec, make, n_train, n_test, n_unlabelled, rng, label_map=False)
+    return _write(
+        root, spec, make, n_train, n_test, n_unlabelled if unlabelled else 0, rng, label_map=False
+    )
 
 
 def make_speech(
@@ -168,6 +191,7 @@ def make_speech(
     *,
     n_classes: int = 3,
     n_unlabelled: int = 10,
+    unlabelled: bool = True,
     name: str = "tinyspeech",
     seed: int = 0,
 ) -> Path:
@@ -196,7 +220,7 @@ def make_speech(
         [f"tone{i}" for i in range(n_classes)],
         domain="speech",
     )
-    return _write(root, spec, make, n_train, n_test, n_unlabelled, rng)
+    return _write(root, spec, make, n_train, n_test, n_unlabelled if unlabelled else 0, rng)
 
 
 def make_video(
@@ -207,6 +231,7 @@ def make_video(
     frames: int = 4,
     size: int = 12,
     n_unlabelled: int = 10,
+    unlabelled: bool = True,
     image_format: str = "PNG",
     name: str = "tinyvideo",
     seed: int = 0,
@@ -243,29 +268,55 @@ def make_video(
         ["left", "right", "up", "down"],
         domain="video",
     )
-    return _write(root, spec, make, n_train, n_test, n_unlabelled, rng, image_format=image_format)
+    return _write(
+        root,
+        spec,
+        make,
+        n_train,
+        n_test,
+        n_unlabelled if unlabelled else 0,
+        rng,
+        image_format=image_format,
+    )
+
+
+def _stratified(sizes: np.ndarray, total: int) -> np.ndarray:
+    """Split ``total`` over classes in proportion to ``sizes`` (largest remainders)."""
+    exact = sizes * total / sizes.sum()
+    out = np.floor(exact).astype(int)
+    out[np.argsort(out - exact)[: total - out.sum()]] += 1
+    return out
 
 
 def make_digits(
-    root: str | Path, *, name: str = "digits", test_fraction: float = 0.35, seed: int = 0
+    root: str | Path,
+    *,
+    name: str = "digits",
+    test_fraction: float = 0.35,
+    n_unlabelled: int = 200,
+    seed: int = 0,
 ) -> Path:
     """scikit-learn's ``load_digits()`` (1797 8×8 digits) as an image dataset.
 
-    Pixels 0–16 are scaled to 0–255 and stored as gray PNGs; the split is
-    stratified (``test_fraction``) with a fixed seed; label names '0'…'9'.
+    As the reference ``handdigits`` was made: ``n_unlabelled`` digits
+    (stratified) are set aside as the unlabelled part, the others are split
+    into train and test (stratified, ``test_fraction``), pixels 0–16 are scaled
+    to 0–255 and stored as 8-bit gray PNGs; label names '0'…'9'.
     """
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     rng = np.random.default_rng(seed)
-    test_idx = []
+    part = np.zeros(len(digits.target), np.int8)  # 0 train, 1 test, 2 unlabelled
+    sizes = np.bincount(digits.target, minlength=10)
+    unl = _stratified(sizes, n_unlabelled)
+    test = _stratified(sizes - unl, int(round((len(digits.target) - n_unlabelled) * test_fraction)))
     for k in range(10):
-        members = np.flatnonzero(digits.target == k)
-        test_idx.extend(rng.permutation(members)[: int(round(len(members) * test_fraction))])
-    is_test = np.zeros(len(digits.target), bool)
-    is_test[test_idx] = True
-    order_test = rng.permutation(np.flatnonzero(is_test))
-    order_train = rng.permutation(np.flatnonzero(~is_test))
+        members = rng.permutation(np.flatnonzero(digits.target == k))
+        n_unl, n_test = unl[k], test[k]
+        part[members[:n_unl]] = 2
+        part[members[n_unl : n_unl + n_test]] = 1
+    order = [rng.permutation(np.flatnonzero(part == p)) for p in (0, 1, 2)]
     pixels = np.rint(digits.images * 255.0 / 16.0).astype(np.uint8).reshape(-1, 1, 8, 8, 1)
     labels = _one_hot(digits.target, 10)
     spec = DatasetSpec(
@@ -273,8 +324,9 @@ def make_digits(
     )
     writer = DatasetWriter(root, spec)
     return writer.write(
-        train=(list(pixels[order_train]), labels[order_train]),
-        test=(list(pixels[order_test]), labels[order_test]),
+        train=(list(pixels[order[0]]), labels[order[0]]),
+        test=(list(pixels[order[1]]), labels[order[1]]),
+        unlabelled=list(pixels[order[2]]) if len(order[2]) else None,
     )
 
 

@@ -85,7 +85,8 @@ def test_digits_match_scikit_learn(tiny_datasets):
     digits = load_digits()
     with open_dataset(tiny_datasets["digits"]) as ds:
         assert ds.spec.shape == (1, 8, 8, 1) and ds.spec.label_names == [str(i) for i in range(10)]
-        assert len(ds.train) + len(ds.test) == len(digits.target)
+        assert (len(ds.train), len(ds.test), len(ds.unlabelled)) == (1038, 559, 200)
+        assert len(ds.train) + len(ds.test) + len(ds.unlabelled) == len(digits.target)
         x = ds.train.load().x
         levels = np.rint(np.arange(17) * 255 / 16).astype(np.float32) * np.float32(1 / 255)
         assert set(np.unique(x)) <= set(levels)
