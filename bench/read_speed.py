@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autodl.formats import example as E  # noqa: E402
+from autodl.formats import images  # noqa: E402
 from autodl.formats.dataset import open_dataset  # noqa: E402
 from autodl.formats.tfrecord import read_records  # noqa: E402
 
@@ -106,7 +107,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="*", default=NAMES)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument(
+        "--no-simplejpeg",
+        action="store_true",
+        help="decode JPEG with Pillow even if simplejpeg is installed",
+    )
     args = ap.parse_args()
+    if args.no_simplejpeg:
+        images.simplejpeg = None
+        images.JPEG_DECODER = "Pillow"
+    print(f"JPEG decoder: {images.JPEG_DECODER}; {images.default_workers()} decoding workers")
     if not SHARED.is_dir():
         print(f"reference data not found at {SHARED}; nothing to measure.")
         return

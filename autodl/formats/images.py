@@ -1,16 +1,21 @@
-"""Decode and encode COMPRESSED frames with Pillow, as TensorFlow's reader does.
+"""Decode and encode COMPRESSED frames as TensorFlow's reader does.
 
 The official reader calls ``tf.image.decode_image(frame, channels=C)`` and
 ``tf.image.convert_image_dtype(image, tf.float32)``: uint8 values cast to
-float32 times ``float32(1/255)``. `to_float` does exactly that, so the values
-are bit-identical. Channel conversion follows TensorFlow:
-gray is replicated to RGB, alpha is dropped, and a colour JPEG asked for one
-channel is decoded by libjpeg straight to its luma plane (Pillow's ``draft``),
-as ``decode_jpeg(channels=1)`` does.
+float32 times ``float32(1/255)``. `to_float` does exactly that. Channel
+conversion follows TensorFlow: gray is replicated to RGB, alpha is dropped, a
+colour JPEG asked for one channel is decoded by libjpeg to its luma plane.
+
+PNG (and other lossless formats) decode bit-identically with Pillow. JPEG
+does not: TensorFlow decodes with libjpeg's fast integer IDCT
+(``INTEGER_FAST``), Pillow with the accurate one, and pixels differ by a few
+levels (17/255 at most on movingdigits and Monkeys, checked with TensorFlow
+2.21). When the optional package ``simplejpeg`` (libjpeg-turbo) is installed, JPEG frames are
+decoded with TensorFlow's settings and match it bit for bit (same check);
+``JPEG_DECODER`` says which decoder is in use.
 
 Decoding many frames uses every core: worker processes for many small frames,
-threads for large ones (Pillow releases the GIL inside its codecs); see
-``decode_frames``.
+threads for large ones (the codecs release the GIL); see ``decode_frames``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,13 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
+
+try:  # optional: libjpeg-turbo with TensorFlow's JPEG settings, bit-exact
+    import simplejpeg
+except ImportError:  # pragma: no cover - depends on the installation
+    simplejpeg = None
+
+JPEG_DECODER = "simplejpeg" if simplejpeg is not None else "Pillow"
 
 _SCALE = np.float32(1.0 / 255.0)
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
@@ -47,11 +59,28 @@ def frame_channels(data: bytes) -> int:
         return 1 if img.mode in _GRAY_MODES else 3
 
 
+def _decode_jpeg_like_tf(data: bytes, channels: int) -> np.ndarray | None:
+    """JPEG decoded as TensorFlow's ``decode_image`` does it: libjpeg-turbo with
+    the fast integer IDCT (TF's default ``INTEGER_FAST``) and fancy upsampling.
+    None when simplejpeg is missing or cannot take this image (Pillow then)."""
+    if simplejpeg is None or channels not in (1, 3) or data[:2] != b"\xff\xd8":
+        return None
+    try:
+        return simplejpeg.decode_jpeg(
+            data, colorspace="GRAY" if channels == 1 else "RGB", fastdct=True, fastupsample=False
+        )
+    except (ValueError, RuntimeError):
+        return None
+
+
 def decode_frame(data: bytes, channels: int) -> np.ndarray:
     """One encoded image (PNG, JPEG, GIF, BMP ...) -> uint8 array (H, W, channels).
 
-    Raises ``ValueError`` when the bytes are not an image Pillow can decode.
+    Raises ``ValueError`` when the bytes are not an image that can be decoded.
     """
+    arr = _decode_jpeg_like_tf(data, channels)
+    if arr is not None:
+        return arr
     try:
         img = Image.open(io.BytesIO(data))
         if img.format == "JPEG" and channels == 1 and img.mode != "L":
@@ -104,8 +133,9 @@ def decode_frames(
 
     Where the time goes decides how (measured on the reference data):
 
-    - many small frames (digits, video frames: ~45 us each, mostly Python in
-      Pillow, which holds the GIL): worker *processes*, ~1.7x on 2 cores;
+    - many small frames through Pillow (digits, video frames: ~45 us each,
+      mostly Python, which holds the GIL): worker *processes*, ~1.7x on 2 cores
+      for 10k frames; small JPEGs through simplejpeg (~5 us): this thread;
     - large frames (photos: the codec runs with the GIL released): threads;
     - a few hundred frames or fewer: this thread (a pool costs more than it saves).
     """
@@ -114,8 +144,10 @@ def decode_frames(
     if workers <= 1 or n < 8:
         return _decode_chunk((frames, channels))
     mean_size = sum(len(f) for f in frames) / n
+    # simplejpeg decodes a small JPEG in ~5 us: no pool can pay for itself.
+    quick = simplejpeg is not None and frames[0][:2] == b"\xff\xd8"
     pool: ProcessPoolExecutor | ThreadPoolExecutor | None = None
-    if n >= _PROCESS_MIN_FRAMES and mean_size < _LARGE_FRAME:
+    if n >= _PROCESS_MIN_FRAMES and mean_size < _LARGE_FRAME and not quick:
         pool = _process_pool(workers)
     if pool is None and mean_size >= _LARGE_FRAME:
         pool = ThreadPoolExecutor(workers)

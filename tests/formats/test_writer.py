@@ -126,7 +126,7 @@ def test_compressed_roundtrip(tmp_path, image_format, channels):
     x = ds.train.load().x
     assert x.shape == (4, 2, 6, 5, channels)
     err = np.abs(np.rint(x * 255) - px[2:])
-    assert err.max() == 0 if image_format == "PNG" else err.mean() < 8
+    assert err.max() == 0 if image_format == "PNG" else err.mean() < 12, err.mean()
     raw = ds.train.load(decode=False).x
     magic = b"\x89PNG" if image_format == "PNG" else b"\xff\xd8"
     assert raw[0][0][: len(magic)] == magic and len(raw[0]) == 2
