@@ -4,7 +4,9 @@ The official reader calls ``tf.image.decode_image(frame, channels=C)`` and
 ``tf.image.convert_image_dtype(image, tf.float32)``: uint8 values cast to
 float32 times ``float32(1/255)``. `to_float` does exactly that. Channel
 conversion follows TensorFlow: gray is replicated to RGB, alpha is dropped, a
-colour JPEG asked for one channel is decoded by libjpeg to its luma plane.
+colour JPEG asked for one channel is decoded by libjpeg to its luma plane, a
+colour PNG is turned gray with libpng's fixed-point weights (bit-identical,
+checked with TensorFlow 2.21).
 
 PNG (and other lossless formats) decode bit-identically with Pillow. JPEG
 does not: TensorFlow decodes with libjpeg's fast integer IDCT
@@ -73,6 +75,18 @@ def _decode_jpeg_like_tf(data: bytes, channels: int) -> np.ndarray | None:
         return None
 
 
+def _libpng_gray(rgb: np.ndarray) -> np.ndarray:
+    """Colour -> gray as libpng's ``png_set_rgb_to_gray(1, 0.299, 0.587)`` (which
+    TensorFlow's ``decode_png(channels=1)`` calls): 15-bit fixed-point weights,
+    truncated, and gray pixels kept as they are. Pillow's ``convert("L")``
+    rounds, and differs by one level on a few pixels."""
+    r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
+    gray = ((9797 * r + 19234 * g + 3737 * b) >> 15).astype(np.uint8)
+    same = (r == g) & (g == b)
+    gray[same] = rgb[..., 0][same]
+    return gray[:, :, None]
+
+
 def decode_frame(data: bytes, channels: int) -> np.ndarray:
     """One encoded image (PNG, JPEG, GIF, BMP ...) -> uint8 array (H, W, channels).
 
@@ -91,6 +105,8 @@ def decode_frame(data: bytes, channels: int) -> np.ndarray:
         mode = _MODES.get(channels)
         if mode is None:
             raise ValueError(f"cannot decode to {channels} channels (1, 3 or 4 supported)")
+        if channels == 1 and img.mode not in _GRAY_MODES:
+            return _libpng_gray(np.asarray(img.convert("RGB"), dtype=np.uint8))
         if img.mode != mode:
             img = img.convert(mode)
         arr = np.asarray(img, dtype=np.uint8)

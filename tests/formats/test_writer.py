@@ -201,3 +201,15 @@ def test_zips(tmp_path):
     assert not any("unlabelled" in n for n in zipfile.ZipFile(data_zip).namelist())
     with open_dataset(data_zip) as ds:
         assert ds.solution.shape == (2, 2) and ds.unlabelled is None
+
+
+def test_colour_png_to_gray_as_tensorflow():
+    """decode_png(channels=1) values from TensorFlow 2.21 (libpng's weights);
+    Pillow's convert("L") gives 127 for the first pixel."""
+    from autodl.formats.images import decode_frame, encode_frame
+
+    rgb = np.array([[[95, 130, 194], [217, 207, 235], [208, 78, 28], [40, 40, 40]]], np.uint8)
+    gray = decode_frame(encode_frame(rgb, "PNG"), 1)
+    assert gray.shape == (1, 4, 1) and gray[0, :, 0].tolist() == [126, 213, 111, 40]
+    rgba = np.concatenate([rgb, np.full((1, 4, 1), 7, np.uint8)], axis=2)
+    assert decode_frame(encode_frame(rgba, "PNG"), 3).tolist() == rgb.tolist()  # alpha dropped
