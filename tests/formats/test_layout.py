@@ -121,3 +121,23 @@ def test_reference_dataset_zipped_in_service_layout(tmp_path):
         arr = ds.test.load()
         assert arr.x.shape == (109, 10, 32, 32, 1) and ds.solution.shape == (109, 4)
     np.testing.assert_array_equal(arr.x, open_dataset(src).test.load().x)
+
+
+def test_sharded_split_reads_sample_files_in_name_order(tiny, tmp_path):
+    from autodl.formats.tfrecord import TFRecordWriter, read_records
+
+    copy = tmp_path / "tinytabular"
+    shutil.copytree(tiny, copy)
+    train = copy / "tinytabular.data" / "train"
+    (single,) = train.glob("sample*")
+    records = list(read_records(single))
+    single.unlink()
+    for name, part in (("sample-b", records[5:]), ("sample-a", records[:5]), ("other", records)):
+        with TFRecordWriter(train / name) as w:
+            w.write_all(part)
+    with open_dataset(copy) as ds:
+        assert [f.name for f in ds.train.files] == ["sample-a", "sample-b"]
+        assert len(ds.train) == 12
+        assert ds.train.load().ids.tolist() == list(range(6, 18))
+        assert ds.train.load(limit=7).ids.tolist() == list(range(6, 13))
+        assert [e.id for e in ds.train][:6] == list(range(6, 12))
