@@ -15,7 +15,9 @@ starting kit):
   (steps, H, W, C);
 - COMPRESSED: one image per ``0_compressed`` value, decoded to ``num_channels``
   channels and scaled by ``float32(1/255)``; variable-size images give variable
-  shapes (``Arrays.x`` is then a list);
+  shapes (``Arrays.x`` is then a list). PNG pixels equal TensorFlow's; JPEG
+  pixels too when ``simplejpeg`` is installed, else within a few levels (see
+  ``images.py``);
 - SPARSE: ``0_sparse_{row,col,value}_index`` (+ optional ``0_sparse_channel_index``)
   scattered into zeros of shape (T, H, W, C); the step index of a value is the
   position of its step in the feature list, as in the official reader.
