@@ -1,0 +1,221 @@
+"""The service's commands, added to the `autodl` group: serve, user, token, submit, db.
+
+``serve``, ``user``, ``token`` and ``db`` act on this machine's service (its
+settings from AUTODL_*); ``submit`` is a client of any server, over HTTP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import click
+
+from autodl.cli import main
+from autodl.errors import AutoDLError
+from autodl.settings import Settings
+
+# ---------------------------------------------------------------- serve
+
+
+@main.command()
+@click.option(
+    "--host", default=None, help="Address to listen on (default: AUTODL_HOST, 127.0.0.1)."
+)
+@click.option("--port", type=int, default=None, help="Port (default: AUTODL_PORT, 8000).")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the web service: pages, API and the embedded job supervisor."""
+    import uvicorn
+
+    from autodl.service.app import create_app
+
+    settings = Settings.from_env()
+    settings = dataclasses.replace(settings, host=host or settings.host, port=port or settings.port)
+    if settings.development and settings.secret_key == Settings().secret_key:
+        click.secho(
+            "Warning: AUTODL_SECRET_KEY is the development default; set it before exposing this server.",
+            fg="yellow",
+            err=True,
+        )
+    app = create_app(settings)
+    click.echo(
+        f"AutoDL Self-Service on http://{settings.host}:{settings.port}/  (data in {settings.data_dir.resolve()})",
+        err=True,
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
+
+
+# ----------------------------------------------------------- user, token
+
+
+def _service_db():
+    from autodl.service.db import Database
+
+    settings = Settings.from_env()
+    db = Database(settings.sqlalchemy_url)
+    db.upgrade()
+    return db
+
+
+@main.group()
+def user() -> None:
+    """Manage accounts of this machine's service."""
+
+
+@user.command("create")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="Make the user an administrator.")
+def user_create(name: str, admin: bool) -> None:
+    """Create a user; the password is asked for (or read from standard input when piped)."""
+    from autodl.service import auth
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    db = _service_db()
+    try:
+        with db.session() as s:
+            auth.create_user(s, name, password, is_admin=admin)
+    except auth.AuthError as e:
+        raise AutoDLError(e.message) from None
+    finally:
+        db.dispose()
+    click.echo(f"Created {'administrator' if admin else 'user'} {name}.")
+
+
+@main.group()
+def token() -> None:
+    """Manage API tokens of this machine's service."""
+
+
+@token.command("create")
+@click.argument("name")
+@click.option(
+    "--label", default="cli", show_default=True, help="The token's name, to tell it apart."
+)
+def token_create(name: str, label: str) -> None:
+    """Create an API token for user NAME and print it (only this once)."""
+    from sqlalchemy import select
+
+    from autodl.service import auth
+    from autodl.service.models import User
+
+    db = _service_db()
+    try:
+        with db.session() as s:
+            row = s.scalar(select(User).where(User.name == name))
+            if row is None:
+                raise AutoDLError(
+                    f"no user called {name!r}", f"Create it first: autodl user create {name}"
+                )
+            _, secret = auth.create_token(s, row, label)
+    finally:
+        db.dispose()
+    click.echo(secret)
+
+
+# ------------------------------------------------------------------- db
+
+
+@main.group()
+def db() -> None:
+    """The service's database."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema (AUTODL_DATABASE_URL) to the latest version."""
+    from autodl.service.db import current_revision, upgrade
+
+    settings = Settings.from_env()
+    upgrade(settings.sqlalchemy_url)
+    click.echo(f"Database at revision {current_revision(settings.sqlalchemy_url)}: up to date.")
+
+
+# --------------------------------------------------------------- submit
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(exists=True, path_type=Path))
+@click.option("--server", required=True, help="The service's address, e.g. http://127.0.0.1:8000")
+@click.option(
+    "--token",
+    "api_token",
+    required=True,
+    help="An API token (Account page, or `autodl token create`).",
+)
+@click.option(
+    "--time-budget", type=float, default=None, help="Seconds (default: the server's, 1200)."
+)
+@click.option("--name", default=None, help="Job name (default: the dataset's name).")
+@click.option("--wait", is_flag=True, help="Follow the job until it ends.")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Download the results here (implies --wait), as `autodl run` writes them.",
+)
+def submit(
+    dataset: Path,
+    server: str,
+    api_token: str,
+    time_budget: float | None,
+    name: str | None,
+    wait: bool,
+    output: Path | None,
+) -> None:
+    """Upload a dataset (folder or zip) to a server, follow the job, fetch the results."""
+    from autodl.service.client import Client
+
+    if output is not None and output.exists() and any(output.iterdir()):
+        raise AutoDLError(f"{output} already holds files", "Choose an empty --output folder.")
+    client = Client(server, api_token)
+    with tempfile.TemporaryDirectory(prefix="autodl-submit-") as tmp:
+        archive = (
+            dataset
+            if dataset.is_file()
+            else zip_dataset(dataset, Path(tmp) / f"{dataset.name}.zip")
+        )
+        job = client.upload(archive, name=name, time_budget=time_budget)
+    click.echo(f"Job {job['id']} queued: {server.rstrip('/')}{job['page']}")
+    if not (wait or output):
+        return
+    job = client.follow(job["id"])
+    if job["state"] != "finished":
+        reason = job.get("reason") or f"the job was {job['state']}"
+        raise AutoDLError(f"job {job['id']} {job['state']}: {reason}")
+    click.echo(f"ALC {_f(job['alc'])}   final NAUC {_f(job['final_nauc'])}")
+    if output is not None:
+        client.download_results(job["id"], output)
+        click.echo(f"Results in {output}")
+
+
+def _f(v) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def zip_dataset(folder: Path, target: Path) -> Path:
+    """Zip a dataset folder in the submission layout: its files at the archive's root."""
+    root = folder.resolve()
+    if root.name.endswith(".data") and not any(p.name.endswith(".data") for p in root.iterdir()):
+        root = root.parent  # given <name>.data/: take the dataset root that holds it
+    if not any(p.is_dir() and p.name.endswith(".data") for p in root.iterdir()):
+        raise AutoDLError(
+            f"{folder} does not look like an AutoDL dataset (no <name>.data/ folder in it)",
+            "Run `autodl check` on it.",
+        )
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                zf.write(path, path.relative_to(root).as_posix())
+    return target

@@ -1,0 +1,220 @@
+"""Jobs are the resource: list, submit, read, cancel, delete, curve, log, downloads."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse, PlainTextResponse
+from sqlalchemy import func
+
+from autodl.service import jobs as J
+from autodl.service.api.schemas import CurveOut, ErrorOut, JobListOut, JobOut
+from autodl.service.deps import DB, ServiceDep, ServiceError, User
+from autodl.service.models import Job
+from autodl.service.present import DOWNLOADS, curve_json, download_path, job_json, log_tail
+from autodl.service.quotas import usage
+from autodl.service.submissions import submit
+from autodl.service.uploads import UploadRefused
+
+router = APIRouter(
+    prefix="/jobs", tags=["jobs"], responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}}
+)
+
+SORTS = {
+    "created": Job.created_at,
+    "name": func.lower(Job.name),
+    "state": Job.state,
+    "budget": Job.time_budget,
+    "alc": Job.alc,
+    "duration": Job.duration,
+    "dataset": func.lower(Job.dataset_name),
+}
+SortKey = Literal[
+    "created",
+    "-created",
+    "name",
+    "-name",
+    "state",
+    "-state",
+    "budget",
+    "-budget",
+    "alc",
+    "-alc",
+    "duration",
+    "-duration",
+    "dataset",
+    "-dataset",
+]
+
+
+def load_job(db, user, job_id: int) -> Job:
+    """The user's job (any job for an admin); 404 alike for missing and someone else's."""
+    job = J.get_job(db, user, job_id)
+    if job is None:
+        raise ServiceError(
+            404, f"No job {job_id} among your jobs.", "List yours with GET /api/v1/jobs."
+        )
+    return job
+
+
+def sorted_jobs(db, user, sort: str, everyone: bool = False) -> list[Job]:
+    query = J.visible_jobs(user)
+    if not (user.is_admin and everyone):
+        query = query.where(Job.user_id == user.id)
+    column = SORTS[sort.lstrip("-")]
+    order = column.desc() if sort.startswith("-") else column.asc()
+    nulls = order.nulls_last() if sort.lstrip("-") in ("alc", "duration") else order
+    return list(db.scalars(query.order_by(nulls, Job.id.desc())))
+
+
+@router.get("", response_model=JobListOut, summary="Your jobs, newest first (or sorted)")
+def list_jobs(
+    db: DB,
+    service: ServiceDep,
+    user: User,
+    sort: SortKey = "-created",
+    all: Annotated[bool, Query(description="Administrators: every user's jobs")] = False,
+):
+    rows = sorted_jobs(db, user, sort, all)
+    return {
+        "jobs": [job_json(db, service.storage, j, detail=False) for j in rows],
+        "usage": usage(db, user, service.settings).to_json(),
+    }
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=JobOut,
+    summary="Submit a dataset zip (multipart field 'file', or the raw body)",
+    responses={413: {"model": ErrorOut}, 422: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "The dataset zip",
+                            },
+                            "name": {"type": "string"},
+                            "time_budget": {
+                                "type": "number",
+                                "description": "Seconds (default 1200)",
+                            },
+                        },
+                    }
+                },
+                "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            }
+        },
+        "parameters": [
+            {"name": "name", "in": "query", "required": False, "schema": {"type": "string"}},
+            {"name": "time_budget", "in": "query", "required": False, "schema": {"type": "number"}},
+        ],
+    },
+)
+async def create(request: Request, service: ServiceDep, user: User, response: Response):
+    try:
+        job_id = await submit(request, service, user)
+    except UploadRefused as e:
+        raise ServiceError(e.status, e.message, e.hint, problems=e.problems or None) from None
+    with service.db.session() as s:
+        job = s.get(Job, job_id)
+        response.headers["Location"] = f"/api/v1/jobs/{job_id}"
+        return job_json(s, service.storage, job)
+
+
+@router.get(
+    "/{job_id}", response_model=JobOut, summary="One job: state, queue position, scores, downloads"
+)
+def read(job_id: int, db: DB, service: ServiceDep, user: User):
+    return job_json(db, service.storage, load_job(db, user, job_id))
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    summary="Delete a job with its dataset and results (cancels it first)",
+)
+def remove(job_id: int, db: DB, service: ServiceDep, user: User):
+    J.delete(db, load_job(db, user, job_id), service.storage)
+    service.curves.pop(job_id, None)
+    service.dispatcher.notify(job_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobOut,
+    summary="Cancel a queued or running job",
+    responses={409: {"model": ErrorOut}},
+)
+def cancel(job_id: int, db: DB, service: ServiceDep, user: User):
+    job = load_job(db, user, job_id)
+    if not J.cancel(db, job):
+        raise ServiceError(
+            409, f"Job {job_id} is {job.state}; only a queued or running job can be cancelled."
+        )
+    service.dispatcher.notify(job_id)
+    return job_json(db, service.storage, job)
+
+
+@router.get(
+    "/{job_id}/curve",
+    response_model=CurveOut,
+    summary="The learning curve so far (live while the job runs)",
+)
+def curve(job_id: int, db: DB, service: ServiceDep, user: User):
+    return curve_json(service.curves, service.storage, load_job(db, user, job_id))
+
+
+@router.get(
+    "/{job_id}/log",
+    response_class=PlainTextResponse,
+    summary="The engine's log (its end, up to 200 kB)",
+)
+def log(job_id: int, db: DB, service: ServiceDep, user: User):
+    return log_tail(service.storage, load_job(db, user, job_id))
+
+
+@router.get(
+    "/{job_id}/download/{name}",
+    summary="Download: predictions.csv, predictions.predict, results.zip, report.html, learning-curve.png, scores.json, engine.log",
+    response_class=FileResponse,
+)
+def download(job_id: int, name: str, db: DB, service: ServiceDep, user: User):
+    job = load_job(db, user, job_id)
+    if name not in DOWNLOADS:
+        raise ServiceError(404, f"No download called {name!r}.", "One of: " + ", ".join(DOWNLOADS))
+    path = download_path(service.storage, job, name)
+    if path is None:
+        raise ServiceError(
+            404,
+            f"Job {job_id} has no {name} (it is {job.state}).",
+            "Downloads appear when the job has finished.",
+        )
+    media = DOWNLOADS[name][1]
+    filename = {
+        "predictions.predict": f"{job.dataset_name}.predict",
+        "results.zip": f"{job.dataset_name}-job{job.id}-results.zip",
+    }.get(name, name)
+    inline = name in ("report.html", "learning-curve.png")
+    headers = {}
+    if name == "report.html":
+        # The report shows names from the upload: sandbox it away from the site's origin.
+        headers["Content-Security-Policy"] = (
+            "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+        )
+    return FileResponse(
+        path,
+        media_type=media,
+        filename=filename,
+        content_disposition_type="inline" if inline else "attachment",
+        headers=headers,
+    )

@@ -1,0 +1,136 @@
+"""Request and response bodies of the API: one pydantic model per direction."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="What went wrong, in words for a person.")
+    hint: str | None = Field(None, description="What to do about it.")
+    problems: list[dict] | None = Field(
+        None, description="Every problem found in a rejected dataset."
+    )
+
+
+class DatasetOut(BaseModel):
+    name: str
+    domain: str | None
+    classes: int | None
+    label_names: list[str] | None
+    train: int | None
+    test: int | None
+    unlabelled: int | None
+    shape: list[int] | None
+
+
+class EventOut(BaseModel):
+    state: str
+    at: str | None
+    message: str | None
+
+
+class JobOut(BaseModel):
+    id: int
+    name: str
+    owner: str | None
+    dataset: DatasetOut
+    time_budget: float
+    state: str = Field(description="queued, running, scoring, finished, failed or cancelled")
+    reason: str | None = Field(description="Why a failed job failed, for its user.")
+    fault: str | None = Field(description="'data' or 'platform' for a failed job.")
+    note: str | None
+    created_at: str | None
+    started_at: str | None
+    ended_at: str | None
+    duration: float | None
+    alc: float | None
+    final_nauc: float | None
+    final_accuracy: float | None
+    n_predictions: int
+    quota_refunded: bool
+    url: str
+    page: str
+    queue_position: int | None = Field(None, description="1 = next to run; null unless queued.")
+    jobs_running: int | None = None
+    events: list[EventOut] | None = None
+    downloads: dict[str, str] | None = None
+
+
+class UsageOut(BaseModel):
+    jobs_per_day: int
+    jobs_today: int
+    jobs_left: int
+    storage_quota_bytes: int
+    storage_used_bytes: int
+    storage_left_bytes: int
+
+
+class JobListOut(BaseModel):
+    jobs: list[JobOut]
+    usage: UsageOut
+
+
+class PointOut(BaseModel):
+    index: int
+    t: float
+    nauc: float | None
+    accuracy: float | None
+    learner: str | None
+    valid_score: float | None
+    late: bool
+
+
+class ClassAucOut(BaseModel):
+    label: str
+    auc: float | None
+
+
+class CurveOut(BaseModel):
+    id: int
+    name: str
+    state: str
+    time_budget: float
+    t0: float
+    points: list[PointOut]
+    alc: float | None
+    final_nauc: float | None
+    final_accuracy: float | None
+    auc_per_class: list[ClassAucOut]
+    ignored_classes: list[str | int]
+
+
+class MeOut(BaseModel):
+    id: int
+    name: str
+    is_admin: bool
+    usage: UsageOut
+
+
+class TokenIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100, examples=["laptop"])
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    created_at: str | None
+    last_used_at: str | None
+
+
+class TokenCreatedOut(TokenOut):
+    token: str = Field(description="The secret: shown this once, never again.")
+
+
+class UserAdminOut(BaseModel):
+    id: int
+    name: str
+    is_admin: bool
+    created_at: str | None
+    usage: UsageOut
+
+
+class QuotaIn(BaseModel):
+    jobs_per_day: int | None = Field(None, ge=0, description="null: the operator's default")
+    storage_quota_bytes: int | None = Field(None, ge=0, description="null: the operator's default")

@@ -1,0 +1,164 @@
+"""A small client of the service's API, for `autodl submit` (httpx, streamed upload)."""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import click
+import httpx
+
+from autodl.errors import AutoDLError
+
+TERMINAL = ("finished", "failed", "cancelled")
+
+
+class _Progress(io.RawIOBase):
+    """A file wrapper that reports how much of it has been read (sent)."""
+
+    def __init__(self, path: Path):
+        self.f = open(path, "rb")  # noqa: SIM115 - closed with the wrapper
+        self.total = path.stat().st_size
+        self.sent = 0
+        self.last = 0.0
+        self.name = path.name
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.sent += len(data)
+        now = time.monotonic()
+        if data and (now - self.last > 0.2 or self.sent == self.total):
+            self.last = now
+            pct = 100 * self.sent / max(1, self.total)
+            click.echo(
+                f"\rUploading {self.name}: {pct:5.1f}% of {self.total / 1e6:.1f} MB",
+                nl=False,
+                err=True,
+            )
+        return data
+
+    def close(self) -> None:
+        self.f.close()
+        super().close()
+
+
+class Client:
+    def __init__(self, server: str, token: str, timeout: float = 60.0):
+        self.base = server.rstrip("/")
+        self.http = httpx.Client(
+            base_url=self.base,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(timeout, write=None),
+        )
+
+    def _check(self, r: httpx.Response) -> httpx.Response:
+        if r.status_code >= 400:
+            try:
+                body = r.json()
+            except ValueError:
+                body = {"detail": r.text[:300] or r.reason_phrase}
+            message = body.get("detail") or f"HTTP {r.status_code}"
+            for p in (body.get("problems") or [])[:50]:
+                where = ", ".join(
+                    str(x)
+                    for x in (
+                        p.get("file"),
+                        p.get("record") is not None and f"record {p['record']}",
+                        p.get("field"),
+                    )
+                    if x
+                )
+                message += f"\n  {p.get('severity', 'error')}: {where}: {p.get('message')}"
+            raise AutoDLError(f"the server refused ({r.status_code}): {message}", body.get("hint"))
+        return r
+
+    def request(self, method: str, url: str, **kw) -> httpx.Response:
+        try:
+            return self._check(self.http.request(method, url, **kw))
+        except httpx.TransportError as e:
+            raise AutoDLError(
+                f"cannot reach {self.base}: {e}", "Check --server and that the service is running."
+            ) from None
+
+    def upload(self, archive: Path, *, name: str | None, time_budget: float | None) -> dict:
+        data = {}
+        if name:
+            data["name"] = name
+        if time_budget is not None:
+            data["time_budget"] = str(time_budget)
+        wrapper = _Progress(archive)
+        try:
+            r = self.request(
+                "POST",
+                "/api/v1/jobs",
+                data=data,
+                files={"file": (archive.name, wrapper, "application/zip")},
+            )
+        finally:
+            wrapper.close()
+            click.echo("", err=True)
+        return r.json()
+
+    def follow(self, job_id: int, poll: float = 1.0) -> dict:
+        """Print the job's progress until it ends; return its final JSON."""
+        shown_state, shown_points = None, 0
+        while True:
+            job = self.request("GET", f"/api/v1/jobs/{job_id}").json()
+            if job["state"] != shown_state:
+                shown_state = job["state"]
+                extra = (
+                    f" (position {job['queue_position']} in the queue)"
+                    if job["state"] == "queued"
+                    else ""
+                )
+                click.echo(f"[{time.strftime('%H:%M:%S')}] {job['state']}{extra}", err=True)
+            if job["state"] in ("running", "scoring", "finished"):
+                curve = self.request("GET", f"/api/v1/jobs/{job_id}/curve").json()
+                for p in curve["points"][shown_points:]:
+                    click.echo(
+                        f"  prediction {p['index']} at {p['t']:7.1f} s: NAUC {p['nauc']:.4f}"
+                        + (f" ({p['learner']})" if p.get("learner") else ""),
+                        err=True,
+                    )
+                shown_points = len(curve["points"])
+            if job["state"] in TERMINAL:
+                return job
+            sys.stderr.flush()
+            time.sleep(poll)
+
+    def download_results(self, job_id: int, output: Path) -> None:
+        """results.zip, extracted into ``output`` (names checked: nothing lands outside it)."""
+        output.mkdir(parents=True, exist_ok=True)
+        target = output.resolve()
+        tmp = output / ".results.zip.part"
+        with self.http.stream("GET", f"/api/v1/jobs/{job_id}/download/results.zip") as r:
+            self._check(r) if r.status_code < 400 else self._check(
+                httpx.Response(r.status_code, content=r.read())
+            )
+            with open(tmp, "wb") as f:
+                for chunk in r.iter_bytes(1 << 20):
+                    f.write(chunk)
+        try:
+            with zipfile.ZipFile(tmp) as zf:
+                for info in zf.infolist():
+                    rel = PurePosixPath(info.filename)
+                    dest = (target / rel).resolve()
+                    if rel.is_absolute() or ".." in rel.parts or target not in dest.parents:
+                        raise AutoDLError(
+                            f"the results archive holds an unsafe name: {info.filename!r}"
+                        )
+                    if info.is_dir():
+                        dest.mkdir(parents=True, exist_ok=True)
+                        continue
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(info) as src, open(dest, "wb") as out:
+                        while chunk := src.read(1 << 20):
+                            out.write(chunk)
+        finally:
+            tmp.unlink(missing_ok=True)

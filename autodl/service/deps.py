@@ -1,0 +1,139 @@
+"""The service object every route shares, and the FastAPI dependencies that hand it out.
+
+`current_user` accepts a Bearer token (API clients) or the session cookie (the
+browser); cookie-authenticated unsafe requests must carry the CSRF token.
+Routes declare what they need with ``Annotated`` aliases: `DB`, `User`, `Admin`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from autodl.service import auth
+from autodl.service.db import Database
+from autodl.service.models import User as UserRow
+from autodl.service.storage import Storage
+from autodl.service.supervisor import Dispatcher
+from autodl.settings import Settings
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+class ServiceError(Exception):
+    """An error for the client: JSON under /api, an error page elsewhere."""
+
+    def __init__(self, status: int, message: str, hint: str | None = None, **extra):
+        super().__init__(message)
+        self.status, self.message, self.hint, self.extra = status, message, hint, extra
+
+
+class NotSignedIn(ServiceError):
+    def __init__(self, message: str = "Sign in first."):
+        super().__init__(
+            401,
+            message,
+            "Send 'Authorization: Bearer <token>' (create a token on your Account page).",
+        )
+
+
+@dataclass
+class Service:
+    settings: Settings
+    db: Database
+    storage: Storage
+    signer: auth.SessionSigner
+    dispatcher: Dispatcher
+    curves: dict = field(default_factory=dict)  # job id -> live curve cache (api.curves)
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def get_db(service: ServiceDep) -> Iterator[Session]:
+    with service.db.session() as s:
+        yield s
+
+
+DB = Annotated[Session, Depends(get_db)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def optional_user(request: Request, service: ServiceDep) -> UserRow | None:
+    """The signed-in user or None. Records how (``request.state.auth``) and the session id.
+
+    It uses a session of its own, committed at once: a route's session must not
+    hold SQLite's write lock (a token's "last used" time) through a long upload.
+    The user comes back detached; a route that changes it merges it into its session.
+    """
+    token = _bearer(request)
+    with service.db.session() as db:
+        if token is not None:
+            user = auth.user_for_token(db, token)
+            if user is None:
+                raise NotSignedIn("The API token is not valid (revoked, or mistyped).")
+            request.state.auth = "token"
+        else:
+            data = service.signer.loads(request.cookies.get(auth.COOKIE_NAME))
+            if data is None:
+                return None
+            user = db.get(UserRow, data.user_id)
+            if user is None or user.session_version != data.version:
+                return None
+            request.state.auth = "cookie"
+            request.state.sid = data.sid
+    request.state.user = user
+    return user
+
+
+OptionalUser = Annotated[UserRow | None, Depends(optional_user)]
+
+
+async def csrf_token_of(request: Request) -> str | None:
+    token = request.headers.get("x-csrf-token") or request.query_params.get("csrf_token")
+    if token:
+        return token
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("application/x-www-form-urlencoded"):
+        form = await request.form()
+        value = form.get("csrf_token")
+        return value if isinstance(value, str) else None
+    return None
+
+
+async def current_user(request: Request, service: ServiceDep, user: OptionalUser) -> UserRow:
+    if user is None:
+        raise NotSignedIn()
+    if request.method not in SAFE_METHODS and request.state.auth == "cookie":
+        if not service.signer.csrf_ok(request.state.sid, await csrf_token_of(request)):
+            raise ServiceError(
+                403,
+                "The form's security token is missing or out of date.",
+                "Reload the page and try again.",
+            )
+    return user
+
+
+User = Annotated[UserRow, Depends(current_user)]
+
+
+def admin_user(user: User) -> UserRow:
+    if not user.is_admin:
+        raise ServiceError(403, "Only an administrator can do this.")
+    return user
+
+
+Admin = Annotated[UserRow, Depends(admin_user)]

@@ -1,0 +1,340 @@
+"""Jobs: the state machine, the queue's questions, and `run_job`, the one way a job is run.
+
+States: ``queued → running → scoring → finished | failed | cancelled`` (and back to
+``queued`` once when the server restarts under a running job). `set_state` is the
+only function that changes a job's state: it checks the transition, compares and
+sets in one UPDATE (so two processes cannot both claim a job, and a job cancelled
+meanwhile stays cancelled), time-stamps it and records a `JobEvent`. A ``failed``
+job always has a ``reason`` written for the user and a ``fault``: "data" (the
+upload) or "platform" (us: the engine, the server, a restart) — a platform fault
+gives the user's daily quota back.
+
+`run_job(job_id)` is idempotent: it claims the job only while it is queued, so a
+second call (or a redelivered message, with Celery) returns without running it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from datetime import timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from autodl.errors import AutoDLError, FormatError
+from autodl.service.db import Database
+from autodl.service.models import Job, JobEvent, User, utcnow
+from autodl.service.storage import Storage
+from autodl.settings import Settings
+
+STATES = ("queued", "running", "scoring", "finished", "failed", "cancelled")
+TERMINAL = frozenset({"finished", "failed", "cancelled"})
+ACTIVE = frozenset({"running", "scoring"})
+TRANSITIONS = {
+    "queued": {"running", "cancelled", "failed"},
+    "running": {"scoring", "finished", "failed", "cancelled", "queued"},
+    "scoring": {"finished", "failed", "cancelled", "queued"},
+}
+STAMP = {
+    "queued": "queued_at",
+    "running": "started_at",
+    "scoring": "scoring_at",
+    "finished": "ended_at",
+    "failed": "ended_at",
+    "cancelled": "ended_at",
+}
+HEARTBEAT_SECONDS = 5.0
+
+
+class InvalidTransition(Exception):
+    pass
+
+
+def set_state(
+    db: Session,
+    job: Job,
+    new: str,
+    *,
+    message: str | None = None,
+    fault: str | None = None,
+    guard: dict | None = None,
+    **values,
+) -> bool:
+    """Move ``job`` to ``new`` if it is still in the state it was read in; False otherwise.
+
+    ``message`` is stored on the event (and as the reason of a failure); ``guard``
+    adds column == value conditions (e.g. the attempt a worker owns); ``values``
+    are written in the same UPDATE.
+    """
+    old = job.state
+    if new not in TRANSITIONS.get(old, ()):
+        raise InvalidTransition(f"job {job.id}: {old} -> {new} is not allowed")
+    if new == "failed":
+        if not message:
+            raise ValueError("a failed job needs a reason for the user")
+        fault = fault or "platform"
+        values.update(reason=message, fault=fault)
+        if fault == "platform":
+            values["quota_refunded"] = True
+    now = utcnow()
+    values.setdefault(STAMP[new], now)
+    conditions = [Job.id == job.id, Job.state == old]
+    conditions += [getattr(Job, k) == v for k, v in (guard or {}).items()]
+    result = db.execute(
+        update(Job)
+        .where(*conditions)
+        .values(state=new, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        db.refresh(job)
+        return False
+    db.add(JobEvent(job_id=job.id, state=new, at=now, message=message))
+    db.flush()
+    db.refresh(job)
+    return True
+
+
+# ------------------------------------------------------------------ queries
+
+
+def visible_jobs(user: User):
+    """The jobs ``user`` may see: their own, or everyone's for an administrator."""
+    query = select(Job).where(Job.deleted_at.is_(None))
+    return query if user.is_admin else query.where(Job.user_id == user.id)
+
+
+def get_job(db: Session, user: User, job_id: int) -> Job | None:
+    """The job, or None when it does not exist *or belongs to someone else* (same answer)."""
+    return db.scalar(visible_jobs(user).where(Job.id == job_id))
+
+
+def queue_position(db: Session, job: Job) -> int | None:
+    """1 for the next job to run; None unless queued."""
+    if job.state != "queued" or job.queued_at is None:
+        return None
+    ahead = db.scalar(
+        select(func.count(Job.id)).where(
+            Job.state == "queued",
+            Job.deleted_at.is_(None),
+            or_(
+                Job.queued_at < job.queued_at, and_(Job.queued_at == job.queued_at, Job.id < job.id)
+            ),
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+def running_count(db: Session) -> int:
+    return int(db.scalar(select(func.count(Job.id)).where(Job.state.in_(ACTIVE))) or 0)
+
+
+def next_queued(db: Session, exclude: set[int]) -> Job | None:
+    query = select(Job).where(Job.state == "queued", Job.deleted_at.is_(None))
+    if exclude:
+        query = query.where(Job.id.not_in(exclude))
+    return db.scalar(query.order_by(Job.queued_at, Job.id).limit(1))
+
+
+def create_job(
+    db: Session, user: User, *, name: str, time_budget: float, report: dict, stored_bytes: int
+) -> Job:
+    now = utcnow()
+    job = Job(
+        user_id=user.id,
+        name=name,
+        dataset_name=report.get("name") or name,
+        dataset_info=json.dumps(report),
+        time_budget=time_budget,
+        state="queued",
+        created_at=now,
+        queued_at=now,
+        stored_bytes=stored_bytes,
+    )
+    db.add(job)
+    db.flush()
+    db.add(JobEvent(job_id=job.id, state="queued", at=now, message="Submitted and validated."))
+    db.flush()
+    return job
+
+
+def cancel(db: Session, job: Job) -> bool:
+    """Cancel a queued or running job (a queued one gives its quota back)."""
+    if job.state in TERMINAL:
+        return False
+    refund = job.state == "queued"
+    return set_state(
+        db,
+        job,
+        "cancelled",
+        message="Cancelled by the user.",
+        quota_refunded=refund or job.quota_refunded,
+    )
+
+
+def delete(db: Session, job: Job, storage: Storage) -> None:
+    """Remove the job's dataset and results; keep a blank row so the daily quota still counts it."""
+    if job.state not in TERMINAL:
+        cancel(db, job)
+    job.deleted_at = utcnow()
+    job.name, job.dataset_name, job.dataset_info = "(deleted)", "", "{}"
+    job.stored_bytes = 0
+    db.flush()
+    storage.delete_job(job.id)
+
+
+# ------------------------------------------------------------------ running
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_job(job_id: int, settings: Settings, db: Database | None = None) -> str:
+    """Run a queued job to the end; return its final state. Safe to call twice."""
+    own_db = db is None
+    db = db or Database(settings.sqlalchemy_url)
+    storage = Storage(settings.data_dir)
+    try:
+        with db.session() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.deleted_at is not None:
+                return "missing"
+            if job.state != "queued":
+                return job.state
+            now = utcnow()
+            if not set_state(
+                s, job, "running", worker=worker_id(), heartbeat_at=now, attempts=Job.attempts + 1
+            ):
+                return job.state
+            attempt, budget = job.attempts, job.time_budget
+        return _run(job_id, attempt, budget, settings, db, storage)
+    finally:
+        if own_db:
+            db.dispose()
+
+
+def _run(
+    job_id: int, attempt: int, budget: float, settings: Settings, db: Database, storage: Storage
+) -> str:
+    from autodl import pipeline
+
+    guard = {"attempts": attempt}
+    last_beat = [time.monotonic()]
+
+    def transition(new: str, **kw) -> bool:
+        with db.session() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.state not in TRANSITIONS or new not in TRANSITIONS[job.state]:
+                return False
+            return set_state(s, job, new, guard=guard, **kw)
+
+    def on_progress(p) -> None:
+        if p.event == "end":
+            transition("scoring", message=f"{p.n_predictions} prediction(s) made; scoring.")
+        elif time.monotonic() - last_beat[0] > HEARTBEAT_SECONDS:
+            last_beat[0] = time.monotonic()
+            with db.session() as s:
+                s.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.state == "running", Job.attempts == attempt)
+                    .values(heartbeat_at=utcnow(), n_predictions=p.n_predictions)
+                )
+
+    try:
+        report = pipeline.run(
+            storage.dataset_dir(job_id),
+            storage.results_dir(job_id),
+            budget,
+            engine=settings.engine,
+            force=True,
+            settings=settings,
+            on_progress=on_progress,
+        )
+    except FormatError as e:
+        transition("failed", message=f"Your dataset could not be read: {e.message}", fault="data")
+    except AutoDLError as e:
+        transition(
+            "failed",
+            message=f"The engine could not be run: {e.message}. {PLATFORM}",
+            fault="platform",
+        )
+    except Exception as e:  # noqa: BLE001 - the user gets a reason, the operator the log
+        import traceback
+
+        traceback.print_exc()
+        transition(
+            "failed",
+            message=f"An internal error stopped the job ({type(e).__name__}). {PLATFORM}",
+            fault="platform",
+        )
+    else:
+        _finish(job_id, report, transition, storage)
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        if job is not None and job.deleted_at is None:
+            job.stored_bytes = storage.job_bytes(job_id)
+        return job.state if job is not None else "missing"
+
+
+PLATFORM = "This is a fault of the platform, not of your data: your daily quota was given back."
+
+
+def _finish(job_id: int, report, transition, storage: Storage) -> None:
+    ing, score = report.ingestion, report.score
+    values = {
+        "n_predictions": len(ing.predictions),
+        "duration": round(ing.duration, 3),
+        "alc": score.alc if score is not None else None,
+        "final_nauc": score.final_nauc if score is not None else None,
+        "final_accuracy": score.final_accuracy if score is not None else None,
+    }
+    if ing.predictions:
+        note = None
+        if not ing.success:
+            note = f"The engine stopped early ({ing.error}); the scores count the {len(ing.predictions)} prediction(s) it made before."
+        transition("finished", message="Finished.", note=note, **values)
+    elif ing.error == "the engine made no prediction within the time budget":
+        transition(
+            "failed",
+            message=f"The model made no prediction within the time budget of {ing.time_budget:g} s. A larger dataset needs more time: submit it again with a larger budget. Your daily quota was given back.",
+            fault="platform",
+            **values,
+        )
+    else:
+        transition(
+            "failed",
+            message=f"The engine stopped with an error before its first prediction: {ing.error}. {PLATFORM}",
+            fault="platform",
+            **values,
+        )
+
+
+def requeue_or_fail(db: Session, job: Job) -> str:
+    """After a restart found ``job`` running: back to the queue once, then failed."""
+    if job.requeues < 1:
+        set_state(
+            db,
+            job,
+            "queued",
+            message="The server restarted while the job ran; it was put back in the queue.",
+            requeues=job.requeues + 1,
+            worker=None,
+        )
+    else:
+        set_state(
+            db,
+            job,
+            "failed",
+            message="The server restarted twice while this job was running, so it was stopped. "
+            + PLATFORM,
+            fault="platform",
+        )
+    return job.state
+
+
+def stale_before(seconds: float):
+    return utcnow() - timedelta(seconds=seconds)

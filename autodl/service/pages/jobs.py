@@ -1,0 +1,119 @@
+"""My jobs, the upload page, a job's page, cancel and delete, and the compare view."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse
+
+from autodl.service import jobs as J
+from autodl.service.api.jobs import SORTS, load_job, sorted_jobs
+from autodl.service.deps import DB, ServiceDep, ServiceError, User
+from autodl.service.pages.render import render
+from autodl.service.present import job_json
+from autodl.service.quotas import usage
+from autodl.service.submissions import submit
+from autodl.service.uploads import UploadRefused
+
+router = APIRouter()
+DONE = {
+    "cancelled": "The job was cancelled.",
+    "deleted": "The job, its dataset and its results were deleted.",
+}
+
+
+@router.get("/jobs")
+def my_jobs(
+    request: Request,
+    service: ServiceDep,
+    db: DB,
+    user: User,
+    sort: str = "-created",
+    all: bool = False,
+    done: str | None = None,
+):
+    if sort.lstrip("-") not in SORTS:
+        sort = "-created"
+    rows = sorted_jobs(db, user, sort, all)
+    return render(
+        request,
+        "jobs.html",
+        jobs=[job_json(db, service.storage, j, detail=False) for j in rows],
+        sort=sort,
+        everyone=all and user.is_admin,
+        usage=usage(db, user, service.settings),
+        message=DONE.get(done or ""),
+    )
+
+
+@router.get("/jobs/new")
+def new_job(request: Request, service: ServiceDep, db: DB, user: User):
+    return render(request, "new.html", usage=usage(db, user, service.settings))
+
+
+@router.post("/jobs/new")
+async def new_job_post(request: Request, service: ServiceDep, user: User):
+    """The upload form without JavaScript (the page's script posts to the API instead)."""
+    try:
+        job_id = await submit(request, service, user)
+    except UploadRefused as e:
+        with service.db.session() as s:
+            u = usage(s, s.merge(user), service.settings)
+        return render(
+            request,
+            "new.html",
+            status=e.status,
+            usage=u,
+            error=e.message,
+            hint=e.hint,
+            problems=e.problems,
+        )
+    return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+
+
+@router.get("/jobs/{job_id}")
+def job_page(
+    request: Request, job_id: int, service: ServiceDep, db: DB, user: User, done: str | None = None
+):
+    job = load_job(db, user, job_id)
+    data = job_json(db, service.storage, job)
+    return render(
+        request, "job.html", job=data, job_data=json.dumps(data), message=DONE.get(done or "")
+    )
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel(job_id: int, service: ServiceDep, db: DB, user: User):
+    job = load_job(db, user, job_id)
+    if not J.cancel(db, job):
+        raise ServiceError(
+            409, f"This job is {job.state}; only a queued or running job can be cancelled."
+        )
+    service.dispatcher.notify(job_id)
+    return RedirectResponse(f"/jobs/{job_id}?done=cancelled", status_code=303)
+
+
+@router.post("/jobs/{job_id}/delete")
+def delete(job_id: int, service: ServiceDep, db: DB, user: User):
+    J.delete(db, load_job(db, user, job_id), service.storage)
+    service.curves.pop(job_id, None)
+    service.dispatcher.notify(job_id)
+    return RedirectResponse("/jobs?done=deleted", status_code=303)
+
+
+@router.get("/compare")
+def compare(
+    request: Request,
+    service: ServiceDep,
+    db: DB,
+    user: User,
+    ids: Annotated[list[int] | None, Query()] = None,
+):
+    ids = ids or []
+    jobs = [
+        job_json(db, service.storage, load_job(db, user, i), detail=False)
+        for i in dict.fromkeys(ids)
+    ]
+    return render(request, "compare.html", jobs=jobs, ids=json.dumps([j["id"] for j in jobs]))

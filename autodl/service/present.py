@@ -1,0 +1,241 @@
+"""What a job looks like to its user: one dict for the API and the pages alike.
+
+The live learning curve is scored here while the job runs, from the prediction
+files ingestion writes atomically (``predictions/start.txt`` and
+``<task>.predict_<k>``), with an incremental `Scorer` cached per job so that a
+poll only scores the predictions that are new. A finished job's curve comes from
+its scores.json.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from autodl.service.jobs import TERMINAL, queue_position, running_count
+from autodl.service.models import Job
+from autodl.service.storage import Storage
+
+DOWNLOADS = {
+    "predictions.csv": ("unlabelled/predictions.csv", "text/csv"),
+    "predictions.predict": ("unlabelled/{task}.predict", "text/plain"),
+    "results.zip": (None, "application/zip"),
+    "report.html": ("report.html", "text/html"),
+    "learning-curve.png": ("learning-curve.png", "image/png"),
+    "scores.json": ("scores.json", "application/json"),
+    "engine.log": ("engine.log", "text/plain"),
+}
+
+
+def iso(dt) -> str | None:
+    return dt.isoformat().replace("+00:00", "Z") if dt is not None else None
+
+
+def download_path(storage: Storage, job: Job, name: str) -> Path | None:
+    """The file behind a download name, or None when the job has none (yet)."""
+    if name not in DOWNLOADS:
+        return None
+    if name == "results.zip":
+        if job.state != "finished" or not storage.results_dir(job.id).is_dir():
+            return None
+        return storage.results_zip(job.id)
+    rel = DOWNLOADS[name][0].format(task=job.dataset_name)
+    path = storage.results_dir(job.id) / rel
+    if job.state not in TERMINAL and name != "engine.log":
+        return None  # half-way files belong to the run, not to the user yet
+    return path if path.is_file() else None
+
+
+def job_json(db: Session, storage: Storage, job: Job, *, detail: bool = True) -> dict:
+    info = json.loads(job.dataset_info or "{}")
+    out = {
+        "id": job.id,
+        "name": job.name,
+        "owner": job.user.name if job.user is not None else None,
+        "dataset": {
+            "name": job.dataset_name,
+            "domain": info.get("domain"),
+            "classes": info.get("output_dim"),
+            "label_names": info.get("label_names"),
+            "train": (info.get("train") or {}).get("count"),
+            "test": (info.get("test") or {}).get("count"),
+            "unlabelled": (info.get("unlabelled") or {}).get("count"),
+            "shape": info.get("shape"),
+        },
+        "time_budget": job.time_budget,
+        "state": job.state,
+        "reason": job.reason,
+        "fault": job.fault,
+        "note": job.note,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "ended_at": iso(job.ended_at),
+        "duration": job.duration,
+        "alc": job.alc,
+        "final_nauc": job.final_nauc,
+        "final_accuracy": job.final_accuracy,
+        "n_predictions": job.n_predictions,
+        "quota_refunded": job.quota_refunded,
+        "url": f"/api/v1/jobs/{job.id}",
+        "page": f"/jobs/{job.id}",
+    }
+    if detail:
+        out["queue_position"] = queue_position(db, job)
+        out["jobs_running"] = running_count(db) if job.state == "queued" else None
+        out["events"] = [
+            {"state": e.state, "at": iso(e.at), "message": e.message} for e in job.events
+        ]
+        out["downloads"] = {
+            name: f"/api/v1/jobs/{job.id}/download/{name}"
+            for name in DOWNLOADS
+            if download_path_exists(storage, job, name)
+        }
+    return out
+
+
+def download_path_exists(storage: Storage, job: Job, name: str) -> bool:
+    if name == "results.zip":
+        return job.state == "finished" and storage.results_dir(job.id).is_dir()
+    return download_path(storage, job, name) is not None
+
+
+# ------------------------------------------------------------------- curve
+
+
+@dataclass
+class _Live:
+    attempt: int
+    scorer: object | None
+    n: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _predictions_table(results: Path) -> list[dict]:
+    rows = []
+    path = results / "run.jsonl"
+    if not path.is_file():
+        return rows
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # the line being written
+        if event.get("event") == "prediction":
+            rows.append(
+                {
+                    "index": event.get("index"),
+                    "elapsed": event.get("elapsed"),
+                    "learner": event.get("learner"),
+                    "valid_score": event.get("valid_score"),
+                }
+            )
+    return rows
+
+
+def curve_json(cache: dict, storage: Storage, job: Job) -> dict:
+    """The learning curve so far: points (t, NAUC, accuracy, learner), ALC, per-class AUC."""
+    results = storage.results_dir(job.id)
+    table = _predictions_table(results)
+    result = None
+    scores = results / "scores.json"
+    if job.state in TERMINAL and scores.is_file():
+        from autodl.scoring import ScoreResult
+
+        result = ScoreResult.from_json(json.loads(scores.read_text()))
+    elif job.state in ("running", "scoring") or (job.state in TERMINAL and not scores.is_file()):
+        result = _live_result(cache, storage, job)
+    out = {
+        "id": job.id,
+        "name": job.name,
+        "state": job.state,
+        "time_budget": job.time_budget,
+        "t0": 60.0,
+        "points": [],
+        "alc": None,
+        "final_nauc": None,
+        "final_accuracy": None,
+        "auc_per_class": [],
+        "ignored_classes": [],
+    }
+    if result is None:
+        return out
+    learners = {row["index"]: row for row in table}
+    for i, (t, s) in enumerate(zip(result.timestamps, result.nauc, strict=True)):
+        row = learners.get(i, {})
+        acc = result.accuracy[i] if result.accuracy else None
+        out["points"].append(
+            {
+                "index": i,
+                "t": t,
+                "nauc": s,
+                "accuracy": acc,
+                "learner": row.get("learner"),
+                "valid_score": row.get("valid_score"),
+                "late": i in result.late,
+            }
+        )
+    data = result.to_json()
+    out.update(
+        alc=data["alc"],
+        final_nauc=data["final_nauc"],
+        final_accuracy=data["final_accuracy"],
+        t0=data["t0"],
+        ignored_classes=data["ignored_class_names"] or data["ignored_classes"],
+    )
+    out["auc_per_class"] = [
+        {"label": result.class_name(i), "auc": a} for i, a in enumerate(result.auc_per_class)
+    ]
+    return out
+
+
+def _live_result(cache: dict, storage: Storage, job: Job):
+    from autodl.errors import AutoDLError
+    from autodl.formats.dataset import open_dataset
+    from autodl.scoring import Scorer
+    from autodl.scoring.curve import read_prediction_folder
+
+    folder = storage.results_dir(job.id) / "predictions"
+    if not (folder / "start.txt").is_file():
+        return None
+    live = cache.get(job.id)
+    if live is None or live.attempt != job.attempts:
+        scorer = None
+        try:
+            ds = open_dataset(storage.dataset_dir(job.id))
+            if ds.solution is not None:
+                scorer = Scorer(
+                    ds.solution, job.time_budget, label_names=ds.spec.label_names, task=ds.name
+                )
+        except AutoDLError:
+            scorer = None
+        live = cache[job.id] = _Live(job.attempts, scorer)
+    if live.scorer is None:
+        return None
+    with live.lock:
+        try:
+            pf = read_prediction_folder(folder, job.dataset_name)
+        except AutoDLError:
+            return live.scorer.result() if live.n else None
+        for k in range(live.n, len(pf.files)):
+            try:
+                live.scorer.add(np.loadtxt(pf.files[k], ndmin=2), pf.timestamps[k])
+            except (OSError, ValueError, AutoDLError):
+                break
+            live.n = k + 1
+        return live.scorer.result() if live.n else None
+
+
+def log_tail(storage: Storage, job: Job, max_bytes: int = 200_000) -> str:
+    path = storage.results_dir(job.id) / "engine.log"
+    if not path.is_file():
+        return ""
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        f.seek(max(0, size - max_bytes))
+        text = f.read().decode("utf-8", "replace")
+    return text if size <= max_bytes else "…\n" + text.split("\n", 1)[-1]

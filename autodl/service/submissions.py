@@ -1,0 +1,83 @@
+"""Submitting a dataset: the one flow behind the upload page and ``POST /api/v1/jobs``.
+
+quota check (before reading anything) → stream to disk → archive checks →
+extract → validate → create the queued job → tell the dispatcher. A refusal at
+any step leaves no file and no job behind, and costs no quota.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from autodl.service.deps import Service
+from autodl.service.jobs import create_job
+from autodl.service.models import User
+from autodl.service.quotas import check_can_submit, usage
+from autodl.service.uploads import UploadRefused, human_bytes, prepare, receive
+from autodl.settings import Settings
+
+
+def parse_budget(raw: str | None, settings: Settings) -> float:
+    default = min(settings.time_budget, settings.max_time_budget)
+    if raw is None or not str(raw).strip():
+        return default
+    try:
+        budget = float(raw)
+    except ValueError:
+        raise UploadRefused(f"The time budget {raw!r} is not a number of seconds.", 422) from None
+    if not 1 <= budget <= settings.max_time_budget:
+        raise UploadRefused(
+            f"The time budget must be between 1 and {settings.max_time_budget:g} seconds; got {budget:g}.",
+            422,
+        )
+    return budget
+
+
+async def submit(request: Request, service: Service, user: User) -> int:
+    """Receive, check and queue an upload for ``user``; the new job's id. UploadRefused otherwise."""
+    settings = service.settings
+    with service.db.session() as s:
+        u = usage(s, s.merge(user), settings)
+    check_can_submit(u)
+    upload_limit = min(settings.max_upload_bytes, u.storage_left)
+    work = service.storage.temp_dir("upload-")
+    try:
+        try:
+            received = await receive(request, work / "upload.zip", upload_limit)
+        except UploadRefused as e:
+            if e.status == 413 and upload_limit < settings.max_upload_bytes:
+                e.message = f"The upload does not fit in your storage quota ({human_bytes(u.storage_left)} left)."
+                e.hint = "Delete jobs you no longer need to free space."
+            raise
+        if received.path is None or received.size == 0:
+            raise UploadRefused(
+                "No dataset was sent.",
+                422,
+                "Send the zip as the form field 'file' (multipart), or as the request body.",
+            )
+        budget = parse_budget(received.fields.get("time_budget"), settings)
+        name = (received.fields.get("name") or "").strip()[:200]
+        extracted_limit = min(settings.max_extracted_bytes, u.storage_left)
+        folder, report, size = await run_in_threadpool(
+            prepare, received.path, work, settings, extracted_limit
+        )
+        with service.db.session() as s:
+            owner = s.merge(user)
+            check_can_submit(usage(s, owner, settings))  # again: a parallel upload may have won
+            job = create_job(
+                s,
+                owner,
+                name=name or report.get("name") or "dataset",
+                time_budget=budget,
+                report=report,
+                stored_bytes=size,
+            )
+            service.storage.adopt_dataset(job.id, folder)
+            job_id = job.id
+        service.dispatcher.notify(job_id)
+        return job_id
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
