@@ -30,7 +30,7 @@ from typing import Protocol
 from sqlalchemy import select
 
 from autodl.service.db import Database
-from autodl.service.jobs import ACTIVE, TERMINAL, next_queued, requeue_or_fail, set_state
+from autodl.service.jobs import ACTIVE, next_queued, requeue_or_fail, set_state
 from autodl.service.models import Job
 from autodl.service.storage import Storage
 from autodl.settings import Settings
@@ -142,7 +142,7 @@ class Supervisor:
         s.refresh(job)
         code = child.proc.poll()
         if code is None:
-            if job is None or job.deleted_at is not None or job.state in TERMINAL:
+            if job is None or job.deleted_at is not None or job.state == "cancelled":
                 child.killed_because = "cancelled"
                 _kill_group(child.proc.pid)
             elif time.monotonic() > child.deadline:

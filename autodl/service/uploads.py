@@ -15,6 +15,7 @@ import re
 import shutil
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -215,15 +216,22 @@ def extract(path: Path, members: list[zipfile.ZipInfo], target: Path, max_bytes:
                 dest.mkdir(parents=True, exist_ok=True)
                 continue
             dest.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(dest, "xb") as out:
-                while chunk := src.read(CHUNK):
-                    written += len(chunk)
-                    if written > max_bytes:
-                        raise UploadRefused(
-                            f"The archive holds more than the {human_bytes(max_bytes)} allowed once extracted.",
-                            413,
-                        )
-                    out.write(chunk)
+            try:
+                with zf.open(info) as src, open(dest, "xb") as out:
+                    while chunk := src.read(CHUNK):
+                        written += len(chunk)
+                        if written > max_bytes:
+                            raise UploadRefused(
+                                f"The archive holds more than the {human_bytes(max_bytes)} allowed once extracted.",
+                                413,
+                            )
+                        out.write(chunk)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
+                # zipfile reads no more than the header declares and checks the CRC:
+                # a member whose header lies ends here.
+                raise UploadRefused(f"The zip archive is damaged: {info.filename}: {e}.") from None
+            except FileExistsError:
+                raise UploadRefused(f"The archive holds {info.filename!r} twice.") from None
     return written
 
 

@@ -1,0 +1,159 @@
+"""The state machine and run_job, with real engine child processes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+
+import pytest
+
+from autodl.service import jobs as J
+from autodl.service.db import Database
+from autodl.service.models import Job, User
+from autodl.service.storage import Storage
+
+
+@pytest.fixture
+def world(settings, tabular_dir):
+    db = Database(settings.sqlalchemy_url)
+    db.upgrade()
+    storage = Storage(settings.data_dir)
+    with db.session() as s:
+        user = User(name="ann", password_hash="x")
+        s.add(user)
+        s.flush()
+        user_id = user.id
+
+    def new_job(budget: float = 3) -> int:
+        with db.session() as s:
+            job = J.create_job(
+                s,
+                s.get(User, user_id),
+                name="t",
+                time_budget=budget,
+                report={"name": "tinytabular"},
+                stored_bytes=0,
+            )
+            target = storage.dataset_dir(job.id)
+            shutil.copytree(tabular_dir, target)
+            return job.id
+
+    yield db, storage, new_job
+    db.dispose()
+
+
+def state(db, job_id):
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        _ = job.events  # loaded while the session is open
+        return job
+
+
+def test_transitions_are_checked_and_time_stamped(world):
+    db, _, new_job = world
+    job_id = new_job()
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        with pytest.raises(J.InvalidTransition):
+            J.set_state(s, job, "finished")
+        with pytest.raises(ValueError):
+            J.set_state(s, job, "failed")  # a failure needs a reason
+        assert J.set_state(s, job, "running")
+        assert J.set_state(s, job, "scoring")
+        assert J.set_state(s, job, "finished")
+        with pytest.raises(J.InvalidTransition):
+            J.set_state(s, job, "running")  # terminal
+    job = state(db, job_id)
+    assert [e.state for e in job.events] == ["queued", "running", "scoring", "finished"]
+    assert job.queued_at <= job.started_at <= job.scoring_at <= job.ended_at
+
+
+def test_compare_and_set_loses_to_a_concurrent_change(world):
+    db, _, new_job = world
+    job_id = new_job()
+    with db.session() as a, db.session() as b:
+        ja, jb = a.get(Job, job_id), b.get(Job, job_id)
+        assert J.set_state(a, ja, "cancelled", message="Cancelled by the user.")
+        a.commit()
+        assert not J.set_state(b, jb, "running")  # read as queued, but no longer is
+        assert jb.state == "cancelled"
+
+
+def test_run_job_finishes_and_is_idempotent(world, settings):
+    db, storage, new_job = world
+    job_id = new_job()
+    assert J.run_job(job_id, settings) == "finished"
+    job = state(db, job_id)
+    assert (
+        job.attempts == 1
+        and job.n_predictions == 2
+        and job.alc is not None
+        and job.final_nauc is not None
+    )
+    assert [e.state for e in job.events] == ["queued", "running", "scoring", "finished"]
+    assert (storage.results_dir(job_id) / "unlabelled" / "predictions.csv").is_file()
+    assert json.loads((storage.results_dir(job_id) / "scores.json").read_text())[
+        "alc"
+    ] == pytest.approx(job.alc)
+    assert job.stored_bytes > 0
+    # A second delivery does nothing.
+    assert J.run_job(job_id, settings) == "finished"
+    assert state(db, job_id).attempts == 1
+
+
+def test_an_engine_without_predictions_fails_with_a_reason_and_gives_the_quota_back(
+    world, settings
+):
+    db, _, new_job = world
+    job_id = new_job(budget=2)
+    assert (
+        J.run_job(job_id, replace(settings, engine="tests.ingestion.engines:never_predicts"))
+        == "failed"
+    )
+    job = state(db, job_id)
+    assert job.fault == "platform" and job.quota_refunded
+    assert "made no prediction within the time budget of 2 s" in job.reason
+
+
+def test_an_engine_crash_after_a_prediction_still_finishes_with_a_note(world, settings):
+    db, _, new_job = world
+    job_id = new_job()
+    assert (
+        J.run_job(job_id, replace(settings, engine="tests.ingestion.engines:crash_after_one"))
+        == "finished"
+    )
+    job = state(db, job_id)
+    assert job.n_predictions == 1 and "stopped early" in job.note and "learner exploded" in job.note
+
+
+def test_an_unloadable_engine_is_a_platform_failure(world, settings):
+    db, _, new_job = world
+    job_id = new_job()
+    assert J.run_job(job_id, replace(settings, engine="tests.no_such_module:run")) == "failed"
+    job = state(db, job_id)
+    assert job.fault == "platform" and job.reason.startswith("The engine could not be run")
+
+
+def test_a_dataset_that_cannot_be_read_is_a_data_failure(world, settings):
+    db, storage, new_job = world
+    job_id = new_job()
+    shutil.rmtree(storage.dataset_dir(job_id) / "tinytabular.data")
+    assert J.run_job(job_id, settings) == "failed"
+    job = state(db, job_id)
+    assert (
+        job.fault == "data"
+        and not job.quota_refunded
+        and job.reason.startswith("Your dataset could not be read")
+    )
+
+
+def test_the_real_default_engine_end_to_end(world, settings):
+    """The engine users get (autodl.engine:run), on a tiny dataset with a 5 s budget."""
+    db, storage, new_job = world
+    job_id = new_job(budget=5)
+    assert J.run_job(job_id, replace(settings, engine="autodl.engine:run")) == "finished"
+    job = state(db, job_id)
+    assert job.n_predictions >= 1 and job.alc > 0 and job.final_nauc > 0
+    csv = (storage.results_dir(job_id) / "unlabelled" / "predictions.csv").read_text().splitlines()
+    assert csv[0] == "id,class0,class1,class2" and len(csv) == 11
