@@ -7,6 +7,7 @@ never a traceback (``autodl --debug …`` shows it).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -79,13 +80,21 @@ def _print_check(data: dict, path: Path) -> None:
         return "-" if data[part] is None else str(data[part]["count"])
 
     names = data.get("label_names")
-    classes = f"{data['output_dim']}" + (f" ({', '.join(map(str, names))})" if names else " (no label names)")
+    classes = f"{data['output_dim']}" + (
+        f" ({', '.join(map(str, names))})" if names else " (no label names)"
+    )
     rows = [
         ("dataset", str(data.get("name"))),
         ("domain", str(data.get("domain"))),
         ("classes", classes),
-        ("records", f"train {count('train')}, test {count('test')}, unlabelled {count('unlabelled')}"),
-        ("example shape", "(" + ", ".join(map(str, data.get("shape") or [])) + ")  (T, H, W, C; -1 = varies)"),
+        (
+            "records",
+            f"train {count('train')}, test {count('test')}, unlabelled {count('unlabelled')}",
+        ),
+        (
+            "example shape",
+            "(" + ", ".join(map(str, data.get("shape") or [])) + ")  (T, H, W, C; -1 = varies)",
+        ),
         ("storage", str(data.get("format"))),
     ]
     for key, value in rows:
@@ -110,9 +119,24 @@ def _record(p: dict) -> str | None:
 
 
 @main.command()
-@click.option("--solution", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The <task>.solution file (test labels).")
-@click.option("--predictions", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path), help="A prediction folder in the official layout.")
-@click.option("--time-budget", type=float, default=None, help="T in seconds (default: time_budget in start.txt).")
+@click.option(
+    "--solution",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The <task>.solution file (test labels).",
+)
+@click.option(
+    "--predictions",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A prediction folder in the official layout.",
+)
+@click.option(
+    "--time-budget",
+    type=float,
+    default=None,
+    help="T in seconds (default: time_budget in start.txt).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def score(solution: Path, predictions: Path, time_budget: float | None, as_json: bool) -> None:
     """Score a prediction folder exactly as the official AutoDL scorer: NAUC per prediction, ALC of the run."""
@@ -147,12 +171,34 @@ def _print_score(result) -> None:
 
 @main.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option("--time-budget", type=float, default=None, help="Seconds (default: AUTODL_TIME_BUDGET, 1200).")
-@click.option("--output", "output", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for predictions, scores and the report.")
-@click.option("--seed", type=int, default=None, help="Random seed of the engine (default: AUTODL_SEED, 0).")
+@click.option(
+    "--time-budget", type=float, default=None, help="Seconds (default: AUTODL_TIME_BUDGET, 1200)."
+)
+@click.option(
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for predictions, scores and the report.",
+)
+@click.option(
+    "--seed", type=int, default=None, help="Random seed of the engine (default: AUTODL_SEED, 0)."
+)
 @click.option("--force", is_flag=True, help="Replace a previous run in the output folder.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end (progress goes to stderr).")
-def run(path: Path, time_budget: float | None, output: Path, seed: int | None, force: bool, as_json: bool) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object at the end (progress goes to stderr).",
+)
+def run(
+    path: Path,
+    time_budget: float | None,
+    output: Path,
+    seed: int | None,
+    force: bool,
+    as_json: bool,
+) -> None:
     """Train on a dataset under a time budget, then score it and write a report."""
     from autodl import pipeline
     from autodl.cli_progress import LiveProgress
@@ -198,16 +244,26 @@ SAMPLES = {"digits": "scikit-learn's 1797 handwritten digits (8x8 grey images, 1
 
 @main.command()
 @click.argument("name", type=click.Choice(sorted(SAMPLES)))
-@click.option("--output", "output", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to write the dataset into.")
+@click.option(
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the dataset into.",
+)
 @click.option("--force", is_flag=True, help="Replace the sample if it is already there.")
 def sample(name: str, output: Path, force: bool) -> None:
     """Write a sample dataset (made from data a dependency ships) to try autodl on."""
     from autodl.formats import samples
 
     root = output / name
-    if root.exists() and any(root.iterdir()) and not force:
-        raise AutoDLError(f"{root} already exists", "Pass --force to write it again, or use it as it is.")
-    path = samples.make_digits(root)
+    if root.exists() and any(root.iterdir()):
+        if not force:
+            raise AutoDLError(
+                f"{root} already exists", "Pass --force to write it again, or use it as it is."
+            )
+        shutil.rmtree(root)
+    path = samples.make_digits(output)
     click.echo(f"Wrote {SAMPLES[name]} to {path}")
     click.echo(f"Next: autodl run {path} --time-budget 60 --output runs/{name}")
 

@@ -27,9 +27,17 @@ class LiveProgress:
     def __call__(self, p: Progress) -> None:
         if p.event == "prediction" and p.last is not None:
             self.last_score = self._score(p.last.path)
-            score = f"test NAUC {self.last_score:.4f}" if self.last_score is not None else "no solution to score"
-            valid = f", validation {p.last.valid_score:.4f}" if p.last.valid_score is not None else ""
-            self._line(f"  prediction {p.last.index} at {p.elapsed:7.2f}s  {score}  ({p.last.learner}{valid})")
+            score = (
+                f"test NAUC {self.last_score:.4f}"
+                if self.last_score is not None
+                else "no solution to score"
+            )
+            valid = (
+                f", validation {p.last.valid_score:.4f}" if p.last.valid_score is not None else ""
+            )
+            self._line(
+                f"  prediction {p.last.index} at {p.last.elapsed:7.2f}s  {score}  ({p.last.learner}{valid})"
+            )
         elif p.event == "end":
             self._clear()
         if self.tty and p.event != "end":

@@ -133,7 +133,9 @@ def _child(conn, dataset_path: str, engine_spec: str, seed: int, threads: int) -
     try:
         budget = Budget(max(0.0, time_budget - (time.time() - start_time)))
         dataset = open_dataset(dataset_path)
-        for p in engine_run(dataset.train, dataset.test, dataset.unlabelled, budget, seed=seed, log=log):
+        for p in engine_run(
+            dataset.train, dataset.test, dataset.unlabelled, budget, seed=seed, log=log
+        ):
             conn.send(("prediction", p.test, p.unlabelled, p.learner, p.valid_score, p.note))
         conn.send(("done",))
     except BaseException as e:  # noqa: BLE001 - reported to the parent
@@ -208,7 +210,10 @@ class _Recorder:
         folder.mkdir(exist_ok=True)
         _atomic_write(folder / f"{self.task}.predict", format_prediction(array))
         header = "id," + ",".join(_csv_field(n) for n in label_names) + "\n"
-        rows = (f"{i}," + ",".join(f"{v:.6g}" for v in row) + "\n" for i, row in zip(ids.tolist(), array.tolist(), strict=True))
+        rows = (
+            f"{i}," + ",".join(f"{v:.6g}" for v in row) + "\n"
+            for i, row in zip(ids.tolist(), array.tolist(), strict=True)
+        )
         _atomic_write(folder / "predictions.csv", header + "".join(rows))
 
     def end(self, success: bool, end_time: float) -> None:
@@ -302,7 +307,16 @@ def ingest(
         if on_progress is not None:
             now = time.time()
             last = result.predictions[-1] if result.predictions else None
-            on_progress(Progress(now - start_time, max(0.0, deadline - now), len(result.predictions), last, event, message))
+            on_progress(
+                Progress(
+                    now - start_time,
+                    max(0.0, deadline - now),
+                    len(result.predictions),
+                    last,
+                    event,
+                    message,
+                )
+            )
 
     finished = False
     while not finished:
@@ -348,11 +362,20 @@ def ingest(
                 break
             k = len(result.predictions)
             path = rec.prediction(k, test, stamp)
-            record = PredictionRecord(k, stamp, stamp - start_time, str(msg[3]), msg[4], str(msg[5] or ""), path)
+            record = PredictionRecord(
+                k, stamp, stamp - start_time, str(msg[3]), msg[4], str(msg[5] or ""), path
+            )
             result.predictions.append(record)
             if unl is not None:
                 result.unlabelled = unl
-            rec.event("prediction", index=k, elapsed=record.elapsed, learner=record.learner, valid_score=record.valid_score, note=record.note)
+            rec.event(
+                "prediction",
+                index=k,
+                elapsed=record.elapsed,
+                learner=record.learner,
+                valid_score=record.valid_score,
+                note=record.note,
+            )
             progress("prediction")
         elif kind == "done":
             finished = True

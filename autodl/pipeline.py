@@ -55,10 +55,17 @@ class RunReport:
                 "n_predictions": len(ing.predictions),
                 "late_predictions": ing.late,
                 "predictions": [
-                    {"index": p.index, "elapsed": round(p.elapsed, 4), "learner": p.learner, "valid_score": p.valid_score}
+                    {
+                        "index": p.index,
+                        "elapsed": round(p.elapsed, 4),
+                        "learner": p.learner,
+                        "valid_score": p.valid_score,
+                    }
                     for p in ing.predictions
                 ],
-                "unlabelled": str(self.output_dir / "unlabelled") if ing.unlabelled is not None else None,
+                "unlabelled": str(self.output_dir / "unlabelled")
+                if ing.unlabelled is not None
+                else None,
             }
         )
         return data
@@ -150,7 +157,9 @@ def publish(report: RunReport, dataset) -> None:
             label_names=dataset.spec.label_names,
         )
         scoring.write_scores(report.score, out)
-        learning_curve_png(report.score, out / "learning-curve.png", title=f"Learning curve: {ing.task}")
+        learning_curve_png(
+            report.score, out / "learning-curve.png", title=f"Learning curve: {ing.task}"
+        )
     log_path = out / "engine.log"
     engine_log = log_path.read_text(encoding="utf-8") if log_path.exists() else ""
     html_report(
@@ -161,7 +170,12 @@ def publish(report: RunReport, dataset) -> None:
         budget_used=ing.duration,
         error=_error_text(ing),
         predictions_table=[
-            {"index": p.index, "elapsed": p.elapsed, "learner": p.learner, "valid_score": p.valid_score}
+            {
+                "index": p.index,
+                "elapsed": p.elapsed,
+                "learner": p.learner,
+                "valid_score": p.valid_score,
+            }
             for p in ing.predictions
         ],
         time_budget=ing.time_budget,

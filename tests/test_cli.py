@@ -12,11 +12,28 @@ import pytest
 from autodl.formats.samples import make_tabular
 from tests.conftest import REFERENCE_SCORING, needs_shared_data
 
-CHECK_KEYS = {"name", "domain", "output_dim", "label_names", "shape", "format", "train", "test", "unlabelled", "problems"}
+CHECK_KEYS = {
+    "name",
+    "domain",
+    "output_dim",
+    "label_names",
+    "shape",
+    "format",
+    "train",
+    "test",
+    "unlabelled",
+    "problems",
+}
 
 
 def autodl(*args, cwd=None):
-    proc = subprocess.run([sys.executable, "-m", "autodl", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autodl", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
 
@@ -66,13 +83,26 @@ def test_score_json_equals_the_official_figures():
     expected = json.loads((REFERENCE_SCORING / "expected.json").read_text())
     case = expected["multiclass-four-predictions"]
     folder = REFERENCE_SCORING / "multiclass-four-predictions"
-    proc = autodl("score", "--solution", folder / "solution" / "cityweather.solution", "--predictions", folder / "predictions", "--json")
+    proc = autodl(
+        "score",
+        "--solution",
+        folder / "solution" / "cityweather.solution",
+        "--predictions",
+        folder / "predictions",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["alc"] == pytest.approx(case["alc"], abs=1e-12)
     assert data["nauc"] == pytest.approx(case["official_scores_txt"]["nauc_scores"], abs=1e-12)
     assert data["accuracy"] == pytest.approx(case["official_scores_txt"]["accuracy"], abs=1e-12)
-    human = autodl("score", "--solution", folder / "solution" / "cityweather.solution", "--predictions", folder / "predictions")
+    human = autodl(
+        "score",
+        "--solution",
+        folder / "solution" / "cityweather.solution",
+        "--predictions",
+        folder / "predictions",
+    )
     assert f"ALC {case['alc']:.4f}" in human.stdout
 
 
@@ -80,7 +110,9 @@ def test_score_with_a_broken_prediction_is_one_clear_error(tab, tmp_path):
     preds = tmp_path / "preds"
     preds.mkdir()
     name = tab.name
-    (preds / "start.txt").write_text("ingestion_pid: 0\ntask_name: x\ntime_budget: 60\nstart_time: 100.0\n0: 101.0\n")
+    (preds / "start.txt").write_text(
+        "ingestion_pid: 0\ntask_name: x\ntime_budget: 60\nstart_time: 100.0\n0: 101.0\n"
+    )
     (preds / f"{name}.predict_0").write_text("0.5 oops\n")
     proc = autodl("score", "--solution", next(tab.glob("*.solution")), "--predictions", preds)
     assert proc.returncode == 1

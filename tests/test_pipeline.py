@@ -26,7 +26,14 @@ def test_run_scores_and_publishes_everything(tab_run):
     assert report.score is not None
     assert 0.2 < report.score.final_nauc <= 1  # learnable signal: the engine beats a constant
     assert 0 < report.score.alc <= report.score.final_nauc
-    for name in ("scores.json", "scores.txt", "learning-curve.png", "report.html", "run.json", "engine.log"):
+    for name in (
+        "scores.json",
+        "scores.txt",
+        "learning-curve.png",
+        "report.html",
+        "run.json",
+        "engine.log",
+    ):
         assert (out / name).is_file(), name
     scores = json.loads((out / "scores.json").read_text())
     assert SCORE_KEYS <= set(scores)
@@ -57,7 +64,9 @@ def test_force_replaces_the_previous_run(tmp_path):
     out.mkdir()
     (out / "scores.json").write_text("{}")
     (out / "notes.txt").write_text("mine")
-    report = autodl.run(root, out, time_budget=3, force=True, engine="tests.ingestion.engines:quick")
+    report = autodl.run(
+        root, out, time_budget=3, force=True, engine="tests.ingestion.engines:quick"
+    )
     assert report.success
     assert json.loads((out / "scores.json").read_text())["alc"] == pytest.approx(report.score.alc)
     assert (out / "notes.txt").read_text() == "mine"  # only our own files are replaced
@@ -65,7 +74,9 @@ def test_force_replaces_the_previous_run(tmp_path):
 
 def test_a_failed_run_still_reports_its_error(tmp_path):
     root = make_tabular(tmp_path / "tab")
-    report = autodl.run(root, tmp_path / "out", time_budget=10, engine="tests.ingestion.engines:crash_after_one")
+    report = autodl.run(
+        root, tmp_path / "out", time_budget=10, engine="tests.ingestion.engines:crash_after_one"
+    )
     assert not report.success
     html = (tmp_path / "out" / "report.html").read_text()
     assert "exploded on purpose" in html

@@ -37,7 +37,10 @@ def test_predictions_are_written_in_the_official_layout(tabular_dataset, tmp_pat
     assert len(folder.files) == 2
     # No temp file is left behind by the atomic writes.
     assert not [f for f in pred_dir.iterdir() if f.name.startswith(".")]
-    events = [json.loads(line)["event"] for line in (tmp_path / "out" / "run.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(line)["event"]
+        for line in (tmp_path / "out" / "run.jsonl").read_text().splitlines()
+    ]
     assert events[0] == "start" and events[-1] == "end" and events.count("prediction") == 2
     assert "quick prediction 1" in (tmp_path / "out" / "engine.log").read_text()
 
