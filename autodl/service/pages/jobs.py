@@ -116,4 +116,4 @@ def compare(
         job_json(db, service.storage, load_job(db, user, i), detail=False)
         for i in dict.fromkeys(ids)
     ]
-    return render(request, "compare.html", jobs=jobs, ids=json.dumps([j["id"] for j in jobs]))
+    return render(request, "compare.html", jobs=jobs, ids=[j["id"] for j in jobs])

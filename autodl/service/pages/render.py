@@ -23,8 +23,10 @@ def _duration(seconds) -> str:
     if seconds < 60:
         return f"{seconds:.0f} s"
     if seconds < 3600:
-        return f"{seconds // 60:.0f} min {seconds % 60:02.0f} s"
-    return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:02.0f} min"
+        rest = round(seconds % 60)
+        return f"{seconds // 60:.0f} min" + (f" {rest:02d} s" if rest else "")
+    rest = round(seconds % 3600 // 60)
+    return f"{seconds // 3600:.0f} h" + (f" {rest:02d} min" if rest else "")
 
 
 def _when(dt) -> str:

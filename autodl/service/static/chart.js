@@ -36,16 +36,17 @@
     const iw = W - m.l - m.r, ih = H - m.t - m.b;
     let lo = 0;
     withPoints.forEach(s => s.points.forEach(p => { if (p.nauc != null && p.nauc < lo) lo = p.nauc; }));
-    lo = Math.floor(lo * 10) / 10;
+    const step = lo < -0.5 ? 0.5 : 0.2;
+    lo = Math.floor(lo / step - 1e-9) * step;
     const X = v => m.l + v * iw;
     const Y = v => m.t + (1 - (v - lo) / (1 - lo)) * ih;
     const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "presentation" }, null);
     const grid = el("g", { class: "grid" }, svg);
     const axis = el("g", { class: "axis" }, svg);
-    for (let v = lo; v <= 1.0001; v += (1 - lo) > 1 ? 0.5 : 0.2) {
+    for (let v = lo; v <= 1.0001; v += step) {
       const y = Y(v);
       el("line", { x1: m.l, x2: W - m.r, y1: y, y2: y }, grid);
-      el("text", { x: m.l - 8, y: y + 4, "text-anchor": "end" }, axis).textContent = v.toFixed(1);
+      el("text", { x: m.l - 8, y: y + 4, "text-anchor": "end" }, axis).textContent = (Math.abs(v) < 1e-9 ? 0 : v).toFixed(1);
     }
     const budgets = new Set(withPoints.map(s => s.budget));
     const one = budgets.size === 1;
