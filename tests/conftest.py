@@ -27,6 +27,20 @@ SAMPLE_NAMES = [
     "movingdigits",
 ]
 
+# The keys of `autodl check --json`, in their documented order (issue 2).
+CHECK_JSON_KEYS = [
+    "name",
+    "domain",
+    "output_dim",
+    "label_names",
+    "shape",
+    "format",
+    "train",
+    "test",
+    "unlabelled",
+    "problems",
+]
+
 needs_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(),
     reason=f"compatibility reference data not found at {SHARED_DATA} (only in the project's CI)",

@@ -12,7 +12,7 @@ import pytest
 from autodl.formats import _wire, samples
 from autodl.formats.check import MAX_REPEATS, check_dataset
 from autodl.formats.tfrecord import TFRecordWriter, read_records
-from tests.conftest import needs_shared_data
+from tests.conftest import CHECK_JSON_KEYS, needs_shared_data
 from tests.formats.conftest import ALL_NAMES, dataset_path
 
 
@@ -86,18 +86,7 @@ def test_reference_datasets_are_clean(name):
     report = check_dataset(dataset_path(name))
     assert report.problems == []
     js = report.to_json()
-    assert list(js) == [
-        "name",
-        "domain",
-        "output_dim",
-        "label_names",
-        "shape",
-        "format",
-        "train",
-        "test",
-        "unlabelled",
-        "problems",
-    ]
+    assert list(js) == CHECK_JSON_KEYS
     assert js["name"] == name and js["train"]["count"] > 0
     json.dumps(js)
 
