@@ -32,6 +32,16 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+            # Transactions are begun by us (below), not by the driver.
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn):  # pragma: no cover - trivial
+            # A deferred transaction that reads and then writes fails at once with
+            # "database is locked" when another process wrote in between (the busy
+            # timeout cannot help a stale snapshot). Taking the write lock at BEGIN
+            # makes concurrent writers wait their turn instead.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)

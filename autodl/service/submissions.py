@@ -39,8 +39,9 @@ def parse_budget(raw: str | None, settings: Settings) -> float:
 async def submit(request: Request, service: Service, user: User) -> int:
     """Receive, check and queue an upload for ``user``; the new job's id. UploadRefused otherwise."""
     settings = service.settings
-    with service.db.session() as s:
-        u = usage(s, s.merge(user), settings)
+    # Database work runs in the thread pool, never on the event loop: a write waiting
+    # for SQLite's lock must not stall the loop that would let the holder finish.
+    u = await run_in_threadpool(current_usage, service, user)
     check_can_submit(u)
     upload_limit = min(settings.max_upload_bytes, u.storage_left)
     work = service.storage.temp_dir("upload-")
@@ -64,20 +65,31 @@ async def submit(request: Request, service: Service, user: User) -> int:
         folder, report, size = await run_in_threadpool(
             prepare, received.path, work, settings, extracted_limit
         )
-        with service.db.session() as s:
-            owner = s.merge(user)
-            check_can_submit(usage(s, owner, settings))  # again: a parallel upload may have won
-            job = create_job(
-                s,
-                owner,
-                name=name or report.get("name") or "dataset",
-                time_budget=budget,
-                report=report,
-                stored_bytes=size,
-            )
-            service.storage.adopt_dataset(job.id, folder)
-            job_id = job.id
+        job_id = await run_in_threadpool(
+            _queue,
+            service,
+            user,
+            name or report.get("name") or "dataset",
+            budget,
+            report,
+            size,
+            folder,
+        )
         service.dispatcher.notify(job_id)
         return job_id
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def current_usage(service: Service, user: User):
+    with service.db.session() as s:
+        return usage(s, s.merge(user), service.settings)
+
+
+def _queue(service: Service, user: User, name, budget, report, size, folder) -> int:
+    with service.db.session() as s:
+        owner = s.merge(user)
+        check_can_submit(usage(s, owner, service.settings))  # again: a parallel upload may have won
+        job = create_job(s, owner, name=name, time_budget=budget, report=report, stored_bytes=size)
+        service.storage.adopt_dataset(job.id, folder)
+        return job.id

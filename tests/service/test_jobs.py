@@ -72,12 +72,15 @@ def test_transitions_are_checked_and_time_stamped(world):
 def test_compare_and_set_loses_to_a_concurrent_change(world):
     db, _, new_job = world
     job_id = new_job()
-    with db.session() as a, db.session() as b:
-        ja, jb = a.get(Job, job_id), b.get(Job, job_id)
-        assert J.set_state(a, ja, "cancelled", message="Cancelled by the user.")
-        a.commit()
-        assert not J.set_state(b, jb, "running")  # read as queued, but no longer is
-        assert jb.state == "cancelled"
+    with db.session() as a:
+        stale = a.get(Job, job_id)  # read as queued by one process…
+    with db.session() as c:
+        assert J.set_state(c, c.get(Job, job_id), "cancelled", message="Cancelled by the user.")
+    with db.session() as b:  # …which then tries to claim it
+        job = b.merge(stale, load=False)
+        assert job.state == "queued"
+        assert not J.set_state(b, job, "running")
+        assert job.state == "cancelled"
 
 
 def test_run_job_finishes_and_is_idempotent(world, settings):

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 from sqlalchemy import func
+from starlette.concurrency import run_in_threadpool
 
 from autodl.service import jobs as J
 from autodl.service.api.schemas import CurveOut, ErrorOut, JobListOut, JobOut
@@ -124,10 +125,13 @@ async def create(request: Request, service: ServiceDep, user: User, response: Re
         job_id = await submit(request, service, user)
     except UploadRefused as e:
         raise ServiceError(e.status, e.message, e.hint, problems=e.problems or None) from None
+    response.headers["Location"] = f"/api/v1/jobs/{job_id}"
+    return await run_in_threadpool(_job_out, service, job_id)
+
+
+def _job_out(service, job_id: int) -> dict:
     with service.db.session() as s:
-        job = s.get(Job, job_id)
-        response.headers["Location"] = f"/api/v1/jobs/{job_id}"
-        return job_json(s, service.storage, job)
+        return job_json(s, service.storage, s.get(Job, job_id))
 
 
 @router.get(

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
 
 from autodl.service import jobs as J
 from autodl.service.api.jobs import SORTS, load_job, sorted_jobs
@@ -14,7 +15,7 @@ from autodl.service.deps import DB, ServiceDep, ServiceError, User
 from autodl.service.pages.render import render
 from autodl.service.present import job_json
 from autodl.service.quotas import usage
-from autodl.service.submissions import submit
+from autodl.service.submissions import current_usage, submit
 from autodl.service.uploads import UploadRefused
 
 router = APIRouter()
@@ -59,8 +60,7 @@ async def new_job_post(request: Request, service: ServiceDep, user: User):
     try:
         job_id = await submit(request, service, user)
     except UploadRefused as e:
-        with service.db.session() as s:
-            u = usage(s, s.merge(user), service.settings)
+        u = await run_in_threadpool(current_usage, service, user)
         return render(
             request,
             "new.html",

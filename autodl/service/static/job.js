@@ -11,6 +11,7 @@
   let lastPoints = -1;
   let startedAt = job0.started_at ? Date.parse(job0.started_at) : null;
   let state = job0.state;
+  let logOpened = job0.state === "running";
 
   function get(url) { return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }); }
 
@@ -67,6 +68,7 @@
         tl.appendChild(li);
       });
     }
+    if (j.state === "running" && !logOpened) { logOpened = true; $("log-box").open = true; }
     runProgress(j);
   }
 
