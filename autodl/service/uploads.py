@@ -238,6 +238,11 @@ def extract(path: Path, members: list[zipfile.ZipInfo], target: Path, max_bytes:
 def validate(folder: Path) -> dict:
     """check_dataset on the extracted folder; UploadRefused (422) listing every error."""
     report = check_dataset(folder).to_json()
+    # Messages name files relative to the archive, never the server's own paths.
+    for p in report["problems"]:
+        for key in ("file", "message", "expected"):
+            if isinstance(p.get(key), str):
+                p[key] = p[key].replace(f"{folder}/", "").replace(str(folder), "the archive")
     errors = [p for p in report["problems"] if p.get("severity", "error") == "error"]
     if errors:
         raise UploadRefused(

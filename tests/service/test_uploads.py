@@ -92,6 +92,9 @@ def test_not_a_zip(app_client, tmp_path):
     r = upload(app_client, token, path)
     assert r.status_code == 400 and r.json()["detail"] == "The upload is not a zip archive."
     assert "<name>.data/" in r.json()["hint"]
+    r = upload(app_client, token, bad_zip({"readme.txt": b"hello"}, tmp_path / "empty.zip"))
+    assert r.status_code == 422 and "the archive" in r.json()["problems"][0]["message"]
+    assert str(app_client.app.state.service.storage.root) not in r.text  # no server paths
 
 
 def test_no_file(app_client):
