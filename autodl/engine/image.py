@@ -5,7 +5,10 @@
 and, for colour images, a 4x4 thumbnail per channel. `random_conv`: 32 fixed random
 3x3 filters over the small image, split into positive and negative parts and
 average-pooled to 4x4 (1024 features): a cheap stand-in for a first conv layer.
-Both go to logistic regression.
+Both go to logistic regression. Then `images`: the images at a resolution chosen for
+the data and the machine (the native size, at least 16 px and at most 32 px on CPU or
+64 px on CUDA) for a small CNN (`nets.CNN`) with shifts, and mirror flips for colour
+photographs (also test-time views).
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from autodl.engine._arrays import CHUNK, finite, resize, resized
+from autodl.engine._torch import DEVICE
 from autodl.engine.learner import Features, Learner
 from autodl.engine.models import Linear
+from autodl.engine.nets import CNN
 from autodl.formats.types import DatasetSpec
 
 
@@ -55,9 +60,34 @@ def random_conv(
     return finite(np.vstack(out)) if out else np.zeros((0, 2 * n_filters * 16), np.float32)
 
 
+def images(x: np.ndarray | list[np.ndarray], size: int = 32) -> np.ndarray:
+    """(N, C, size, size) float32 images (frames averaged), area-resized up or down."""
+    if isinstance(x, np.ndarray):
+        blocks = [
+            resize(x[i : i + CHUNK].mean(axis=1), size, size) for i in range(0, len(x), CHUNK)
+        ]
+        imgs = np.concatenate(blocks) if blocks else np.zeros((0, size, size, x.shape[-1]))
+    else:
+        imgs = resized(x, size).mean(axis=1)
+    return finite(imgs.transpose(0, 3, 1, 2))
+
+
+def cnn_size(spec: DatasetSpec) -> int:
+    """Side of the CNN's input: the native side within [16, 32] on CPU, [16, 64] on CUDA."""
+    side = max(spec.shape[1], spec.shape[2])
+    top = 64 if DEVICE.type == "cuda" else 32
+    return top if side <= 0 else int(np.clip(side, 16, top))
+
+
 def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
     """The image learners, cheapest first."""
+    size = cnn_size(spec)
     return [
         Linear(features=Features("pixels", pixels), seed=seed),
         Linear(features=Features("random-conv", random_conv, seed=seed), C=0.1, seed=seed),
+        CNN(
+            features=Features(f"images{size}", images, size=size),
+            flip=spec.shape[3] == 3,
+            seed=seed,
+        ),
     ]

@@ -39,6 +39,7 @@ from sklearn.metrics import roc_auc_score
 from threadpoolctl import ThreadpoolController
 
 from autodl.engine import image, speech, tabular, text, video
+from autodl.engine._torch import set_threads
 from autodl.engine.budget import Budget
 from autodl.engine.learner import Learner, RawX, clone, stratified_indices, take
 from autodl.formats.types import Arrays, DatasetSpec, Split
@@ -46,9 +47,12 @@ from autodl.formats.types import Arrays, DatasetSpec, Split
 QUICK_ROWS = 2000
 HOLDOUT = 0.2
 MAX_HOLDOUT = 10_000
+BLOCKS = 20  # runs of consecutive rows per class for a block hold-out (text)
 MIN_ROWS = 20  # fewer training rows: no hold-out, one prediction from the first learner
 MIN_STEP = 0.05  # seconds: do not start a step with less left
 RESERVE = 0.1  # share of the remaining time kept back from each fit for predicting
+ENSEMBLE_ROUNDS = 10  # members added (with replacement) by greedy ensemble selection
+ENSEMBLE_MARGIN = 1e-4  # hold-out NAUC an ensemble must gain over the best to be emitted
 
 PLANS: dict[str, Callable[[DatasetSpec, int], list[Learner]]] = {
     "tabular": tabular.plan,
@@ -86,16 +90,37 @@ def _rows(a: Arrays, mask: np.ndarray) -> Arrays:
 
 
 def _holdout(
-    labels: np.ndarray, rng: np.random.Generator, prefix: np.ndarray | None = None
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    prefix: np.ndarray | None = None,
+    blocks: bool = False,
 ) -> np.ndarray:
-    """Boolean hold-out mask; rows beyond ``prefix`` (an earlier mask) are drawn anew."""
+    """Boolean hold-out mask; rows beyond ``prefix`` (an earlier mask) are drawn anew.
+
+    ``blocks``: hold out runs of consecutive rows of a class instead of single rows.
+    Texts cut from one document sit next to each other in the records; a hold-out of
+    whole runs stands for unseen documents, so it does not reward learning a
+    document's own words (convention2012: train and test are different speeches)."""
     start = 0 if prefix is None else len(prefix)
     mask = np.zeros(len(labels), bool)
     if prefix is not None:
         mask[:start] = prefix
     rest = labels[start:]
-    n_take = min(MAX_HOLDOUT - int(mask.sum()), round(HOLDOUT * len(rest)))
-    mask[start + stratified_indices(rest, max(n_take, 0), rng)] = True
+    n_take = max(0, min(MAX_HOLDOUT - int(mask.sum()), round(HOLDOUT * len(rest))))
+    if not blocks:
+        mask[start + stratified_indices(rest, n_take, rng)] = True
+        return mask
+    key = np.where(rest.max(axis=1) > 0.5, rest.argmax(axis=1), -1)
+    for g in np.unique(key):
+        rows = np.flatnonzero(key == g)
+        runs = np.array_split(rows, max(1, min(len(rows) // 2, BLOCKS)))
+        want = round(n_take * len(rows) / max(len(rest), 1))
+        taken = 0
+        for r in rng.permutation(len(runs)):
+            if taken >= want or taken + len(runs[r]) >= len(rows):
+                break
+            mask[start + runs[r]] = True
+            taken += len(runs[r])
     return mask
 
 
@@ -113,6 +138,17 @@ class _Best:
 
 
 @dataclass
+class _Member:
+    """A learner's best state so far: hold-out, test and unlabelled predictions."""
+
+    name: str
+    score: float
+    valid: np.ndarray
+    test: np.ndarray
+    unlabelled: np.ndarray | None
+
+
+@dataclass
 class _Run:
     test_x: RawX
     unlabelled_x: RawX | None
@@ -124,6 +160,7 @@ class _Run:
     best: _Best = field(default_factory=_Best)
     spent: dict[int, float] = field(default_factory=dict)
     failed: set[int] = field(default_factory=set)
+    pool: dict[int, _Member] = field(default_factory=dict)
 
     def predict(self, learner: Learner) -> tuple[np.ndarray, np.ndarray | None]:
         with self.threads():
@@ -150,6 +187,7 @@ class _Run:
 
         ``once``: stop after the first prediction (the quick stage, or no hold-out)."""
         active = list(learners)
+        self.pool = {}
         while active:
             for learner in list(active):
                 left = self.budget.remaining()
@@ -162,17 +200,21 @@ class _Run:
                         learner.fit(fit, seconds)
                     took = time.monotonic() - t0
                     self.spent[id(learner)] = self.spent.get(id(learner), 0.0) + took
-                    score = None
+                    score, p_valid = None, None
                     if valid is not None:
                         with self.threads():
-                            score = nauc(valid.labels, learner.predict_proba(valid.x))
+                            p_valid = np.asarray(learner.predict_proba(valid.x), np.float64)
+                        score = nauc(valid.labels, p_valid)
                     done = learner.done
                     self.say(
                         f"{learner.name}: fit {took:.2f}s, valid NAUC {_fmt(score)}{' (done)' if done else ''}"
                     )
                     if done or once:
                         active.remove(learner)
-                    if not self.best.beaten_by(score):
+                    own = self.pool.get(id(learner))
+                    if not self.best.beaten_by(score) and (
+                        score is None or (own is not None and score <= own.score)
+                    ):
                         continue
                     test, unl = self.predict(learner)
                 except Exception as e:  # a failing learner must not end the run
@@ -180,10 +222,47 @@ class _Run:
                     self.failed.add(id(learner))
                     active.remove(learner)
                     continue
-                self.best = _Best(score, learner, self.spent[id(learner)], True)
-                yield Prediction(test, unl, learner.name, score, note)
-                if once:
-                    return
+                if score is not None:
+                    self.pool[id(learner)] = _Member(learner.name, score, p_valid, test, unl)
+                if self.best.beaten_by(score):
+                    self.best = _Best(score, learner, self.spent[id(learner)], True)
+                    yield Prediction(test, unl, learner.name, score, note)
+                    if once:
+                        return
+                if valid is not None:
+                    yield from self.blend(valid, note)
+
+    def blend(self, valid: Arrays, note: str) -> Iterator[Prediction]:
+        """Emit a weighted mean of pool members when it beats the best emitted score.
+
+        Greedy ensemble selection with replacement (Caruana et al., 2004): start from
+        the best member, repeatedly add the member that most raises the hold-out NAUC."""
+        members = sorted(self.pool.values(), key=lambda m: -m.score)
+        if len(members) < 2:
+            return
+        chosen = [members[0]]
+        total, score = members[0].valid.copy(), members[0].score
+        for _ in range(ENSEMBLE_ROUNDS):
+            trials = [
+                (nauc(valid.labels, (total + m.valid) / (len(chosen) + 1)), m) for m in members
+            ]
+            s, m = max(trials, key=lambda t: -np.inf if t[0] is None else t[0])
+            if s is None or s <= score:
+                break
+            chosen.append(m)
+            total, score = total + m.valid, s
+        if len(chosen) < 2 or not self.best.beaten_by(score - ENSEMBLE_MARGIN):
+            return
+        k = len(chosen)
+        test = sum(m.test for m in chosen) / k
+        unl = None if chosen[0].unlabelled is None else sum(m.unlabelled for m in chosen) / k
+        counts: dict[str, int] = {}
+        for m in chosen:
+            counts[m.name] = counts.get(m.name, 0) + 1
+        name = "ensemble(" + " + ".join(f"{c}x {n}" for n, c in counts.items()) + ")"
+        self.say(f"{name}: valid NAUC {score:.4f}")
+        self.best = _Best(score, None, 0.0, True)
+        yield Prediction(test, unl, name, score, note)
 
     def refit(self, data: Arrays) -> Iterator[Prediction]:
         """The best configuration refitted on every training row, if time allows."""
@@ -252,6 +331,8 @@ def run(
     configured = max((lib["num_threads"] for lib in controller.info()), default=1)
     n_threads = threads or min(len(os.sched_getaffinity(0)), configured)
 
+    set_threads(n_threads)  # torch: the same count, outside threadpoolctl's reach
+
     def limits() -> Any:
         return controller.limit(limits=n_threads)
 
@@ -270,13 +351,14 @@ def run(
     if len(data) < MIN_ROWS:
         yield from state.stage(plan, data, None, once=True, note="no hold-out: too few rows")
         return
-    mask = _holdout(data.labels, rng)
+    blocks = spec.domain == "text"
+    mask = _holdout(data.labels, rng, blocks=blocks)
     if quick:
         quick_note = f"quick model on the first {len(data)} training rows"
         yield from state.stage(plan[:1], _rows(data, ~mask), _rows(data, mask), True, quick_note)
         with limits():
             data = train.load()
-        mask = _holdout(data.labels, rng, prefix=mask)
+        mask = _holdout(data.labels, rng, prefix=mask, blocks=blocks)
         if state.best.learner is not None:  # re-score the emitted model on the new hold-out
             valid = _rows(data, mask)
             try:

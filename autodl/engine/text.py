@@ -1,21 +1,31 @@
-"""Text plan: bag of words, TF-IDF, logistic regression; then word bigrams.
+"""Text plan: bag of words, TF-IDF, logistic regression; then word bigrams, character
+n-grams and a small neural model.
 
 Examples are token ids (T, 1, 1, 1). The vocabulary size comes from
 ``spec.vocabulary`` (largest id + 1); without one, ids are hashed into 2**20
 columns. Ids outside the range wrap around. Columns never seen in training are
 dropped before TF-IDF (`models._NonEmptyColumns`), so hashed spaces stay small.
+
+Character n-grams (2 to 4 characters within words, hashed) are read from the words
+the vocabulary names: they generalise across word forms and to texts on other topics
+(the convention speeches of the test split are not those of the training split), and
+they handle Chinese, whose tokens are characters. `nets.TextCNN` takes the first
+``MAX_TOKENS`` token ids.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.feature_extraction.text import HashingVectorizer
 
 from autodl.engine.learner import Features, Learner
 from autodl.engine.models import Linear
+from autodl.engine.nets import TextCNN
 from autodl.formats.types import DatasetSpec
 
 HASHED = 2**20
+MAX_TOKENS = 256
 
 
 def _docs(x: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
@@ -45,6 +55,26 @@ def bigrams(
     return sp.hstack([_sparse(docs, dim), _sparse(pairs, buckets)], format="csr")
 
 
+def chars(x: np.ndarray | list[np.ndarray], words: tuple[str, ...] = ()) -> sp.csr_matrix:
+    """(N, 2**20) hashed counts of the character 2- to 4-grams of each text's words."""
+    n = len(words)
+    docs = [" ".join(words[t] if t < n else "" for t in d) for d in _docs(x)]
+    vec = HashingVectorizer(
+        analyzer="char_wb", ngram_range=(2, 4), n_features=HASHED, alternate_sign=False, norm=None
+    )
+    return vec.transform(docs).astype(np.float32)
+
+
+def token_ids(x: np.ndarray | list[np.ndarray], dim: int = HASHED) -> np.ndarray:
+    """(N, MAX_TOKENS) int64 token ids + 1 (0 pads), ids wrapped into [0, dim)."""
+    docs = _docs(x)
+    out = np.zeros((len(docs), MAX_TOKENS), np.int64)
+    for i, d in enumerate(docs):
+        d = d[:MAX_TOKENS]
+        out[i, : len(d)] = d % dim + 1
+    return out
+
+
 def vocabulary_size(spec: DatasetSpec) -> int:
     if not spec.vocabulary:
         return HASHED
@@ -54,9 +84,19 @@ def vocabulary_size(spec: DatasetSpec) -> int:
 def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
     """The text learners, cheapest first."""
     dim = vocabulary_size(spec)
-    return [
+    learners: list[Learner] = [
         Linear(features=Features("words", counts, dim=dim), preprocess="tfidf", C=10.0, seed=seed),
         Linear(
             features=Features("bigrams", bigrams, dim=dim), preprocess="tfidf", C=10.0, seed=seed
         ),
     ]
+    if spec.vocabulary:
+        words = [""] * dim
+        for w, i in spec.vocabulary.items():
+            if 0 <= i < dim:
+                words[i] = w
+        f = Features("char-ngrams", chars, words=tuple(words))
+        learners.append(Linear(features=f, preprocess="tfidf", C=1.0, seed=seed))
+    ids = Features("tokens", token_ids, dim=min(dim, 200_000))
+    learners.append(TextCNN(features=ids, vocab=min(dim, 200_000) + 1, seed=seed))
+    return learners

@@ -5,7 +5,9 @@ mean image, the standard deviation image, the mean absolute frame difference
 (motion), and, since the direction of motion can be the class, the early-half minus
 late-half image and the velocity and displacement of the intensity centroid; plus
 per-channel means. Videos of varying size or length are handled one
-by one. Logistic regression first, then the same on random Fourier features.
+by one. Logistic regression first, then the same on random Fourier features, then
+`nets.VideoCNN` on clips of at most 16 frames at 32 px (a frame CNN with temporal
+convolutions, so the order of frames counts).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from autodl.engine._arrays import CHUNK, finite, resize
 from autodl.engine.learner import Features, Learner
 from autodl.engine.models import Linear
+from autodl.engine.nets import VideoCNN
 from autodl.formats.types import DatasetSpec
 
 
@@ -59,10 +62,23 @@ def pooled(x: np.ndarray | list[np.ndarray], size: int = 16) -> np.ndarray:
     return finite(np.vstack(blocks)) if blocks else np.zeros((0, 3), np.float32)
 
 
+def clips(x: np.ndarray | list[np.ndarray], frames: int = 16, size: int = 32) -> np.ndarray:
+    """(N, C, frames, size, size) float32: each video resampled in time and space."""
+    c = max((e.shape[-1] for e in x), default=1)
+    out = np.zeros((len(x), c, frames, size, size), np.float32)
+    for i, e in enumerate(x):
+        # time: the frames nearest to ``frames`` evenly spaced instants (any length)
+        idx = np.minimum((np.arange(frames) + 0.5) * len(e) / frames, len(e) - 1).astype(int)
+        small = np.broadcast_to(resize(e[idx], size, size), (frames, size, size, c))
+        out[i] = small.transpose(3, 0, 1, 2)
+    return finite(out)
+
+
 def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
     """The video learners, cheapest first."""
     f = Features("pooled", pooled)
     return [
         Linear(features=f, seed=seed),
         Linear(features=f, kernel="rff", C=10.0, seed=seed),
+        VideoCNN(features=Features("clips", clips), epochs=30, width=16, seed=seed),
     ]

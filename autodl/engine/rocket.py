@@ -1,0 +1,103 @@
+"""Series features computed with torch: ROCKET random kernels and log-mel spectrograms.
+
+`rocket`: the ROCKET transform (Dempster et al., 2020). Each series is brought to
+``length`` samples (segment means, so any length works), standardised, and convolved
+with ``n_kernels`` random kernels (length 7, 9 or 11, zero-mean normal weights,
+uniform bias, exponential dilation, random zero padding); each kernel gives the
+proportion of positive values (PPV) and the maximum. Kernels with the same length,
+dilation and padding run as one grouped ``conv1d``, so the transform is a few dozen
+torch calls. A linear model on these features is a strong, cheap series classifier.
+
+`logmel`: our own torch mel spectrogram (Hann-windowed STFT, triangular mel bank
+over a nominal 16 kHz, log power), brought to ``frames`` frames (area-averaged when
+longer, zero-padded after standardisation when shorter): (N, 1, bands, frames).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from autodl.engine._arrays import finite, segment_means
+
+
+def series(x: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
+    """One float64 1-D series per example (channels averaged; empty becomes [0])."""
+    out = []
+    for e in x:
+        s = np.asarray(e, np.float64).reshape(len(e), -1).mean(axis=1)
+        out.append(s if len(s) else np.zeros(1))
+    return out
+
+
+@lru_cache(maxsize=4)
+def _kernels(n_kernels: int, length: int, seed: int) -> list[tuple]:
+    """Groups (size, dilation, padding, weights (k, 1, size), bias (k,)) of random kernels."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.choice([7, 9, 11], n_kernels)
+    groups: dict[tuple[int, int, int], list[tuple[np.ndarray, float]]] = {}
+    for size in sizes:
+        w = rng.normal(0, 1, size)
+        bias = rng.uniform(-1, 1)
+        top = np.log2(max(1.0, (length - 1) / (size - 1)))
+        dilation = int(2 ** rng.uniform(0, top))
+        padding = (size - 1) * dilation // 2 if rng.random() < 0.5 else 0
+        groups.setdefault((int(size), dilation, padding), []).append((w - w.mean(), bias))
+    out = []
+    for (size, dilation, padding), ks in sorted(groups.items()):
+        w = torch.tensor(np.array([k[0] for k in ks]), dtype=torch.float32).unsqueeze(1)
+        b = torch.tensor([k[1] for k in ks], dtype=torch.float32)
+        out.append((size, dilation, padding, w, b))
+    return out
+
+
+@torch.no_grad()
+def rocket(
+    x: np.ndarray | list[np.ndarray], n_kernels: int = 2000, length: int = 512, seed: int = 0
+) -> np.ndarray:
+    """(N, 2 * n_kernels) PPV and max of random convolution kernels."""
+    s = np.array([segment_means(e, length) for e in series(x)], np.float32).reshape(-1, length)
+    s = (s - s.mean(1, keepdims=True)) / (s.std(1, keepdims=True) + 1e-8)
+    z = torch.from_numpy(s).unsqueeze(1)
+    ppv, mx = [], []
+    for i in range(0, len(z), 256):
+        zb = z[i : i + 256]
+        p, m = [], []
+        for _size, dilation, padding, w, b in _kernels(n_kernels, length, seed):
+            h = torch.nn.functional.conv1d(zb, w, b, padding=padding, dilation=dilation)
+            p.append((h > 0).float().mean(2))
+            m.append(h.amax(2))
+        ppv.append(torch.cat(p, 1))
+        mx.append(torch.cat(m, 1))
+    if not ppv:
+        return np.zeros((0, 2 * n_kernels), np.float32)
+    return finite(torch.cat([torch.cat(ppv), torch.cat(mx)], 1).numpy())
+
+
+@lru_cache(maxsize=8)
+def _mel(frame: int, bands: int) -> torch.Tensor:
+    from autodl.engine.speech import mel_bank  # the bank is shared with the numpy features
+
+    return torch.from_numpy(mel_bank(frame, bands).T.astype(np.float32))
+
+
+@torch.no_grad()
+def logmel(
+    x: np.ndarray | list[np.ndarray], frame: int = 512, bands: int = 40, frames: int = 128
+) -> np.ndarray:
+    """(N, 1, bands, frames) log-mel spectrograms (see the module doc)."""
+    window = torch.hann_window(frame)
+    out = np.zeros((len(x), 1, bands, frames), np.float32)
+    for i, s in enumerate(series(x)):
+        t = torch.from_numpy(s.astype(np.float32))
+        if len(t) < frame:
+            t = torch.nn.functional.pad(t, (0, frame - len(t)))
+        spec = torch.stft(t, frame, frame // 2, window=window, center=False, return_complex=True)
+        m = torch.log(spec.abs().pow(2).T @ _mel(frame, bands) + 1e-8).T.numpy()  # (bands, F)
+        m = (m - m.mean()) / (m.std() + 1e-6)
+        if m.shape[1] > frames:
+            m = np.array([segment_means(row, frames) for row in m])
+        out[i, 0, :, : m.shape[1]] = m
+    return finite(out)
