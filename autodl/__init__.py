@@ -25,6 +25,7 @@ _EXPORTS = {
     "ArraySplit": "autodl.formats.types",
     "DatasetWriter": "autodl.formats.writer",
     "check_dataset": "autodl.formats.check",
+    "format_dataset": "autodl.formats.convert",
     "score": "autodl.scoring",
     "ScoreResult": "autodl.scoring",
     "run": "autodl.pipeline",
@@ -41,6 +42,7 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:  # pragma: no cover
     from autodl.errors import AutoDLError, FormatError, IngestionError, ScoringError  # noqa: F401
     from autodl.formats.check import check_dataset  # noqa: F401
+    from autodl.formats.convert import format_dataset  # noqa: F401
     from autodl.formats.dataset import Dataset, open_dataset  # noqa: F401
     from autodl.formats.types import ArraySplit, DatasetSpec  # noqa: F401
     from autodl.formats.writer import DatasetWriter  # noqa: F401

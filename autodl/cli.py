@@ -268,6 +268,7 @@ def sample(name: str, output: Path, force: bool) -> None:
     click.echo(f"Next: autodl run {path} --time-budget 60 --output runs/{name}")
 
 
+from autodl import cli_format as _cli_format  # noqa: E402,F401 - registers format
 from autodl import cli_service as _cli_service  # noqa: E402,F401 - registers serve, user, token, submit, db
 
 if __name__ == "__main__":  # pragma: no cover

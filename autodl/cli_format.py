@@ -1,0 +1,155 @@
+"""``autodl format``: raw data in, a checked AutoDL dataset (folder and zip) out.
+
+A thin face over `autodl.formats.convert.format_dataset`: options in, the
+progress bar on stderr, then what was done and the `autodl check` summary on
+stdout. Errors are `FormatError`s, printed by the group with their hint.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from autodl.cli import _print_check, main
+from autodl.formats.convert.options import DOMAINS
+
+_FILE = click.Path(exists=True, path_type=Path)
+
+
+@main.command("format")
+@click.argument("input", type=_FILE)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write <name>/, <name>.zip and the manifests into.",
+)
+@click.option("--name", default=None, help="Dataset name (default: from INPUT's name).")
+@click.option(
+    "--domain", type=click.Choice(DOMAINS), default=None, help="Kind of data (default: detected)."
+)
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    help="Label column; repeat for 0/1 class columns (multi-label).",
+)
+@click.option(
+    "--label-separator",
+    default=None,
+    help="Separator of several labels in one cell, e.g. '|' (multi-label).",
+)
+@click.option(
+    "--test-size",
+    type=float,
+    default=0.35,
+    show_default=True,
+    help="Test fraction (or a count ≥ 1) of a stratified split.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the split and of the record order.",
+)
+@click.option(
+    "--split-column",
+    default=None,
+    help="Column of train/test(/unlabelled) values giving the split.",
+)
+@click.option(
+    "--split-file",
+    type=_FILE,
+    default=None,
+    help="File listing the test records (ITEM or ITEM,train|test|unlabelled per line).",
+)
+@click.option(
+    "--unlabelled",
+    type=_FILE,
+    default=None,
+    help="Data without labels to add as the unlabelled part (same kind as INPUT).",
+)
+@click.option(
+    "--id-column",
+    default=None,
+    help="Table column naming each row (kept in the records manifest, not a feature).",
+)
+@click.option("--drop", multiple=True, help="Table column to leave out; repeatable.")
+@click.option("--text-column", default=None, help="Column holding the text (default: detected).")
+@click.option(
+    "--language",
+    default="auto",
+    show_default=True,
+    help="Text language: zh, ja, th … cut text into characters.",
+)
+@click.option(
+    "--max-size",
+    type=int,
+    default=None,
+    help="Shrink images and video frames to at most this many pixels a side.",
+)
+@click.option(
+    "--sample-rate",
+    type=int,
+    default=16000,
+    show_default=True,
+    help="Audio sample rate (Hz) of the dataset.",
+)
+@click.option(
+    "--fps",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Video frames taken per second (at most).",
+)
+@click.option(
+    "--max-frames",
+    type=int,
+    default=50,
+    show_default=True,
+    help="Video frames per clip at most (spread over the clip).",
+)
+@click.option(
+    "--skip-bad",
+    is_flag=True,
+    help="Leave unreadable files and bad rows out (listed) instead of stopping.",
+)
+@click.option("--workers", type=int, default=None, help="Decoding processes (default: every core).")
+@click.option("--force", is_flag=True, help="Replace an earlier output of the same name.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object (what was written) instead of the summary.",
+)
+def format_command(
+    input: Path, output: Path, labels: tuple[str, ...], as_json: bool, **options
+) -> None:
+    """Turn raw data into an AutoDL dataset: a CSV/Parquet table (tabular, text, time
+    series) or a folder of images, audio, video or .txt files (one folder per class,
+    or files plus labels.csv). Writes OUTPUT/<name>/ and OUTPUT/<name>.zip."""
+    from autodl.formats.convert import format_dataset
+
+    result = format_dataset(input, output, label=labels, progress=sys.stderr, **options)
+    if as_json:
+        data = result.to_json()
+        data["check"] = result.report.to_json()
+        click.echo(json.dumps(data, indent=1, ensure_ascii=False))
+        return
+    if result.skipped:
+        click.secho(f"{len(result.skipped)} input(s) left out (--skip-bad):", fg="yellow")
+        for src, why in result.skipped[:20]:
+            click.echo(f"  {src}: {why}")
+        if len(result.skipped) > 20:
+            click.echo(f"  … and {len(result.skipped) - 20} more (all in {result.manifest.name})")
+    for w in result.warnings:
+        click.secho(f"Warning: {w}", fg="yellow")
+    _print_check(result.report.to_json(), result.dataset)
+    click.echo(f"Dataset:  {result.dataset}")
+    click.echo(f"Upload:   {result.zip}")
+    click.echo(f"Manifest: {result.manifest} (records: {result.records.name})")
+    click.echo(f"Next: autodl run {result.dataset} --time-budget 300 --output runs/{result.name}")
