@@ -163,7 +163,7 @@ def convert_table(
     )
     utable = adapt = None
     if opts.unlabelled is not None:
-        utable = Table(opts.unlabelled)
+        utable = Table(opts.unlabelled, like=table)
         adapt = _adapter(table, utable, cols)
     if long is not None:
         return _convert_long(run, staging, table, utable, roles, long)
@@ -203,9 +203,7 @@ def convert_table(
                 f"{table.path.name}: every data column was left out.",
                 "See the warnings; --drop or fix the columns.",
             )
-    part_arr = _split(
-        run, labels, np.frombuffer(parts, np.int8).copy(), keys, explicit=roles.split is not None
-    )
+    part_arr = _split(run, labels, np.frombuffer(parts, np.int8).copy(), keys, roles, table)
     out = _open_output(staging, "DENSE", labels, part_arr)
     bar = ProgressBar(len(part_arr), run.progress, "rows")
     try:
@@ -234,10 +232,13 @@ def convert_table(
 
 
 def _split(
-    run: Run, labels: LabelTable, parts: np.ndarray, keys: list[str], explicit: bool
+    run: Run, labels: LabelTable, parts: np.ndarray, keys: list[str], roles: Roles, table: Table
 ) -> np.ndarray:
-    """Fix classes and the split; ``parts`` holds -2 where the split is to decide."""
-    classes = labels.finish()
+    """Fix the classes (several class columns: in the order given, else natural order)
+    and the split; ``parts`` holds -2 where the split is to decide."""
+    explicit = roles.split is not None
+    order = [table.columns[c] for c in roles.labels] if len(roles.labels) > 1 else None
+    classes = labels.finish(order)
     if not labels.multilabel:
         none = np.flatnonzero(
             (labels.sizes() == 0) & ((parts == -2) | (parts == TRAIN) | (parts == TEST))
@@ -338,9 +339,7 @@ def _convert_long(
             run.bad_input(f"series {key!r}", ls.bad[key], stop_early=False)
             parts[i] = SKIPPED
     run.stop_if_bad()
-    part_arr = _split(
-        run, labels, np.asarray(parts, np.int8), keys, explicit=roles.split is not None
-    )
+    part_arr = _split(run, labels, np.asarray(parts, np.int8), keys, roles, table)
     out = _open_output(staging, "DENSE", labels, part_arr)
     bar = ProgressBar(len(part_arr), run.progress, "series")
     i = 0

@@ -50,8 +50,9 @@ def is_missing(v: Any) -> bool:
 class Table:
     """A CSV or Parquet file: ``columns`` and ``chunks()`` of rows (lists of cells)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, like: Table | None = None):
         self.path = path
+        self._like = like
         self.parquet = path.suffix.lower() in (".parquet", ".pq")
         self.encoding = "utf-8-sig"
         self.note: str | None = None
@@ -79,6 +80,8 @@ class Table:
         first = text.splitlines()[0] if text.strip() else ""
         if self.path.suffix.lower() == ".tsv":
             self.delimiter = "\t"
+        elif self._like is not None and not any(d in first for d in ",;\t|"):
+            self.delimiter = self._like.delimiter  # one column: read as the labelled table
         else:
             self.delimiter = max(",;\t|", key=lambda d: (first.count(d), d == ","))
         rows = self._rows()
