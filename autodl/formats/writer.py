@@ -247,11 +247,16 @@ class DatasetWriter:
             path.write_text("".join(n + "\n" for n in self.spec.label_names), encoding="utf-8")
         return self.dataset_dir
 
-    def zip(self, dest: str | Path | None = None) -> Path:
+    def zip(
+        self, dest: str | Path | None = None, *, compression: int = zipfile.ZIP_DEFLATED
+    ) -> Path:
         """Zip the written dataset in the public service layout: ``metadata``,
-        ``<name>.data/`` and ``<name>.solution`` at the archive root."""
+        ``<name>.data/`` and ``<name>.solution`` at the archive root.
+
+        ``compression=zipfile.ZIP_STORED`` suits COMPRESSED datasets: their records
+        are JPEG/PNG bytes that deflate cannot shrink, only spend time on."""
         dest = Path(dest) if dest is not None else self.root / f"{self.spec.name}.zip"
-        with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
+        with zipfile.ZipFile(dest, "w", compression) as z:
             for p in sorted(self.dataset_dir.rglob("*")):
                 if p.is_file():
                     z.write(p, p.relative_to(self.dataset_dir).as_posix())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,7 +157,10 @@ def format_dataset(
                 f"the converted dataset fails its own checks ({first}).",
                 "This is a bug in autodl format: please report it with the command you ran.",
             )
-        DatasetWriter(staging.dir, spec).zip(staging.path("zip"))
+        stored = spec.format == "COMPRESSED"  # JPEG/PNG records: deflate only costs time
+        DatasetWriter(staging.dir, spec).zip(
+            staging.path("zip"), compression=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+        )
         result = FormatResult(
             opts.name, spec.domain, staging.targets["dataset"], staging.targets["zip"],
             staging.targets["manifest"], staging.targets["records"], list(spec.label_names or []),
