@@ -59,14 +59,16 @@ class TabularEncoder:
         number = self.table.number
         for c in self.cols:
             v = row[c.index]
-            if is_missing(v):
-                continue
-            key = str(v).strip()
-            if number(v) is None:
+            x = number(v)
+            if x is None:
+                key = str(v).strip()
                 c.texts += 1
                 if len(c.examples) < 3 and key not in c.examples:
                     c.examples.append(key)
+            elif x != x:  # NaN: a missing cell
+                continue
             else:
+                key = v.strip() if v.__class__ is str else str(v)
                 c.numbers += 1
             if not c.overflow:
                 c.values[key] = c.values.get(key, 0) + 1
@@ -125,11 +127,11 @@ class TabularEncoder:
         number = self.table.number
         for i, (kind, col, arg) in enumerate(self._plan):
             v = row[col]
-            if is_missing(v):
-                out[i] = math.nan
-            elif kind == "number":
+            if kind == "number":
                 x = number(v)
                 out[i] = math.nan if x is None else x
+            elif is_missing(v):
+                out[i] = math.nan
             elif kind == "onehot":
                 out[i] = 1.0 if str(v).strip() == arg else 0.0
             else:
