@@ -136,3 +136,16 @@ def test_decoding_on_two_processes_gives_the_same_dataset(tmp_path, convert):
         a, b = getattr(one.ds, split).load(), getattr(two.ds, split).load()
         assert np.array_equal(a.x, b.x) and np.array_equal(a.labels, b.labels)
     assert decode_frame((src / "cat/img0.png").read_bytes(), 3).shape == (12, 16, 3)
+
+
+def test_a_csv_of_file_names_as_input_finds_files_kept_in_a_subfolder(tmp_path, convert):
+    data = tmp_path / "kaggle"
+    (data / "images").mkdir(parents=True)
+    rows = []
+    for i in range(12):
+        Image.fromarray(inputs.image_pixels(i % 2, i)).save(data / "images" / f"p{i}.png")
+        rows.append([f"p{i}.png", "yes" if i % 2 else "no"])
+    table = inputs.write_csv(data / "train.csv", ["image_id", "label"], rows)
+    c = convert(table)
+    assert c.result.domain == "image" and c.classes == ["no", "yes"]
+    assert c.get("images/p3.png")[2] == ["yes"]

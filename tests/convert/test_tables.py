@@ -148,3 +148,16 @@ def test_bad_rows_are_named_and_classes_must_be_two(tmp_path, convert):
         convert(one)
     with pytest.raises(FormatError, match="--label"):
         convert(inputs.write_csv(tmp_path / "nolabel.csv", ["x", "y2"], [[1, 2]]))
+
+
+def test_a_name_column_does_not_make_a_table_text(tmp_path, convert):
+    rows = [
+        [f"Mr. John Ronald Reuel Tolkien the {i}th", i % 3, 1.5 * i, i % 2, "x", i, "ab"[i % 2]]
+        for i in range(30)
+    ]
+    path = inputs.write_csv(
+        tmp_path / "people.csv", ["name", "a", "b", "c", "d", "e", "label"], rows
+    )
+    c = convert(path)
+    assert c.result.domain == "tabular"
+    assert any("'name' left out" in w for w in c.result.warnings)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import sys
+import signal
 import threading
 import time
 from collections import deque
@@ -38,10 +38,16 @@ def _run_chunk(fn: Callable[[Any], Any], chunk: list[Any]) -> list[Any]:
     return [fn(a) for a in chunk]
 
 
+def _quiet_worker() -> None:
+    """Ctrl-C is the parent's to handle (it cleans up and says "interrupted");
+    a worker that took it too would print its own traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
     safe_fork = "fork" in mp.get_all_start_methods() and threading.active_count() == 1
     ctx = mp.get_context("fork" if safe_fork else "spawn")
-    return ProcessPoolExecutor(workers, mp_context=ctx)
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_quiet_worker)
 
 
 def ordered_map(
@@ -81,11 +87,12 @@ def ordered_map(
 
 
 class ProgressBar:
-    """A one-line bar on a terminal (redrawn at most 10 times a second); on a pipe
-    or file only the closing line, so logs stay readable."""
+    """A one-line bar on a terminal (redrawn at most 10 times a second), or a plain
+    counter when the total is unknown (``total=None``: a table's first pass). On a
+    pipe or file only the closing line, so logs stay readable."""
 
-    def __init__(self, total: int, stream: TextIO | None, label: str):
-        self.total = max(total, 0)
+    def __init__(self, total: int | None, stream: TextIO | None, label: str):
+        self.total = total
         self.stream = stream
         self.label = label
         self.done = 0
@@ -95,21 +102,26 @@ class ProgressBar:
 
     def update(self, n: int = 1) -> None:
         self.done += n
+        if not self.tty:
+            return
         now = time.monotonic()
-        if self.tty and (now - self._drawn > 0.1 or self.done >= self.total):
+        if now - self._drawn > 0.1 or self.done == self.total:
             self._drawn = now
             self._draw(now)
 
     def _draw(self, now: float) -> None:
-        width = 30
-        frac = self.done / self.total if self.total else 1.0
-        filled = int(width * min(frac, 1.0))
         rate = self.done / max(now - self.start, 1e-9)
-        eta = (self.total - self.done) / rate if rate > 0 else 0.0
-        text = (
-            f"\r  {self.label} [{'#' * filled}{'.' * (width - filled)}] "
-            f"{self.done}/{self.total}  {rate:.0f}/s  {eta:.0f}s left "
-        )
+        if self.total is None:
+            text = f"\r  {self.label}: {self.done}  {rate:.0f}/s "
+        else:
+            width = 30
+            frac = min(self.done / self.total, 1.0) if self.total else 1.0
+            filled = int(width * frac)
+            eta = (self.total - self.done) / rate if rate > 0 else 0.0
+            text = (
+                f"\r  {self.label} [{'#' * filled}{'.' * (width - filled)}] "
+                f"{self.done}/{self.total}  {rate:.0f}/s  {eta:.0f}s left "
+            )
         assert self.stream is not None
         self.stream.write(text)
         self.stream.flush()
@@ -122,8 +134,3 @@ class ProgressBar:
         end = "\r" + " " * 79 + "\r" if self.tty else ""
         self.stream.write(f"{end}  {self.label}: {self.done} in {secs:.1f} s ({rate:.0f}/s)\n")
         self.stream.flush()
-
-
-def stderr_if_tty() -> TextIO | None:
-    """stderr, for callers that want a bar only when someone watches."""
-    return sys.stderr if sys.stderr.isatty() else None

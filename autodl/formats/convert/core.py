@@ -26,7 +26,7 @@ from autodl.formats.convert.files import kind_of, walk
 from autodl.formats.convert.from_files import convert_files
 from autodl.formats.convert.from_table import convert_table
 from autodl.formats.convert.options import FormatOptions, default_name, validate
-from autodl.formats.convert.tables import TABLE_EXTENSIONS
+from autodl.formats.convert.tables import TABLE_EXTENSIONS, Table
 from autodl.formats.types import DatasetSpec
 from autodl.formats.writer import DatasetWriter
 
@@ -91,6 +91,24 @@ def _is_table(path: Path) -> Path | None:
     return None
 
 
+def _lists_files(path: Path, domain: str | None) -> bool:
+    """Whether a table lists media files (a labels.csv given as INPUT): ``--domain``
+    image, audio or video, or a column whose first values are media file names."""
+    if domain in ("image", "audio", "video"):
+        if path.suffix.lower() in (".parquet", ".pq"):
+            raise FormatError(f"{path}: a list of {domain} files must be a CSV.", "Save it as CSV.")
+        return True
+    if domain is not None or path.suffix.lower() in (".parquet", ".pq"):
+        return False
+    sample = next(Table(path).chunks(50), [])
+    width = max((len(r) for r in sample), default=0)
+    for c in range(width):
+        cells = [str(r[c]) for r in sample if c < len(r)]
+        if cells and sum(kind_of(Path(v)) not in (None, "text") for v in cells) >= 0.8 * len(cells):
+            return True
+    return False
+
+
 def format_dataset(
     input: str | Path,
     output: str | Path,
@@ -137,7 +155,10 @@ def format_dataset(
     staging = Staging(out_dir, opts.name, opts.force, inputs)
     output_obj = None
     try:
-        if table is not None:
+        if table is not None and _lists_files(table, opts.domain):
+            run.input = table.parent  # a table of file names and labels, beside the files
+            output_obj, shape, vocab, domain_ = convert_files(run, staging, labels_file=table)
+        elif table is not None:
             run.input = table
             output_obj, shape, vocab, domain_ = convert_table(run, staging)
         else:

@@ -162,7 +162,9 @@ def _label_file(root: Path) -> Path | None:
     return next((root / n for n in ("labels.csv", "labels.tsv") if (root / n).is_file()), None)
 
 
-def _read_labels_csv(root: Path, path: Path, opts: FormatOptions, src: FileSource) -> None:
+def _read_labels_csv(
+    root: Path, path: Path, opts: FormatOptions, src: FileSource, media: list[Path]
+) -> None:
     with open(path, newline="", encoding="utf-8-sig") as f:
         rows = [r for r in csv.reader(f, delimiter="\t" if path.suffix == ".tsv" else ",") if r]
     if not rows:
@@ -185,6 +187,7 @@ def _read_labels_csv(root: Path, path: Path, opts: FormatOptions, src: FileSourc
     ):
         scol = None  # a column named 'split' that is not a train/test split
     src.explicit_split = scol is not None
+    by_name: dict[str, Path | None] | None = None
     for n, r in enumerate(rows, 2):
         rel = r[fcol].strip() if fcol < len(r) else ""
         item = FileItem(root / rel, rel)
@@ -193,7 +196,12 @@ def _read_labels_csv(root: Path, path: Path, opts: FormatOptions, src: FileSourc
             item.problem = f"{path.name} line {n} has {len(r)} fields, the header {len(header)}"
             continue
         if not item.path.is_file():
-            item.problem = f"listed in {path.name} (line {n}) but not found"
+            by_name = by_name if by_name is not None else _by_name(media)
+            found = by_name.get(Path(rel).name)  # listed by bare name, kept in a subfolder
+            if found is not None:
+                item.path, item.source = found, found.relative_to(root).as_posix()
+            else:
+                item.problem = f"listed in {path.name} (line {n}) but not found"
         if len(lcols) > 1:
             flags = [flag(r[c]) for c in lcols]
             if None in flags:
@@ -227,17 +235,28 @@ def _read_labels_csv(root: Path, path: Path, opts: FormatOptions, src: FileSourc
             src.label_order = names
 
 
-def scan_folder(root: Path, opts: FormatOptions, exclude: list[Path]) -> FileSource:
-    """The labelled files of a folder input (see the module doc for the layouts)."""
+def _by_name(media: list[Path]) -> dict[str, Path | None]:
+    """Media files by bare name (None when a name is not unique)."""
+    names: dict[str, Path | None] = {}
+    for f in media:
+        names[f.name] = None if f.name in names else f
+    return names
+
+
+def scan_folder(
+    root: Path, opts: FormatOptions, exclude: list[Path], labels_file: Path | None = None
+) -> FileSource:
+    """The labelled files of a folder input (see the module doc for the layouts);
+    ``labels_file``: a table listing the files, given as INPUT (its folder is the root)."""
     files = walk(root, exclude)
     kind = detect_kind(root, files, opts.domain)
     src = FileSource(root, kind, [], "class folders")
     media = [f for f in files if kind_of(f) == kind]
-    labels_csv = _label_file(root)
+    labels_csv = labels_file or _label_file(root)
     tops = {p.name.lower(): p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
     if labels_csv is not None:
         src.layout = labels_csv.name
-        _read_labels_csv(root, labels_csv, opts, src)
+        _read_labels_csv(root, labels_csv, opts, src, media)
         listed = {it.path.resolve() for it in src.items}
         left = sum(1 for f in media if f.resolve() not in listed)
         if left:

@@ -10,6 +10,8 @@ an engine that reads the first records of a split sees every class.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from autodl.errors import FormatError
@@ -55,11 +57,11 @@ def _labels(
 
 
 def convert_files(
-    run: Run, staging: Staging
+    run: Run, staging: Staging, labels_file: Path | None = None
 ) -> tuple[DatasetOutput, tuple[int, int, int, int], dict | None, str]:
     """Convert the folder ``run.input``; returns (output, shape, vocabulary, domain)."""
     opts = run.opts
-    src = scan_folder(run.input, opts, exclude=[run.output])
+    src = scan_folder(run.input, opts, exclude=[run.output], labels_file=labels_file)
     run.warnings += src.warnings
     items = src.items
     if opts.unlabelled is not None:

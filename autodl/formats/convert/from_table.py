@@ -47,8 +47,14 @@ from autodl.formats.convert.text import Vocabulary, tokenize
 Row = list[Any]
 
 
+TEXT_MIN_SPACES = 5  # mean spaces per cell of a column taken for text without --domain text
+TEXT_MAX_COLUMNS = 4  # data columns at most of a table taken for text (else it is tabular
+# with a free-text column, such as a name or an address, which is then left out)
+
+
 def _text_column(table: Table, cols: list[int], sample: list[Row], forced: bool) -> int | None:
-    """The column that holds text: the one with the most spaces per cell (≥ 3, unless ``forced``)."""
+    """The column that holds text: the one with the most spaces per cell
+    (≥ TEXT_MIN_SPACES in a table of few columns, unless ``forced``)."""
     best, score = None, -1.0
     for c in cols:
         cells = [r[c] for r in sample if c < len(r) and not is_missing(r[c])]
@@ -57,7 +63,9 @@ def _text_column(table: Table, cols: list[int], sample: list[Row], forced: bool)
         spaces = sum(str(v).count(" ") for v in cells) / len(cells)
         if spaces > score:
             best, score = c, spaces
-    return best if (forced or score >= 3) else None
+    if forced:
+        return best
+    return best if score >= TEXT_MIN_SPACES and len(cols) <= TEXT_MAX_COLUMNS else None
 
 
 def _adapter(main: Table, other: Table, needed: list[int]) -> Callable[[Row], Row]:
@@ -169,7 +177,9 @@ def convert_table(
         return _convert_long(run, staging, table, utable, roles, long)
     enc = _Encoder(run, table, domain, cols, sample)
     labels, parts, keys = LabelTable(), array("b"), []
+    reading = ProgressBar(None, run.progress, "rows read")
     for tbl, n, row, fields in _records(table, utable, adapt):
+        reading.update()
         labelled = tbl is table
         try:
             if fields != len(tbl.columns):
@@ -194,6 +204,7 @@ def convert_table(
                 if roles.id is not None and roles.id < len(row)
                 else str(n)
             )
+    reading.close()
     run.stop_if_bad()
     if enc.tabular is not None:
         run.info["features"] = enc.tabular.finish()
@@ -205,7 +216,7 @@ def convert_table(
             )
     part_arr = _split(run, labels, np.frombuffer(parts, np.int8).copy(), keys, roles, table)
     out = _open_output(staging, "DENSE", labels, part_arr)
-    bar = ProgressBar(len(part_arr), run.progress, "rows")
+    bar = ProgressBar(len(part_arr), run.progress, "rows written")
     try:
         for i, (tbl, n, row, _) in enumerate(_records(table, utable, adapt)):
             bar.update()
