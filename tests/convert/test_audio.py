@@ -29,6 +29,10 @@ def test_wav_at_the_target_rate_is_stored_sample_for_sample(tmp_path, convert):
 
 @pytest.mark.parametrize("ext", ["flac", "ogg", "mp3"])
 def test_compressed_formats_decode_at_their_pitch(tmp_path, convert, ext):
+    import soundfile as sf
+
+    if ext == "mp3" and "MP3" not in sf.available_formats():
+        pytest.skip(f"libsndfile {sf.__libsndfile_version__} has no MP3 (1.1 or later has)")
     src = tmp_path / ext
     expected = inputs.write_audio(src, ext, rate=16000, per_class=2)
     c = convert(src)

@@ -189,3 +189,11 @@ def test_records_manifest_matches_unlabelled_predictions_back(tmp_path, convert)
     assert [r["source"] for r in unl] == [r[0] for r in new_rows]
     x = c.ds.unlabelled.load().x.reshape(7, -1)
     assert np.allclose(x[:, 0], [r[1] for r in new_rows])
+
+
+def test_output_inside_the_input_folder_is_not_read_back(tmp_path, convert):
+    src = tmp_path / "pets"
+    inputs.write_images(src, per_class=4)
+    first = format_dataset(src, src, workers=1)  # DIR = INPUT: the dataset lands in pets/pets/
+    again = format_dataset(src, src, workers=1, force=True)
+    assert first.counts == again.counts == {"train": 8, "test": 4, "unlabelled": 0}

@@ -85,8 +85,9 @@ def _is_table(path: Path) -> Path | None:
         for f in files
         if f.suffix.lower() in (".csv", ".tsv", ".parquet", ".pq")
         and f.name.lower() not in ("labels.csv", "labels.tsv")
+        and not f.name.endswith(".records.csv")  # our own manifest, when DIR is inside INPUT
     ]
-    if len(tables) == 1 and not any(kind_of(f) for f in files if f.suffix.lower() != ".txt"):
+    if len(tables) == 1 and not any(kind_of(f) for f in files):
         return tables[0]
     return None
 

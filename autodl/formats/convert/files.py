@@ -13,6 +13,10 @@ Layouts accepted (the first that matches):
   one folder per class;
 - one folder per class (files may sit deeper inside it).
 
+A CSV listing the files can also be INPUT itself (``train.csv`` beside an
+``images/`` folder): it is read as a ``labels.csv`` in its own folder, and a
+file listed by its bare name is found in any subfolder when the name is unique.
+
 Hidden files and folders, and files of other kinds, are left out (and counted).
 """
 

@@ -61,7 +61,9 @@ def convert_files(
 ) -> tuple[DatasetOutput, tuple[int, int, int, int], dict | None, str]:
     """Convert the folder ``run.input``; returns (output, shape, vocabulary, domain)."""
     opts = run.opts
-    src = scan_folder(run.input, opts, exclude=[run.output], labels_file=labels_file)
+    src = scan_folder(
+        run.input, opts, exclude=[staging.targets["dataset"]], labels_file=labels_file
+    )
     run.warnings += src.warnings
     items = src.items
     if opts.unlabelled is not None:
@@ -70,7 +72,7 @@ def convert_files(
                 "the input already has an unlabelled part; --unlabelled adds a second one.",
                 "Use one of them.",
             )
-        items += scan_unlabelled(opts.unlabelled, src.kind, exclude=[run.output])
+        items += scan_unlabelled(opts.unlabelled, src.kind, exclude=[staging.targets["dataset"]])
     if opts.split_file is not None:
         wanted = read_split_file(opts.split_file, [it.source for it in items], run)
         for it in items:
