@@ -140,6 +140,7 @@ def format_command(
         data["check"] = result.report.to_json()
         click.echo(json.dumps(data, indent=1, ensure_ascii=False))
         return
+    click.echo(f"{result.source[0].upper()}{result.source[1:]} in {result.seconds:.1f} s.")
     if result.skipped:
         click.secho(f"{len(result.skipped)} input(s) left out (--skip-bad):", fg="yellow")
         for src, why in result.skipped[:20]:

@@ -48,6 +48,7 @@ class FormatResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    source: str = ""  # what was read, in words: "60 rows of fish.csv" …
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -189,6 +190,7 @@ def format_dataset(
             counts, spec.shape, report, list(run.bad), run.all_warnings(),
         )  # fmt: skip
         result.seconds = time.monotonic() - started
+        result.source = _describe(run, table if table is not None else src)
         _write_manifest(staging.path("manifest"), result, run, spec, table or src, domain_)
         staging.publish()
         return result
@@ -197,6 +199,21 @@ def format_dataset(
             output_obj.abort()
         staging.cleanup()
         raise
+
+
+def _describe(run: Run, source: Path) -> str:
+    """One line on what was read, for the CLI."""
+    info = run.info
+    if "files" in info:
+        what = f"{info['files']} {info['kind']} files ({info['layout']})"
+    elif "series" in info:
+        what = f"{info['series']} series ({info['channels']} channel(s), long format)"
+    else:
+        what = f"{info.get('rows', 0)} rows"
+        if "text_column" in info:
+            what += f", text in column {info['text_column']!r}"
+    task = "multi-label" if info.get("multilabel") else "multi-class"
+    return f"read {what} from {source} ({task})"
 
 
 def _write_manifest(
