@@ -1,0 +1,255 @@
+"""ALC benchmark: our engine against simple peers, on every sample dataset, one command.
+
+    python bench/alc.py [--budget 300] [--data ../shared/data] [--only NAME ...] [--markdown]
+
+For each dataset (``datasets/*`` and ``starting-kit-samples/*`` under ``--data``):
+
+- **ours**: ``autodl.run`` (the engine in a child process, official ALC protocol);
+- **logreg** and **lightgbm**: one prediction each, made once at the end of its own
+  training (clock from the start: reading the data, the domain's standard features
+  of `autodl.engine`, fitting, predicting), on the same ALC axis;
+- **flaml** (tabular only, needs ``pip install -e '.[bench]'``): separate FLAML runs with time
+  budgets 5, 20 and 60 s (those within the budget), each placed at its actual
+  finishing time, the curve keeping the best test NAUC so far (generous to the peer).
+
+Each engine runs in its own Python process so that its peak memory (max resident set
+of the process and its children) is its own. One row per dataset and engine: domain,
+time and NAUC of the first prediction, final NAUC, ALC, peak memory, and for ours
+the ratio of our ALC to the best peer's. Figures only; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PEERS = ("logreg", "lightgbm", "flaml")
+FLAML_BUDGETS = (5, 20, 60)
+
+
+def _features(domain: str, spec):
+    from autodl.engine import image, speech, tabular, text, video
+
+    if domain == "text":
+        return lambda x: text.counts(x, text.vocabulary_size(spec))
+    return {
+        "tabular": tabular.flat,
+        "image": image.pixels,
+        "speech": speech.spectral,
+        "video": video.pooled,
+    }[domain]
+
+
+def _fit_predict(make, x, labels, xt):
+    """Probabilities (n_test, output_dim): softmax over present classes, or one binary
+    model per column for multi-label (a constant column gets its training rate)."""
+    y = labels > 0.5
+    k = y.shape[1]
+    out = np.zeros((xt.shape[0], k))
+    if np.any(y.sum(axis=1) != 1):
+        for c in range(k):
+            if y[:, c].all() or not y[:, c].any():
+                out[:, c] = y[:, c].mean()
+            else:
+                m = make().fit(x, y[:, c].astype(int))
+                out[:, c] = m.predict_proba(xt)[:, list(m.classes_).index(1)]
+        return out
+    t = y.argmax(axis=1)
+    if len(np.unique(t)) < 2:
+        out[:, t[0]] = 1.0
+        return out
+    m = make().fit(x, t)
+    out[:, m.classes_.astype(int)] = m.predict_proba(xt)
+    return out
+
+
+def _peer_models(name: str, domain: str, budget: float):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if name == "logreg":
+        if domain == "text":
+            from sklearn.feature_extraction.text import TfidfTransformer
+
+            return lambda: make_pipeline(TfidfTransformer(), LogisticRegression(max_iter=1000))
+        from sklearn.impute import SimpleImputer
+
+        return lambda: make_pipeline(
+            SimpleImputer(keep_empty_features=True),
+            StandardScaler(),
+            LogisticRegression(max_iter=1000),
+        )
+    if name == "lightgbm":
+        import lightgbm as lgb
+
+        return lambda: lgb.LGBMClassifier(verbosity=-1, random_state=0)
+    from flaml import AutoML
+
+    class Flaml:
+        def fit(self, x, t):
+            self.m = AutoML()
+            metric = "roc_auc" if len(np.unique(t)) == 2 else "roc_auc_ovr"
+            self.m.fit(x, t, task="classification", time_budget=budget, metric=metric,
+                       verbose=0, seed=0, n_jobs=-1)  # fmt: skip
+            self.classes_ = self.m.classes_
+            return self
+
+        def predict_proba(self, x):
+            return self.m.predict_proba(x)
+
+    return Flaml
+
+
+def one_peer(name: str, path: str, budget: float) -> dict:
+    """One peer run on one dataset: its predictions with timestamps, scored."""
+    from autodl.formats.dataset import open_dataset
+    from autodl.scoring import score_arrays
+
+    import autodl.engine  # noqa: F401 - imports before the clock, as the engine's are
+
+    _peer_models(name, "tabular", 1.0)
+    t0 = time.monotonic()
+    ds = open_dataset(path)
+    domain = ds.spec.domain
+    train, test = ds.train.load(), ds.test.load()
+    feat = _features(domain, ds.spec)
+    x, xt = feat(train.x), feat(test.x)
+    if domain != "text":
+        x, xt = np.nan_to_num(x, posinf=np.nan, neginf=np.nan), xt
+    after_features = time.monotonic() - t0
+    preds, times = [], []
+    runs = [b for b in FLAML_BUDGETS if b < budget] if name == "flaml" else [None]
+    for b in runs:
+        s = time.monotonic()
+        per = None if b is None else b / (train.labels.shape[1] if _multilabel(train) else 1)
+        preds.append(_fit_predict(_peer_models(name, domain, per), x, train.labels, xt))
+        # separate runs: each starts after the data and features, as if alone
+        times.append(after_features + time.monotonic() - s)
+    result = score_arrays(ds.solution, preds, times, budget)
+    if name == "flaml":  # best-so-far over runs ordered by finishing time
+        order = np.argsort(times)
+        best, keep = -np.inf, []
+        for i in order:
+            if result.nauc[i] >= best:
+                best, j = result.nauc[i], i
+            keep.append(j)
+        result = score_arrays(ds.solution, [preds[j] for j in keep], sorted(times), budget)
+    return _row(name, domain, result)
+
+
+def _multilabel(train) -> bool:
+    return bool(np.any((train.labels > 0.5).sum(axis=1) != 1))
+
+
+def one_ours(path: str, budget: float) -> dict:
+    import autodl
+
+    with tempfile.TemporaryDirectory() as out:
+        report = autodl.run(path, Path(out) / "run", time_budget=budget, seed=0)
+        return _row("ours", autodl.open_dataset(path).spec.domain, report.score)
+
+
+def _row(engine: str, domain: str, r) -> dict:
+    counted = r.counted
+    return {
+        "engine": engine,
+        "domain": domain,
+        "first_t": r.timestamps[counted[0]] if counted else None,
+        "first_nauc": r.nauc[counted[0]] if counted else None,
+        "final_nauc": r.final_nauc,
+        "alc": r.alc,
+        "n": len(counted),
+    }
+
+
+def _peak_mb() -> float:
+    kb = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
+    return kb / 1024
+
+
+def _child(engine: str, path: str, budget: float) -> dict | None:
+    cmd = [sys.executable, __file__, "--child", engine, path, "--budget", str(budget)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode or not lines:
+        print(f"  {engine} on {path} failed: {proc.stderr.strip()[-400:]}", file=sys.stderr)
+        return None
+    return json.loads(lines[-1])
+
+
+def _fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--budget", type=float, default=300.0)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--only", nargs="*", default=None, help="dataset names")
+    ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--child", nargs=2, metavar=("ENGINE", "PATH"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        engine, path = a.child
+        row = one_ours(path, a.budget) if engine == "ours" else one_peer(engine, path, a.budget)
+        print(json.dumps({**row, "peak_mb": _peak_mb()}))
+        return
+
+    paths = sorted((a.data / "datasets").glob("*")) + sorted(
+        (a.data / "starting-kit-samples").glob("*")
+    )
+    paths = [p for p in paths if p.is_dir() and (a.only is None or p.name in a.only)]
+    cols = "dataset engine domain first_t first_nauc final_nauc alc peak_mb vs_best_peer"
+    print(
+        f"# budget {a.budget:g} s; "
+        + ("| " + " | ".join(cols.split()) + " |" if a.markdown else cols)
+    )
+    if a.markdown:
+        print("|" + "---|" * len(cols.split()))
+    sums: dict[str, list[float]] = {}
+    for p in paths:
+        rows = []
+        for engine in ("ours", *PEERS):
+            row = _child(engine, str(p), a.budget)
+            if row is None or (engine == "flaml" and row["domain"] != "tabular"):
+                continue
+            rows.append(row)
+        peers = [r["alc"] for r in rows if r["engine"] != "ours"]
+        best_peer = max(peers) if peers else None
+        for r in rows:
+            ratio = r["alc"] / best_peer if r["engine"] == "ours" and best_peer else None
+            sums.setdefault(r["engine"], []).append(r["alc"])
+            cells = [
+                p.name,
+                r["engine"],
+                r["domain"],
+                _fmt(r["first_t"], ".2f"),
+                _fmt(r["first_nauc"], ".4f"),
+                _fmt(r["final_nauc"], ".4f"),
+                _fmt(r["alc"], ".4f"),
+                _fmt(r["peak_mb"], ".0f"),
+                _fmt(ratio, ".3f"),
+            ]
+            print(("| " + " | ".join(cells) + " |") if a.markdown else "  ".join(cells), flush=True)
+        if best_peer is not None:
+            sums.setdefault("best peer", []).append(best_peer)
+    print()
+    for engine, v in sums.items():
+        print(f"mean ALC {engine}: {np.mean(v):.4f} over {len(v)} datasets")
+
+
+if __name__ == "__main__":
+    main()
