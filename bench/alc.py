@@ -112,10 +112,9 @@ def _peer_models(name: str, domain: str, budget: float):
 
 def one_peer(name: str, path: str, budget: float) -> dict:
     """One peer run on one dataset: its predictions with timestamps, scored."""
+    import autodl.engine  # noqa: F401 - imports before the clock, as the engine's are
     from autodl.formats.dataset import open_dataset
     from autodl.scoring import score_arrays
-
-    import autodl.engine  # noqa: F401 - imports before the clock, as the engine's are
 
     _peer_models(name, "tabular", 1.0)
     t0 = time.monotonic()
