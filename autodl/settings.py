@@ -69,6 +69,16 @@ class Settings:
     storage_quota_bytes: int = 20 * GIB
     #: AUTODL_ALLOW_SIGNUP: whether anyone may create an account on the sign-up page.
     allow_signup: bool = True
+    #: AUTODL_BROKER_URL: a Celery broker (``redis://host:6379/0``); set, jobs go to
+    #: `autodl worker` processes instead of the embedded supervisor.
+    broker_url: str = ""
+    #: AUTODL_HEARTBEAT_SECONDS: how often a running job and a worker record that they live.
+    heartbeat_seconds: float = 5.0
+    #: AUTODL_HEARTBEAT_TIMEOUT: a job whose heartbeat is older than this many seconds is
+    #: taken for lost (its worker died): re-queued once, then failed.
+    heartbeat_timeout: float = 60.0
+    #: AUTODL_WORKER_NAME: the name `autodl worker` shows on the Workers page (default host-pid).
+    worker_name: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -99,6 +109,10 @@ class Settings:
             jobs_per_day=int(get("JOBS_PER_DAY", "5")),
             storage_quota_bytes=int(get("STORAGE_QUOTA_BYTES", str(20 * GIB))),
             allow_signup=get("ALLOW_SIGNUP", "1").strip().lower() not in ("0", "false", "no"),
+            broker_url=get("BROKER_URL", ""),
+            heartbeat_seconds=float(get("HEARTBEAT_SECONDS", "5")),
+            heartbeat_timeout=float(get("HEARTBEAT_TIMEOUT", "60")),
+            worker_name=get("WORKER_NAME", ""),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -121,6 +135,11 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'autodl.db').resolve()}"
+
+    @property
+    def longest_job_seconds(self) -> float:
+        """The most a job may take: the largest budget + grace + margin."""
+        return self.max_time_budget + self.grace_seconds + self.job_margin_seconds
 
     @property
     def development(self) -> bool:

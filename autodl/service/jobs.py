@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 from datetime import timedelta
 
@@ -203,18 +204,96 @@ def run_job(job_id: int, settings: Settings, db: Database | None = None) -> str:
             job = s.get(Job, job_id)
             if job is None or job.deleted_at is not None:
                 return "missing"
+            if job.state in ACTIVE and is_stale(job, settings):
+                # Redelivered after its worker died, before the reaper saw it.
+                why = lost_worker_reason(job)
+                requeue_or_fail(s, job, why, why_twice=why + " twice")
             if job.state != "queued":
-                return job.state
+                return job.state  # finished, or running elsewhere with a live heartbeat
             now = utcnow()
             if not set_state(
-                s, job, "running", worker=worker_id(), heartbeat_at=now, attempts=Job.attempts + 1
+                s,
+                job,
+                "running",
+                worker=worker_id(),
+                node=settings.worker_name or None,
+                heartbeat_at=now,
+                attempts=Job.attempts + 1,
             ):
                 return job.state
             attempt, budget = job.attempts, job.time_budget
-        return _run(job_id, attempt, budget, settings, db, storage)
+        beat = _Heartbeat(db, job_id, attempt, settings.heartbeat_seconds)
+        try:
+            return _run(job_id, attempt, budget, settings, db, storage)
+        finally:
+            beat.stop()
     finally:
         if own_db:
             db.dispose()
+
+
+class _Heartbeat:
+    """Records every ``interval`` seconds that the job's process lives (the reaper reads it)."""
+
+    def __init__(self, db: Database, job_id: int, attempt: int, interval: float):
+        self.db, self.job_id, self.attempt, self.interval = db, job_id, attempt, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="autodl-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                with self.db.session() as s:
+                    s.execute(
+                        update(Job)
+                        .where(
+                            Job.id == self.job_id,
+                            Job.state.in_(ACTIVE),
+                            Job.attempts == self.attempt,
+                        )
+                        .values(heartbeat_at=utcnow())
+                    )
+            except Exception:  # noqa: BLE001 - a missed beat is not fatal; the next one may land
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def is_stale(job: Job, settings: Settings) -> bool:
+    beat = job.heartbeat_at or job.started_at
+    return beat is None or beat < stale_before(settings.heartbeat_timeout)
+
+
+def lost_worker_reason(job: Job) -> str:
+    where = job.node or (job.worker or "?").rpartition(":")[0] or "?"
+    return f"The worker running the job ({where}) stopped answering"
+
+
+def reap(db: Session, settings: Settings) -> list[tuple[int, str]]:
+    """Re-queue (once) or fail every running job whose heartbeat stopped; [(id, new state)]."""
+    out = []
+    stale = db.scalars(
+        select(Job).where(
+            Job.state.in_(ACTIVE),
+            or_(
+                Job.heartbeat_at < stale_before(settings.heartbeat_timeout),
+                Job.heartbeat_at.is_(None),
+            ),
+        )
+    ).all()
+    for job in stale:
+        if not is_stale(job, settings):
+            continue
+        why = lost_worker_reason(job)
+        state = requeue_or_fail(
+            db, job, why, guard={"heartbeat_at": job.heartbeat_at}, why_twice=why + " twice"
+        )
+        if state in ("queued", "failed"):
+            out.append((job.id, state))
+    return out
 
 
 def _run(
@@ -313,25 +392,33 @@ def _finish(job_id: int, report, transition, storage: Storage) -> None:
         )
 
 
-def requeue_or_fail(db: Session, job: Job) -> str:
-    """After a restart found ``job`` running: back to the queue once, then failed."""
+def requeue_or_fail(
+    db: Session,
+    job: Job,
+    why: str = "The server restarted while the job ran",
+    guard: dict | None = None,
+    why_twice: str = "The server restarted twice while this job was running",
+) -> str:
+    """After its runner was lost (server restart, dead worker): back to the queue once, then failed."""
     if job.requeues < 1:
         set_state(
             db,
             job,
             "queued",
-            message="The server restarted while the job ran; it was put back in the queue.",
+            message=f"{why}; it was put back in the queue.",
             requeues=job.requeues + 1,
             worker=None,
+            node=None,
+            guard=guard,
         )
     else:
         set_state(
             db,
             job,
             "failed",
-            message="The server restarted twice while this job was running, so it was stopped. "
-            + PLATFORM,
+            message=f"{why_twice}, so it was stopped. " + PLATFORM,
             fault="platform",
+            guard=guard,
         )
     return job.state
 

@@ -111,6 +111,8 @@ class Job(Base):
     #: Who runs it: "host:pid" of the worker process (its process group for the supervisor).
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The `autodl worker` (its `WorkerNode.name`) that runs it; None for the embedded supervisor.
+    node: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     #: The job does not count against the daily quota (platform failure, cancelled in queue).
     quota_refunded: Mapped[bool] = mapped_column(Boolean, default=False)
     stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -141,3 +143,20 @@ class JobEvent(Base):
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     job: Mapped[Job] = relationship(back_populates="events")
+
+
+class WorkerNode(Base):
+    """An `autodl worker` process (one per machine, usually): for the operator's Workers page."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True, index=True)
+    host: Mapped[str] = mapped_column(String(200))
+    #: "CPU" or the GPUs it runs jobs on, e.g. "GPU ×2 (NVIDIA H100)".
+    devices: Mapped[str] = mapped_column(String(200), default="CPU")
+    concurrency: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    jobs_done: Mapped[int] = mapped_column(Integer, default=0)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

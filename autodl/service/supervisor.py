@@ -10,8 +10,10 @@ recording an end fails the job with a reason.
 On start it recovers from a crash: jobs left running are re-queued once, then
 failed (`jobs.requeue_or_fail`), and their old process groups are killed.
 
-Issue 6 swaps this for Celery behind the same `Dispatcher` interface; both call
-`jobs.run_job`, which claims a job only while it is queued.
+With AUTODL_BROKER_URL set, `autodl.service.scaleout` replaces it behind the same
+`Dispatcher` interface: each `autodl worker` task starts and watches the job process
+with the same `spawn_job_process` / `watch_child`. Both call `jobs.run_job`, which
+claims a job only while it is queued.
 """
 
 from __future__ import annotations
@@ -121,56 +123,71 @@ class Supervisor:
                 self._spawn(job)
 
     def _spawn(self, job: Job) -> None:
-        log = self.storage.worker_log(job.id)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "autodl.service.worker", str(job.id)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.settings.child_environ(),
-                start_new_session=True,  # its own process group: killed as one
-                cwd=os.getcwd(),
-            )
-        s = self.settings
-        deadline = time.monotonic() + job.time_budget + s.grace_seconds + s.job_margin_seconds
-        self.children[job.id] = _Child(job.id, proc, deadline)
+        self.children[job.id] = spawn_job_process(job, self.settings, self.storage)
 
     def _watch(self, s, child: _Child) -> None:
-        job = s.get(Job, child.job_id)
+        if watch_child(s, child, self.settings, self.storage):
+            del self.children[child.job_id]
+
+
+def spawn_job_process(job: Job, settings: Settings, storage: Storage) -> _Child:
+    """``python -m autodl.service.worker ID`` in a process group of its own, with its deadline."""
+    log = storage.worker_log(job.id)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "autodl.service.worker", str(job.id)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=settings.child_environ(),
+            start_new_session=True,  # its own process group: killed as one
+            cwd=os.getcwd(),
+        )
+    deadline = time.monotonic() + job.time_budget + settings.grace_seconds
+    return _Child(job.id, proc, deadline + settings.job_margin_seconds)
+
+
+def watch_child(s, child: _Child, settings: Settings, storage: Storage) -> bool:
+    """Kill ``child`` if its job was cancelled or ran out of time; True once it has ended.
+
+    A job left running or scoring by its ended process (and owned by that process)
+    fails with a reason.
+    """
+    job = s.get(Job, child.job_id)
+    if job is not None:
         s.refresh(job)
-        code = child.proc.poll()
-        if code is None:
-            if job is None or job.deleted_at is not None or job.state == "cancelled":
-                child.killed_because = "cancelled"
-                _kill_group(child.proc.pid)
-            elif time.monotonic() > child.deadline:
-                child.killed_because = "timeout"
-                _kill_group(child.proc.pid)
-            return
-        _kill_group(child.proc.pid)  # the engine, if the job process left it behind
-        del self.children[child.job_id]
-        if job is None:
-            return
-        if job.deleted_at is not None:
-            self.storage.delete_job(job.id)  # it may have written after the delete
-        elif job.state in ACTIVE or (job.state == "queued" and code != 0):
-            if child.killed_because == "timeout":
-                limit = (
-                    job.time_budget + self.settings.grace_seconds + self.settings.job_margin_seconds
-                )
-                reason = f"The job took longer than its time limit ({limit:g} s including start-up and scoring) and was stopped."
-            else:
-                reason = f"The process running the job stopped unexpectedly (exit code {code})."
-            set_state(
-                s,
-                job,
-                "failed",
-                message=reason
-                + " This is a fault of the platform, not of your data: your daily quota was given back.",
-                fault="platform",
-            )
+    code = child.proc.poll()
+    if code is None:
+        if job is None or job.deleted_at is not None or job.state == "cancelled":
+            child.killed_because = "cancelled"
+            _kill_group(child.proc.pid)
+        elif time.monotonic() > child.deadline:
+            child.killed_because = "timeout"
+            _kill_group(child.proc.pid)
+        return False
+    _kill_group(child.proc.pid)  # the engine, if the job process left it behind
+    if job is None:
+        return True
+    ours = job.worker is None or job.worker.endswith(f":{child.proc.pid}")
+    if job.deleted_at is not None:
+        storage.delete_job(job.id)  # it may have written after the delete
+    elif (job.state in ACTIVE and ours) or (job.state == "queued" and code != 0):
+        if child.killed_because == "timeout":
+            limit = job.time_budget + settings.grace_seconds + settings.job_margin_seconds
+            reason = f"The job took longer than its time limit ({limit:g} s including start-up and scoring) and was stopped."
+        else:
+            reason = f"The process running the job stopped unexpectedly (exit code {code})."
+        set_state(
+            s,
+            job,
+            "failed",
+            message=reason
+            + " This is a fault of the platform, not of your data: your daily quota was given back.",
+            fault="platform",
+            guard={"worker": job.worker} if job.state in ACTIVE else None,
+        )
+    return True
 
 
 def _kill_group(pid: int) -> None:
