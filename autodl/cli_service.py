@@ -1,4 +1,4 @@
-"""The service's commands, added to the `autodl` group: serve, user, token, submit, db.
+"""The service's commands, added to the `autodl` group: serve, worker, user, token, submit, db.
 
 ``serve``, ``user``, ``token`` and ``db`` act on this machine's service (its
 settings from AUTODL_*); ``submit`` is a client of any server, over HTTP.
@@ -52,6 +52,24 @@ def serve(host: str | None, port: int | None) -> None:
         log_level="warning",
         timeout_graceful_shutdown=5,
     )
+
+
+# --------------------------------------------------------------- worker
+
+
+@main.command()
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Jobs run at once (one GPU each when the machine has several).",
+)
+def worker(concurrency: int) -> None:
+    """Run jobs from the broker (AUTODL_BROKER_URL) on this machine: a Celery worker."""
+    from autodl.service.scaleout import run_worker
+
+    run_worker(Settings.from_env(), concurrency)
 
 
 # ----------------------------------------------------------- user, token

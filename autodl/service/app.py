@@ -41,7 +41,7 @@ def create_app(
         db=db,
         storage=storage,
         signer=auth.SessionSigner(settings.secret_key),
-        dispatcher=dispatcher or Supervisor(settings, db, storage),
+        dispatcher=dispatcher or make_dispatcher(settings, db, storage),
     )
 
     @asynccontextmanager
@@ -84,6 +84,15 @@ def create_app(
         return response
 
     return app
+
+
+def make_dispatcher(settings: Settings, db: Database, storage: Storage) -> Dispatcher:
+    """Celery when AUTODL_BROKER_URL is set (jobs run on `autodl worker`s), else embedded."""
+    if settings.broker_url:
+        from autodl.service.scaleout import CeleryDispatcher
+
+        return CeleryDispatcher(settings, db)
+    return Supervisor(settings, db, storage)
 
 
 def _is_api(request: Request) -> bool:
