@@ -10,17 +10,17 @@ import os
 import secrets
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 import pytest
 import redis
 
+from autodl.settings import Settings
 from tests.service.conftest import (  # noqa: F401 - fixtures shared with the service tests
+    QUICK,
     ROOT,
     _importable_tests,
-    settings,
     tabular_dir,
     tabular_zip,
 )
@@ -57,7 +57,9 @@ def redis_url():
     try:
         redis.Redis.from_url(REDIS, socket_timeout=5).ping()
     except redis.RedisError as e:
-        pytest.fail(f"Redis is not answering at {REDIS} ({e}); start it (.ci/run does)", pytrace=False)
+        pytest.fail(
+            f"Redis is not answering at {REDIS} ({e}); start it (.ci/run does)", pytrace=False
+        )
     for _ in range(50):
         n = secrets.randbelow(14) + 2
         client = redis.Redis.from_url(f"{REDIS}/{n}")
@@ -71,9 +73,15 @@ def redis_url():
 
 
 @pytest.fixture
-def scale_settings(settings, pg_url, redis_url):
-    return replace(
-        settings,
+def scale_settings(tmp_path, pg_url, redis_url) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        engine=QUICK,
+        time_budget=5,
+        max_time_budget=60,
+        grace_seconds=1,
+        job_margin_seconds=30,
+        secret_key="test-secret-key-that-is-long-enough-0123456789",
         database_url=pg_url,
         broker_url=redis_url,
         heartbeat_seconds=0.5,
@@ -85,7 +93,7 @@ def scale_settings(settings, pg_url, redis_url):
 class WorkerProc:
     """`autodl worker` in its own session and working directory (a separate machine)."""
 
-    def __init__(self, settings, name: str, cwd: Path, concurrency: int = 1):
+    def __init__(self, settings: Settings, name: str, cwd: Path, concurrency: int = 1):
         self.name, self.cwd = name, cwd
         cwd.mkdir(parents=True, exist_ok=True)
         env = settings.child_environ()

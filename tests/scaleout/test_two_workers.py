@@ -42,9 +42,7 @@ def test_six_jobs_two_workers_one_killed(scale_settings, tabular_zip, tmp_path):
 
             def running_on(node):
                 with db.session() as s:
-                    return s.scalar(
-                        select(Job.id).where(Job.node == node, Job.state == "running")
-                    )
+                    return s.scalar(select(Job.id).where(Job.node == node, Job.state == "running"))
 
             # Both machines take work; then w1 dies in the middle of a job.
             wait_for(lambda: running_on("w2"), timeout=60)
@@ -55,7 +53,11 @@ def test_six_jobs_two_workers_one_killed(scale_settings, tabular_zip, tmp_path):
 
             def all_ended():
                 states = [http.get(f"/api/v1/jobs/{i}").json()["state"] for i in ids]
-                return states if all(s in ("finished", "failed", "cancelled") for s in states) else None
+                return (
+                    states
+                    if all(s in ("finished", "failed", "cancelled") for s in states)
+                    else None
+                )
 
             states = wait_for(all_ended, timeout=120, interval=0.5)
             assert states == ["finished"] * 6, states
@@ -63,23 +65,23 @@ def test_six_jobs_two_workers_one_killed(scale_settings, tabular_zip, tmp_path):
         with db.session() as s:
             jobs = {j.id: j for j in s.scalars(select(Job).where(Job.id.in_(ids)))}
             events = {
-                i: [e.state for e in s.scalars(select(JobEvent).where(JobEvent.job_id == i).order_by(JobEvent.id))]
+                i: [
+                    e.state
+                    for e in s.scalars(
+                        select(JobEvent).where(JobEvent.job_id == i).order_by(JobEvent.id)
+                    )
+                ]
                 for i in ids
             }
             nodes = {w.name: w for w in s.scalars(select(WorkerNode))}
         # The killed job: re-queued once by the reaper, then run by w2 to the end.
         assert events[victim] == ["queued", "running", "queued", "running", "scoring", "finished"]
         assert jobs[victim].node == "w2" and jobs[victim].requeues == 1
-        # Every other job ran exactly once; both workers ran jobs.
+        # Every other job ran exactly once; both workers ran jobs (w1: the victim, at least).
         for i in ids:
             if i != victim:
                 assert events[i] == ["queued", "running", "scoring", "finished"], (i, events[i])
-        assert {jobs[i].node for i in ids} == {"w1", "w2"} or "w1" in {
-            j.node for j in jobs.values()
-        } | {"w1"}
-        assert nodes["w2"].jobs_done >= 5
-        ran_on_w1 = [i for i in ids if jobs[i].node == "w1"]
-        assert ran_on_w1 or nodes["w1"].jobs_done >= 0  # w1 ran the victim (history above)
+        assert nodes["w2"].jobs_done >= 5 and nodes["w2"].devices == "CPU"
         print(f"victim restarted {time.monotonic() - killed_at:.1f} s after the kill (upper bound)")
     finally:
         for w in workers:
