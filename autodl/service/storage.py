@@ -68,7 +68,7 @@ class Storage:
         results = self.results_dir(job_id)
         if target.exists() and target.stat().st_mtime >= _newest_mtime(results):
             return target
-        tmp = target.with_name(f".results-{os.getpid()}.zip.tmp")
+        tmp = target.with_name(f".results-{_unique()}.zip.tmp")
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             for path in sorted(results.rglob("*")):
                 if path.is_file() and not path.name.startswith("."):
@@ -100,6 +100,14 @@ def _newest_mtime(path: Path) -> float:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{_unique()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def _unique() -> str:
+    """A temporary-name part no other process writes: several machines share the storage."""
+    import socket
+    import threading
+
+    return f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
