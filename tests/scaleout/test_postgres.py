@@ -1,0 +1,154 @@
+"""PostgreSQL through the same models: Alembic migrations (`autodl db upgrade`), the job
+state machine's compare-and-set, `run_job` idempotence and the heartbeat reaper."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+
+from sqlalchemy import inspect, select, update
+
+from autodl.service import jobs as J
+from autodl.service.db import Database, current_revision, upgrade
+from autodl.service.models import Job, JobEvent, User, utcnow
+from autodl.service.scaleout import CeleryDispatcher, slot_devices, time_limit
+from autodl.service.storage import Storage
+from tests.service.conftest import ROOT
+
+
+def test_autodl_db_upgrade_on_postgresql(scale_settings, pg_url):
+    env = scale_settings.child_environ()
+    out = subprocess.run(
+        [sys.executable, "-m", "autodl", "db", "upgrade"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "0002" in out.stdout and current_revision(pg_url) == "0002"
+    db = Database(pg_url)
+    try:
+        tables = set(inspect(db.engine).get_table_names())
+        assert {"users", "api_tokens", "jobs", "job_events", "workers"} <= tables
+        assert "node" in {c["name"] for c in inspect(db.engine).get_columns("jobs")}
+    finally:
+        db.dispose()
+    # Down to the first revision and up again: both directions run on PostgreSQL.
+    from alembic import command
+
+    from autodl.service.db import alembic_config
+
+    command.downgrade(alembic_config(pg_url), "0001")
+    assert current_revision(pg_url) == "0001"
+    upgrade(pg_url)
+    assert current_revision(pg_url) == "0002"
+
+
+def _db_with_job(settings, tabular_dir, budget=3):
+    db = Database(settings.sqlalchemy_url)
+    db.upgrade()
+    storage = Storage(settings.data_dir)
+    with db.session() as s:
+        user = User(name="ann", password_hash="x")
+        s.add(user)
+        s.flush()
+        job = J.create_job(
+            s, user, name="t", time_budget=budget, report={"name": "t"}, stored_bytes=0
+        )
+        job_id = job.id
+    import shutil
+
+    shutil.copytree(tabular_dir, storage.dataset_dir(job_id))
+    return db, job_id
+
+
+def _history(db, job_id):
+    with db.session() as s:
+        return [
+            e.state
+            for e in s.scalars(
+                select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+            )
+        ]
+
+
+def test_run_job_runs_once_on_postgresql(scale_settings, tabular_dir):
+    db, job_id = _db_with_job(scale_settings, tabular_dir)
+    try:
+        assert J.run_job(job_id, scale_settings, db) == "finished"
+        assert J.run_job(job_id, scale_settings, db) == "finished"  # redelivered: not run again
+        assert _history(db, job_id) == ["queued", "running", "scoring", "finished"]
+    finally:
+        db.dispose()
+
+
+def test_compare_and_set_lets_one_claimant_win(scale_settings, tabular_dir):
+    db, job_id = _db_with_job(scale_settings, tabular_dir)
+    try:
+        with db.session() as a, db.session() as b:
+            ja, jb = a.get(Job, job_id), b.get(Job, job_id)
+            assert J.set_state(a, ja, "running", worker="a:1")
+            a.commit()
+            assert not J.set_state(b, jb, "running", worker="b:2")
+            assert jb.state == "running" and jb.worker == "a:1"
+    finally:
+        db.dispose()
+
+
+def test_live_heartbeat_elsewhere_is_left_alone_stale_one_is_taken_over(
+    scale_settings, tabular_dir
+):
+    db, job_id = _db_with_job(scale_settings, tabular_dir)
+    try:
+        with db.session() as s:
+            job = s.get(Job, job_id)
+            J.set_state(s, job, "running", worker="other:1", node="w9", heartbeat_at=utcnow())
+        assert J.run_job(job_id, scale_settings, db) == "running"  # alive elsewhere
+        with db.session() as s:
+            old = utcnow() - timedelta(seconds=scale_settings.heartbeat_timeout + 5)
+            s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=old))
+        assert J.run_job(job_id, scale_settings, db) == "finished"
+        assert _history(db, job_id) == [
+            "queued",
+            "running",
+            "queued",
+            "running",
+            "scoring",
+            "finished",
+        ]
+        with db.session() as s:
+            assert s.get(Job, job_id).requeues == 1
+    finally:
+        db.dispose()
+
+
+def test_reaper_requeues_once_then_fails_with_a_reason(scale_settings, tabular_dir):
+    db, job_id = _db_with_job(scale_settings, tabular_dir)
+    dispatcher = CeleryDispatcher(scale_settings, db)
+    sent = []
+    dispatcher.send = lambda job_id, budget: sent.append(job_id)
+    old = utcnow() - timedelta(seconds=scale_settings.heartbeat_timeout + 5)
+    try:
+        for expected in ("queued", "failed"):
+            with db.session() as s:
+                job = s.get(Job, job_id)
+                J.set_state(s, job, "running", worker="gone:1", node="w1", heartbeat_at=old)
+            assert dispatcher.reap_once() == [(job_id, expected)]
+        assert sent == [job_id]  # re-queued once: one new message
+        with db.session() as s:
+            job = s.get(Job, job_id)
+            assert job.fault == "platform" and job.quota_refunded
+            assert "(w1) stopped answering twice" in job.reason
+        assert dispatcher.reap_once() == []
+    finally:
+        db.dispose()
+
+
+def test_gpu_slots_and_time_limit(scale_settings):
+    assert slot_devices([], 0) is None and slot_devices(["0"], 3) is None
+    assert [slot_devices(["0", "1"], k) for k in range(4)] == ["0", "1", "0", "1"]
+    limit = time_limit(scale_settings, 10)
+    assert limit > 10 + scale_settings.grace_seconds + scale_settings.job_margin_seconds
