@@ -152,3 +152,43 @@ def test_gpu_slots_and_time_limit(scale_settings):
     assert [slot_devices(["0", "1"], k) for k in range(4)] == ["0", "1", "0", "1"]
     limit = time_limit(scale_settings, 10)
     assert limit > 10 + scale_settings.grace_seconds + scale_settings.job_margin_seconds
+
+
+def test_workers_page_lists_workers_for_admins_only(scale_settings):
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from autodl.service.app import create_app
+    from autodl.service.models import WorkerNode
+    from tests.service.conftest import add_user
+
+    app = create_app(scale_settings)
+    assert isinstance(app.state.service.dispatcher, CeleryDispatcher)
+    with TestClient(app) as client:
+        add_user(client, "root", admin=True)
+        add_user(client, "bob")
+        db = app.state.service.db
+        with db.session() as s:
+            s.add(WorkerNode(name="gpu1-77", host="gpu1", devices="GPU ×2 (NVIDIA H100)"))
+            s.add(WorkerNode(name="cpu1-78", host="cpu1", devices="CPU", jobs_done=3))
+            user = s.scalar(select(User).where(User.name == "bob"))
+            job = J.create_job(s, user, name="t", time_budget=5, report={}, stored_bytes=0)
+            J.set_state(s, job, "running", node="gpu1-77", heartbeat_at=utcnow())
+            job_id = job.id
+
+        def sign_in(name):
+            client.cookies.clear()
+            page = client.get("/login").text
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+            r = client.post(
+                "/login", data={"name": name, "password": "password123", "csrf_token": token}
+            )
+            assert r.status_code in (200, 303)
+
+        sign_in("bob")
+        assert client.get("/admin/workers").status_code == 403
+        sign_in("root")
+        page = client.get("/admin/workers").text
+        assert "gpu1-77" in page and "GPU ×2 (NVIDIA H100)" in page and f"#{job_id}" in page
+        assert "cpu1" in page and ">3<" in page and "alive" in page

@@ -195,3 +195,30 @@ def admin_quota(user_id: int, db: DB, admin: Admin, jobs_per_day: Text = "", sto
     if (user.jobs_per_day or 0) < 0 or (user.storage_quota_bytes or 0) < 0:
         raise ServiceError(422, "Quotas cannot be negative.")
     return RedirectResponse("/admin?done=quota", status_code=303)
+
+
+@router.get("/admin/workers")
+def workers_page(request: Request, service: ServiceDep, db: DB, admin: Admin):
+    """Operators: every `autodl worker` — host, GPU or CPU, current jobs, heartbeat, jobs done."""
+    from autodl.service.jobs import ACTIVE
+    from autodl.service.models import Job, WorkerNode, utcnow
+
+    workers = db.scalars(select(WorkerNode).order_by(WorkerNode.name)).all()
+    running: dict[str, list[int]] = {}
+    for job_id, node in db.execute(
+        select(Job.id, Job.node).where(Job.state.in_(ACTIVE), Job.node.is_not(None))
+    ):
+        running.setdefault(node, []).append(job_id)
+    now = utcnow()
+    timeout = service.settings.heartbeat_timeout
+    rows = []
+    for w in workers:
+        age = (now - w.heartbeat_at).total_seconds()
+        status = "stopped" if w.stopped_at else ("alive" if age <= timeout else "lost")
+        rows.append((w, sorted(running.get(w.name, [])), round(age), status))
+    return render(
+        request,
+        "workers.html",
+        rows=rows,
+        embedded=not service.settings.broker_url,
+    )
