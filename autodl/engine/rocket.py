@@ -3,7 +3,8 @@
 `rocket`: the ROCKET transform (Dempster et al., 2020). Each series is brought to
 ``length`` samples (segment means, so any length works), standardised, and convolved
 with ``n_kernels`` random kernels (length 7, 9 or 11, zero-mean normal weights,
-uniform bias, exponential dilation, random zero padding); each kernel gives the
+uniform bias, dilation 2**floor(U(0, log2((length - 1) / (size - 1)))) as in MiniRocket's
+quantised dilations, random zero padding); each kernel gives the
 proportion of positive values (PPV) and the maximum. Kernels with the same length,
 dilation and padding run as one grouped ``conv1d``, so the transform is a few dozen
 torch calls. A linear model on these features is a strong, cheap series classifier.
@@ -42,7 +43,7 @@ def _kernels(n_kernels: int, length: int, seed: int) -> list[tuple]:
         w = rng.normal(0, 1, size)
         bias = rng.uniform(-1, 1)
         top = np.log2(max(1.0, (length - 1) / (size - 1)))
-        dilation = int(2 ** rng.uniform(0, top))
+        dilation = 2 ** int(rng.uniform(0, top))  # powers of two: few distinct convolutions
         padding = (size - 1) * dilation // 2 if rng.random() < 0.5 else 0
         groups.setdefault((int(size), dilation, padding), []).append((w - w.mean(), bias))
     out = []
@@ -55,7 +56,7 @@ def _kernels(n_kernels: int, length: int, seed: int) -> list[tuple]:
 
 @torch.no_grad()
 def rocket(
-    x: np.ndarray | list[np.ndarray], n_kernels: int = 2000, length: int = 512, seed: int = 0
+    x: np.ndarray | list[np.ndarray], n_kernels: int = 1000, length: int = 512, seed: int = 0
 ) -> np.ndarray:
     """(N, 2 * n_kernels) PPV and max of random convolution kernels."""
     s = np.array([segment_means(e, length) for e in series(x)], np.float32).reshape(-1, length)

@@ -2,10 +2,10 @@
 
 Learners, cheapest first: logistic regression on a stratified subsample of at most
 500 rows (a first prediction within a second), the same on every row, then LightGBM
-grown by rounds (`boost.LightGBM`: class weights, small-integer columns as categories,
-NaN as missing; one booster per class for multi-label), then a second, more
-randomised LightGBM (extra trees, smaller leaves) that the loop's ensemble can blend
-with the first. Standardisation replaces NaN by the column median and adds a missing
+grown by rounds (`boost.LightGBM`: NaN as missing; one booster per class for
+multi-label), then a second, more randomised LightGBM (extra trees, smaller leaves,
+balanced class weights, small-integer columns as categories) that the loop's
+ensemble can blend with the first. Standardisation replaces NaN by the column median and adds a missing
 indicator for columns that had NaN (see `models._preprocessor`).
 """
 
@@ -45,6 +45,8 @@ def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
             num_leaves=15,
             feature_fraction=0.6,
             extra_trees=True,
+            class_weight="balanced",
+            categorical="auto",
             seed=seed + 1,
         ),
     ]
