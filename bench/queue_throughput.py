@@ -1,0 +1,174 @@
+"""Scale-out queue figures on real PostgreSQL + Redis (as in CI):
+
+1. enqueue rate: Celery tasks sent per second by the server's dispatcher;
+2. throughput: trivial jobs (the `quick` test engine) finished per second by W workers
+   (`autodl worker` processes, concurrency C each) — the cost of dispatch, claim, the job
+   process and the bookkeeping, with nearly no engine time;
+3. recovery: seconds from SIGKILL of a worker (and everything under it) in the middle of a
+   job to that job running again on the other worker (AUTODL_HEARTBEAT_TIMEOUT sets most of it).
+
+    .venv/bin/python bench/queue_throughput.py [--jobs 12] [--workers 2] [--concurrency 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+import redis  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
+
+from autodl.formats.samples import make_tabular  # noqa: E402
+from autodl.service import jobs as J  # noqa: E402
+from autodl.service.db import Database  # noqa: E402
+from autodl.service.models import Job, JobEvent, User  # noqa: E402
+from autodl.service.scaleout import CeleryDispatcher  # noqa: E402
+from autodl.service.storage import Storage  # noqa: E402
+from autodl.settings import Settings  # noqa: E402
+from tests.scaleout.conftest import WorkerProc  # noqa: E402
+
+PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jobs", type=int, default=12)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--concurrency", type=int, default=1)
+    ap.add_argument("--heartbeat-timeout", type=float, default=10.0)
+    args = ap.parse_args()
+    # A timeout's SIGTERM must still stop the workers and drop the database (finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+
+    name = f"autodl_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(PG, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    tmp = Path(tempfile.mkdtemp(prefix="autodl-qbench-"))
+    redis_url = "redis://127.0.0.1:6379/15"
+    redis.Redis.from_url(redis_url).flushdb()
+    settings = Settings(
+        data_dir=tmp / "shared",
+        engine="tests.ingestion.engines:quick",
+        database_url=f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
+        broker_url=redis_url,
+        heartbeat_seconds=1.0,
+        heartbeat_timeout=args.heartbeat_timeout,
+        grace_seconds=1,
+        job_margin_seconds=60,
+    )
+    db = Database(settings.sqlalchemy_url)
+    db.upgrade()
+    storage = Storage(settings.data_dir)
+    data = make_tabular(tmp / "src", n_train=40, n_test=20)
+    dispatcher = CeleryDispatcher(settings, db)
+    dispatcher.start()  # the reaper
+    workers: list[WorkerProc] = []
+    os.environ["PYTHONPATH"] = str(ROOT)
+    try:
+        with db.session() as s:
+            s.add(User(name="bench", password_hash="x"))
+
+        def new_jobs(n, budget):
+            ids = []
+            with db.session() as s:
+                user = s.scalar(select(User))
+                for _ in range(n):
+                    job = J.create_job(
+                        s, user, name="b", time_budget=budget, report={"name": "b"}, stored_bytes=0
+                    )
+                    ids.append(job.id)
+            for i in ids:
+                shutil.copytree(data, storage.dataset_dir(i))
+            return ids
+
+        # 1. enqueue rate
+        ids = new_jobs(args.jobs, 5)
+        t0 = time.perf_counter()
+        for i in ids:
+            dispatcher.send(i, 5)
+        send_rate = len(ids) / (time.perf_counter() - t0)
+
+        # 2. throughput
+        workers = [
+            WorkerProc(settings, f"b{k}", tmp / f"m{k}", args.concurrency)
+            for k in range(args.workers)
+        ]
+        t0 = time.perf_counter()
+        first = None
+        while True:
+            with db.session() as s:
+                done = s.scalar(select(func.count()).where(Job.state == "finished"))
+            if done and first is None:
+                first = time.perf_counter()
+            if done >= len(ids):
+                break
+            if time.perf_counter() - t0 > 600:
+                raise SystemExit(f"only {done} of {len(ids)} jobs finished in 600 s")
+            time.sleep(0.05)
+        total = time.perf_counter() - t0
+        rate = (len(ids) - 1) / (time.perf_counter() - first)
+        with db.session() as s:
+            twice = s.scalar(
+                select(func.count()).where(JobEvent.state == "running").select_from(JobEvent)
+            )
+
+        # 3. recovery after a worker's death
+        for w in workers:
+            w.stop()
+        [victim] = new_jobs(1, 30)
+        steady = replace(settings, engine="tests.service.engines:steady")
+        workers = [WorkerProc(steady, f"r{k}", tmp / f"r{k}", 1) for k in range(2)]
+        dispatcher.send(victim, 30)
+
+        def node():
+            with db.session() as s:
+                j = s.get(Job, victim)
+                return j.node if j.state == "running" else None
+
+        while node() is None:
+            time.sleep(0.05)
+        time.sleep(2)
+        dying = next(w for w in workers if w.name == node())
+        t_kill = time.perf_counter()
+        dying.kill_machine()
+        while True:
+            n = node()
+            if n is not None and n != dying.name:
+                break
+            time.sleep(0.05)
+        recovery = time.perf_counter() - t_kill
+
+        print(f"workers: {args.workers} x concurrency {args.concurrency}, {args.jobs} trivial jobs")
+        print(f"enqueue rate:        {send_rate:8.0f} tasks/s")
+        print(f"throughput:          {len(ids) / total:8.2f} jobs/s end to end ({total:.1f} s)")
+        print(f"throughput (steady): {rate:8.2f} jobs/s after the first job finished")
+        print(f"runs per job:        {twice / len(ids):8.2f} (1.00 = none run twice)")
+        print(
+            f"worker death -> job running again: {recovery:.1f} s "
+            f"(AUTODL_HEARTBEAT_TIMEOUT={args.heartbeat_timeout:g} s)"
+        )
+    finally:
+        for w in workers:
+            w.stop()
+        dispatcher.stop()
+        db.dispose()
+        redis.Redis.from_url(redis_url).flushdb()
+        with psycopg.connect(PG, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
