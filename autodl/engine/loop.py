@@ -15,15 +15,25 @@
    where it left off. After each call the learner is scored; the test (and
    unlabelled) prediction of the same model is emitted only when the score beats
    the last emitted one. A learner that raises is logged and dropped.
-4. When every learner is done and time is left, the best configuration is refitted
-   on all training rows (hold-out included) and emitted, with the hold-out score of
-   its configuration and a note. We refit because the sample datasets are small
-   (a fifth more rows is worth more than the risk of an unvalidated refit), as
-   AutoML systems usually do (FLAML's ``retrain_full``).
+4. Ensemble: each learner's best state so far (hold-out, test and unlabelled
+   predictions) is kept; after each improvement, greedy ensemble selection with
+   replacement over them (Caruana et al.) is emitted when its hold-out NAUC beats the
+   last emitted score by ``ENSEMBLE_MARGIN``.
+5. When every learner is done and time is left, the best single configuration is
+   refitted on all training rows (hold-out included) and emitted, with the hold-out
+   score of its configuration and a note (not after an ensemble won). We refit
+   because the sample datasets are small (a fifth more rows is worth more than the
+   risk of an unvalidated refit), as AutoML systems usually do (FLAML's
+   ``retrain_full``).
+
+Text is held out in runs of consecutive rows (see `_holdout`): records cut from one
+document sit together, and a row-wise hold-out rewards memorising documents.
 
 The budget is checked before every step and no step is started with less than
 ``MIN_STEP`` seconds left; ingestion kills the process at the deadline regardless.
-BLAS and OpenMP use ``threads`` threads (all cores by default) during steps only.
+BLAS and OpenMP use ``threads`` threads (all cores by default) during steps only;
+torch gets the same count (`_torch.set_threads`), and learners run one at a time, so
+torch, LightGBM and BLAS never oversubscribe the cores.
 """
 
 from __future__ import annotations

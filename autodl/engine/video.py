@@ -5,7 +5,8 @@ mean image, the standard deviation image, the mean absolute frame difference
 (motion), and, since the direction of motion can be the class, the early-half minus
 late-half image and the velocity and displacement of the intensity centroid; plus
 per-channel means. Videos of varying size or length are handled one
-by one. Logistic regression first, then the same on random Fourier features, then
+by one. Logistic regression first, then the same on random Fourier features, LightGBM
+on the same features (motion features split well), then
 `nets.VideoCNN` on clips of at most 16 frames at 32 px (a frame CNN with temporal
 convolutions, so the order of frames counts).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from autodl.engine._arrays import CHUNK, finite, resize
+from autodl.engine.boost import LightGBM
 from autodl.engine.learner import Features, Learner
 from autodl.engine.models import Linear
 from autodl.engine.nets import VideoCNN
@@ -80,5 +82,6 @@ def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
     return [
         Linear(features=f, seed=seed),
         Linear(features=f, kernel="rff", C=10.0, seed=seed),
+        LightGBM(features=f, seed=seed),
         VideoCNN(features=Features("clips", clips), epochs=30, width=16, seed=seed),
     ]
