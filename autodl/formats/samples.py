@@ -15,7 +15,9 @@ milliseconds. ``make_digits`` writes scikit-learn's ``load_digits()`` as an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,13 +36,34 @@ def _one_hot(y: np.ndarray, k: int) -> np.ndarray:
     return np.eye(k, dtype=np.float32)[y]
 
 
-def _write(root, spec, make, n_train, n_test, n_unlabelled, rng, **writer_kw) -> Path:
+def _write_sample(
+    root: str | Path,
+    spec: DatasetSpec,
+    rng: np.random.Generator,
+    make: Callable[[np.ndarray], Any],
+    n_train: int,
+    n_test: int,
+    n_unlabelled: int,
+    *,
+    labels: Callable[[int], np.ndarray] | None = None,
+    **writer_kw,
+) -> Path:
+    """Make ``n_test + n_train + n_unlabelled`` records and write them; their dataset path.
+
+    ``labels(n)`` gives the (n, output_dim) labels; by default one class per
+    record, balanced and shuffled with ``rng``. ``make(labels)`` gives the
+    records (an array or a list). The first ``n_test`` are the test set, the
+    next ``n_train`` the training set, the rest the unlabelled part (none when
+    ``n_unlabelled`` is 0). ``writer_kw`` goes to `DatasetWriter`.
+    """
     n = n_train + n_test + n_unlabelled
-    x, labels = make(n)
+    k = spec.output_dim
+    y = labels(n) if labels is not None else _one_hot(_split_counts(rng, n, k), k)
+    x = make(y)
     writer = DatasetWriter(root, spec, **writer_kw)
     a, b = n_test, n_test + n_train
     unl = x[b:] if n_unlabelled else None
-    return writer.write(train=(x[a:b], labels[a:b]), test=(x[:a], labels[:a]), unlabelled=unl)
+    return writer.write(train=(x[a:b], y[a:b]), test=(x[:a], y[:a]), unlabelled=unl)
 
 
 def make_tabular(
@@ -66,28 +89,30 @@ def make_tabular(
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 2.0, (n_classes, n_features)).astype(np.float32)
 
-    def make(n):
-        if multilabel:
-            labels = (rng.random((n, n_classes)) < 0.35).astype(np.float32)
-            labels[labels.sum(1) == 0, rng.integers(0, n_classes)] = 1.0
-        else:
-            labels = _one_hot(_split_counts(rng, n, n_classes), n_classes)
+    def some_classes(n):
+        labels = (rng.random((n, n_classes)) < 0.35).astype(np.float32)
+        labels[labels.sum(1) == 0, rng.integers(0, n_classes)] = 1.0
+        return labels
+
+    def make(labels):
+        n = len(labels)
         x = labels @ centres + rng.normal(0, 1.0, (n, n_features)).astype(np.float32)
         if storage == "SPARSE":
             x[:, : n_features // 3] = 0.0
-        return x.reshape(n, 1, 1, n_features, 1).astype(np.float32), labels
+        return x.reshape(n, 1, 1, n_features, 1).astype(np.float32)
 
     spec = DatasetSpec(
         name, (1, 1, n_features, 1), n_classes, storage, [f"class{i}" for i in range(n_classes)]
     )  # type: ignore[arg-type]
-    return _write(
+    return _write_sample(
         root,
         spec,
+        rng,
         make,
         n_train,
         n_test,
         n_unlabelled if unlabelled else 0,
-        rng,
+        labels=some_classes if multilabel else None,
         label_map=False,
         label_file=True,
     )
@@ -111,12 +136,11 @@ def make_image(
     rng = np.random.default_rng(seed)
     band = size // n_classes
 
-    def make(n):
-        y = _split_counts(rng, n, n_classes)
-        x = rng.integers(0, 60, (n, 1, size, size, channels)).astype(np.uint8)
-        for i, k in enumerate(y):
+    def make(labels):
+        x = rng.integers(0, 60, (len(labels), 1, size, size, channels)).astype(np.uint8)
+        for i, k in enumerate(labels.argmax(1)):
             x[i, 0, k * band : k * band + max(1, band // 2), :, :] = 230
-        return list(x), _one_hot(y, n_classes)
+        return list(x)
 
     spec = DatasetSpec(
         name,
@@ -126,14 +150,14 @@ def make_image(
         [f"band{i}" for i in range(n_classes)],
         domain="image",
     )
-    return _write(
+    return _write_sample(
         root,
         spec,
+        rng,
         make,
         n_train,
         n_test,
         n_unlabelled if unlabelled else 0,
-        rng,
         image_format=image_format,
     )
 
@@ -159,16 +183,15 @@ def make_text(
     words = [f"w{i}" for i in range(vocab_size - 3)] + ["that's", "—", '"q"']
     own = vocab_size // (n_classes + 1)
 
-    def make(n):
-        y = _split_counts(rng, n, n_classes)
+    def make(labels):
         xs = []
-        for k in y:
+        for k in labels.argmax(1):
             length = int(rng.integers(5, 21))
             favoured = rng.integers(k * own, (k + 1) * own, length)
             common = rng.integers(n_classes * own, vocab_size, length)
             tokens = np.where(rng.random(length) < 0.6, favoured, common)
             xs.append(tokens.astype(np.float32).reshape(length, 1, 1, 1))
-        return xs, _one_hot(y, n_classes)
+        return xs
 
     spec = DatasetSpec(
         name,
@@ -179,8 +202,8 @@ def make_text(
         {w: i for i, w in enumerate(words)},
         domain="text",
     )
-    return _write(
-        root, spec, make, n_train, n_test, n_unlabelled if unlabelled else 0, rng, label_map=False
+    return _write_sample(
+        root, spec, rng, make, n_train, n_test, n_unlabelled if unlabelled else 0, label_map=False
     )
 
 
@@ -199,10 +222,9 @@ def make_speech(
     its own pitch plus noise, stored as floats in -32768..32767."""
     rng = np.random.default_rng(seed)
 
-    def make(n):
-        y = _split_counts(rng, n, n_classes)
+    def make(labels):
         xs = []
-        for k in y:
+        for k in labels.argmax(1):
             length = int(rng.integers(200, 401))
             t = np.arange(length)
             wave = 8000 * np.sin(2 * np.pi * (0.02 + 0.04 * k) * t + rng.uniform(0, 6.3))
@@ -210,7 +232,7 @@ def make_speech(
             xs.append(
                 np.clip(np.rint(wave), -32768, 32767).astype(np.float32).reshape(length, 1, 1, 1)
             )
-        return xs, _one_hot(y, n_classes)
+        return xs
 
     spec = DatasetSpec(
         name,
@@ -220,7 +242,7 @@ def make_speech(
         [f"tone{i}" for i in range(n_classes)],
         domain="speech",
     )
-    return _write(root, spec, make, n_train, n_test, n_unlabelled if unlabelled else 0, rng)
+    return _write_sample(root, spec, rng, make, n_train, n_test, n_unlabelled if unlabelled else 0)
 
 
 def make_video(
@@ -240,10 +262,9 @@ def make_video(
     rng = np.random.default_rng(seed)
     moves = [(0, -1), (0, 1), (-1, 0), (1, 0)]
 
-    def make(n):
-        y = _split_counts(rng, n, 4)
-        x = rng.integers(0, 40, (n, frames, size, size, 1)).astype(np.uint8)
-        for i, k in enumerate(y):
+    def make(labels):
+        x = rng.integers(0, 40, (len(labels), frames, size, size, 1)).astype(np.uint8)
+        for i, k in enumerate(labels.argmax(1)):
             dr, dc = moves[k]
             r0 = (
                 int(rng.integers(frames, size - 3 - frames))
@@ -258,7 +279,7 @@ def make_video(
             for t in range(frames):
                 r, c = r0 + dr * t, c0 + dc * t
                 x[i, t, r : r + 3, c : c + 3, 0] = 240
-        return list(x), _one_hot(y, 4)
+        return list(x)
 
     spec = DatasetSpec(
         name,
@@ -268,14 +289,14 @@ def make_video(
         ["left", "right", "up", "down"],
         domain="video",
     )
-    return _write(
+    return _write_sample(
         root,
         spec,
+        rng,
         make,
         n_train,
         n_test,
         n_unlabelled if unlabelled else 0,
-        rng,
         image_format=image_format,
     )
 
@@ -316,17 +337,21 @@ def make_digits(
         n_unl, n_test = unl[k], test[k]
         part[members[:n_unl]] = 2
         part[members[n_unl : n_unl + n_test]] = 1
-    order = [rng.permutation(np.flatnonzero(part == p)) for p in (0, 1, 2)]
+    in_train, in_test, in_unl = (rng.permutation(np.flatnonzero(part == p)) for p in (0, 1, 2))
+    order = np.concatenate([in_test, in_train, in_unl])  # as _write_sample splits them
     pixels = np.rint(digits.images * 255.0 / 16.0).astype(np.uint8).reshape(-1, 1, 8, 8, 1)
-    labels = _one_hot(digits.target, 10)
     spec = DatasetSpec(
         name, (1, 8, 8, 1), 10, "COMPRESSED", [str(i) for i in range(10)], domain="image"
     )
-    writer = DatasetWriter(root, spec)
-    return writer.write(
-        train=(list(pixels[order[0]]), labels[order[0]]),
-        test=(list(pixels[order[1]]), labels[order[1]]),
-        unlabelled=list(pixels[order[2]]) if len(order[2]) else None,
+    return _write_sample(
+        root,
+        spec,
+        rng,
+        lambda labels: list(pixels[order]),
+        len(in_train),
+        len(in_test),
+        len(in_unl),
+        labels=lambda n: _one_hot(digits.target[order], 10),
     )
 
 
