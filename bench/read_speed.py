@@ -29,20 +29,8 @@ from autodl.formats import example as E  # noqa: E402
 from autodl.formats import images  # noqa: E402
 from autodl.formats.dataset import open_dataset  # noqa: E402
 from autodl.formats.tfrecord import read_records  # noqa: E402
-
-SHARED = ROOT.parent / "shared" / "data"
-NAMES = [
-    "handdigits",
-    "cityweather",
-    "emailspam",
-    "moviegenres",
-    "convention2012",
-    "osuleaf",
-    "spokendigits",
-    "movingdigits",
-    "miniciao",
-    "Monkeys",
-]
+from tests.conftest import SHARED_DATA as SHARED  # noqa: E402
+from tests.formats.conftest import ALL_NAMES as NAMES  # noqa: E402
 
 
 def _path(name: str) -> Path:
