@@ -62,6 +62,12 @@ def _test(root: Path) -> Path:
     return next((root / f"{root.name}.data" / "test").glob("sample*"))
 
 
+def _check_replaced(root: Path, records: dict[int, bytes]):
+    """Replace training records (index -> new bytes) and check: (report, the train file's name)."""
+    _rewrite(_train(root), lambda i, r: records.get(i, r))
+    return check_dataset(root), f"train/{_train(root).name}"
+
+
 def _find(report, **want):
     hits = [p for p in report.problems if all(getattr(p, k) == v for k, v in want.items())]
     assert hits, (
@@ -170,18 +176,14 @@ def test_solution_columns(broken):
 def test_label_problems(broken):
     root = broken("tabular")
 
-    def change(i, r):
-        if i == 2:
-            return _record(8, [7], [1.0], _dense())
-        if i == 3:
-            return _record(9, [-1], [1.0], _dense())
-        if i == 4:
-            return _record(10, [0, 1], [1.0], _dense())
-        return r
-
-    _rewrite(_train(root), change)
-    report = check_dataset(root)
-    file = f"train/{_train(root).name}"
+    report, file = _check_replaced(
+        root,
+        {
+            2: _record(8, [7], [1.0], _dense()),
+            3: _record(9, [-1], [1.0], _dense()),
+            4: _record(10, [0, 1], [1.0], _dense()),
+        },
+    )
     assert (
         "label index 7 is out of range"
         in _find(report, file=file, record=2, field="label_index").message
@@ -210,16 +212,13 @@ def test_corrupt_and_truncated_records(broken):
 def test_missing_feature_list_and_wrong_value_count(broken):
     root = broken("tabular")
 
-    def change(i, r):
-        if i == 0:
-            return _record(6, [0], [1.0], {"0_compressed": _wire.encode_bytes_steps([b"x"])})
-        if i == 1:
-            return _record(7, [1], [1.0], _dense(5))
-        return r
-
-    _rewrite(_train(root), change)
-    report = check_dataset(root)
-    file = f"train/{_train(root).name}"
+    report, file = _check_replaced(
+        root,
+        {
+            0: _record(6, [0], [1.0], {"0_compressed": _wire.encode_bytes_steps([b"x"])}),
+            1: _record(7, [1], [1.0], _dense(5)),
+        },
+    )
     assert (
         "no feature list '0_dense_input'"
         in _find(report, file=file, record=0, field="0_dense_input").message
@@ -233,27 +232,16 @@ def test_frame_that_does_not_decode_and_wrong_size(broken):
 
     root = broken("image")
 
-    def change(i, r):
-        if i == 1:
-            return _record(
+    small = encode_frame(np.zeros((5, 5, 1), np.uint8))
+    report, file = _check_replaced(
+        root,
+        {
+            1: _record(
                 7, [0], [1.0], {"0_compressed": _wire.encode_bytes_steps([b"\x89PNG broken"])}
-            )
-        if i == 2:
-            return _record(
-                8,
-                [0],
-                [1.0],
-                {
-                    "0_compressed": _wire.encode_bytes_steps(
-                        [encode_frame(np.zeros((5, 5, 1), np.uint8))]
-                    )
-                },
-            )
-        return r
-
-    _rewrite(_train(root), change)
-    report = check_dataset(root)
-    file = f"train/{_train(root).name}"
+            ),
+            2: _record(8, [0], [1.0], {"0_compressed": _wire.encode_bytes_steps([small])}),
+        },
+    )
     assert "does not decode" in _find(report, file=file, record=1, field="0_compressed").message
     assert "5×5 pixels" in _find(report, file=file, record=2, field="0_compressed").message
 
