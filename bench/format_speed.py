@@ -14,6 +14,7 @@ import csv
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +27,24 @@ from autodl.formats.convert._pool import default_workers  # noqa: E402
 from tests.convert import inputs  # noqa: E402
 
 
+def _class_folders(root: Path, n: int, classes) -> Iterator[tuple[int, str, Path]]:
+    """(i, class, its folder (made)) for n files, given to the classes in turn."""
+    classes = list(classes)
+    for i in range(n):
+        cls = classes[i % len(classes)]
+        d = root / cls
+        d.mkdir(parents=True, exist_ok=True)
+        yield i, cls, d
+
+
+C4 = [f"c{k}" for k in range(4)]  # the classes of the images and the audio
+
+
 def images(root: Path, n: int) -> Path:
     """n photos-like 256x192 JPEG and PNG files in 4 classes."""
     rng = np.random.default_rng(0)
     base = rng.integers(0, 255, (192, 256, 3)).astype(np.uint8)
-    for i in range(n):
-        d = root / f"c{i % 4}"
-        d.mkdir(parents=True, exist_ok=True)
+    for i, _, d in _class_folders(root, n, C4):
         img = np.roll(base, 7 * i, axis=1) // (1 + i % 4)
         Image.fromarray(img).save(d / f"{i}.{'jpg' if i % 2 else 'png'}")
     return root
@@ -42,9 +54,7 @@ def audio(root: Path, n: int) -> Path:
     """n one-second 44.1 kHz stereo WAV files (resampled to 16 kHz)."""
     import soundfile as sf
 
-    for i in range(n):
-        d = root / f"c{i % 4}"
-        d.mkdir(parents=True, exist_ok=True)
+    for i, _, d in _class_folders(root, n, C4):
         x = inputs.tone(i % 4, i, 44100, seconds=1.0)
         sf.write(str(d / f"{i}.wav"), np.stack([x, x], 1), 44100, subtype="PCM_16")
     return root
@@ -52,10 +62,7 @@ def audio(root: Path, n: int) -> Path:
 
 def video(root: Path, n: int) -> Path:
     """n two-second 192x192 H.264 clips at 25 fps (sampled at 5 fps)."""
-    for i in range(n):
-        cls = list(inputs.MOVES)[i % 4]
-        d = root / cls
-        d.mkdir(parents=True, exist_ok=True)
+    for i, cls, d in _class_folders(root, n, inputs.MOVES):
         frames = inputs.clip_frames(cls, i, n=50, size=192, colour=True)
         inputs.write_video(d / f"{i}.mp4", frames, fps=25)
     return root
@@ -63,10 +70,7 @@ def video(root: Path, n: int) -> Path:
 
 def text(root: Path, n: int) -> Path:
     """n .txt files of about 200 words."""
-    for i in range(n):
-        cls = list(inputs.WORDS)[i % 3]
-        d = root / cls
-        d.mkdir(parents=True, exist_ok=True)
+    for i, cls, d in _class_folders(root, n, inputs.WORDS):
         (d / f"{i}.txt").write_text(" ".join(inputs.text_of(cls, i + j) for j in range(25)))
     return root
 
