@@ -7,6 +7,8 @@ skip with that reason; every other test runs anywhere.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,17 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"compatibility reference data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def run_autodl(*args, cwd=None, env=None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m autodl ARGS`` as a user does (text output captured); no traceback."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "autodl", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc

@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from autodl.formats.samples import make_tabular
-from tests.conftest import CHECK_JSON_KEYS, REFERENCE_SCORING, needs_shared_data
+from tests.conftest import CHECK_JSON_KEYS, REFERENCE_SCORING, needs_shared_data, run_autodl
 
-
-def autodl(*args, cwd=None):
-    proc = subprocess.run(
-        [sys.executable, "-m", "autodl", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
+autodl = run_autodl
 
 
 @pytest.fixture(scope="module")

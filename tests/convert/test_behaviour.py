@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import autodl
 from autodl.errors import FormatError
 from autodl.formats.check import check_dataset
 from autodl.formats.convert import format_dataset
+from tests.conftest import run_autodl
 from tests.convert import inputs
 
 
@@ -132,16 +131,7 @@ def test_public_api_export():
 
 def _cli(*args, cwd=None):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "autodl", "format", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
+    return run_autodl("format", *args, cwd=cwd, env=env, timeout=120)
 
 
 def test_cli_prints_the_check_summary_and_refuses_to_overwrite(tmp_path):
