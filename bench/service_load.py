@@ -57,7 +57,7 @@ def start_server(data: Path, port: int, upload_bytes: int) -> subprocess.Popen:
         "AUTODL_TIME_BUDGET": "3",
         "AUTODL_JOBS_PER_DAY": "1000",
         "AUTODL_MAX_UPLOAD_BYTES": str(upload_bytes + 10**6),
-        "AUTODL_STORAGE_QUOTA_BYTES": str(10 * upload_bytes),
+        "AUTODL_STORAGE_QUOTA_BYTES": str(max(10 * upload_bytes, 10**9)),
         "PYTHONPATH": str(ROOT),
     }
     proc = subprocess.Popen(
@@ -115,7 +115,10 @@ def load(base: str, users: int, seconds: float, dataset_zip: bytes) -> None:
                 headers=auth,
                 files={"file": ("d.zip", dataset_zip)},
                 data={"time_budget": "3"},
-            ).json()
+            )
+            if job.status_code != 201:
+                raise SystemExit(f"upload refused: {job.status_code} {job.text}")
+            job = job.json()
             ready.wait()
             end = time.monotonic() + seconds
             while time.monotonic() < end:
