@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from autodl.service.models import ApiToken, User, utcnow
@@ -107,15 +107,31 @@ def create_token(db: Session, user: User, name: str) -> tuple[ApiToken, str]:
     return row, secret
 
 
-def user_for_token(db: Session, token: str) -> User | None:
+def token_row(db: Session, token: str) -> ApiToken | None:
+    """The token's row (its user loaded), or None for an unknown or revoked token."""
     row = db.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+    if row is not None:
+        row.user  # noqa: B018 - loaded now: the row outlives its (read-only) session
+    return row
+
+
+def needs_touch(row: ApiToken) -> bool:
+    """Whether the "last used" time is due: written at most once a minute, since polling
+    clients would otherwise turn every read into a write."""
+    return row.last_used_at is None or (utcnow() - row.last_used_at).total_seconds() > 60
+
+
+def touch_token(db: Session, token_id: int) -> None:
+    db.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
+
+
+def user_for_token(db: Session, token: str) -> User | None:
+    """The token's user (in a writing session: records when the token was last used)."""
+    row = token_row(db, token)
     if row is None:
         return None
-    now = utcnow()
-    # Write the "last used" time at most once a minute: polling clients would
-    # otherwise turn every read into a write.
-    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
-        row.last_used_at = now
+    if needs_touch(row):
+        row.last_used_at = utcnow()
     return row.user
 
 

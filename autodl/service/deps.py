@@ -3,6 +3,11 @@
 `current_user` accepts a Bearer token (API clients) or the session cookie (the
 browser); cookie-authenticated unsafe requests must carry the CSRF token.
 Routes declare what they need with ``Annotated`` aliases: `DB`, `User`, `Admin`.
+
+`DB` is a read-only session for safe methods (GET, HEAD, OPTIONS) and a writing one
+for the others: on SQLite, pages and API reads then take no write lock and never
+queue behind job processes, uploads and heartbeats (`Database.read_session`). A GET
+route that tried to write would fail loudly (`ReadOnlyError`); it must not.
 """
 
 from __future__ import annotations
@@ -58,9 +63,13 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def get_db(service: ServiceDep) -> Iterator[Session]:
-    with service.db.session() as s:
-        yield s
+def get_db(request: Request, service: ServiceDep) -> Iterator[Session]:
+    if request.method in SAFE_METHODS:
+        with service.db.read_session() as s:
+            yield s
+    else:
+        with service.db.session() as s:
+            yield s
 
 
 DB = Annotated[Session, Depends(get_db)]
@@ -75,16 +84,20 @@ def _bearer(request: Request) -> str | None:
 def optional_user(request: Request, service: ServiceDep) -> UserRow | None:
     """The signed-in user or None. Records how (``request.state.auth``) and the session id.
 
-    It uses a session of its own, committed at once: a route's session must not
-    hold SQLite's write lock (a token's "last used" time) through a long upload.
+    It reads in a session of its own (no write lock); a token's "last used" time,
+    written at most once a minute, is written in a short session of its own, so that
+    a route's session never holds SQLite's write lock through a long upload.
     The user comes back detached; a route that changes it merges it into its session.
     """
     token = _bearer(request)
-    with service.db.session() as db:
+    touch = None
+    with service.db.read_session() as db:
         if token is not None:
-            user = auth.user_for_token(db, token)
-            if user is None:
+            row = auth.token_row(db, token)
+            if row is None:
                 raise NotSignedIn("The API token is not valid (revoked, or mistyped).")
+            user = row.user
+            touch = row.id if auth.needs_touch(row) else None
             request.state.auth = "token"
         else:
             data = service.signer.loads(request.cookies.get(auth.COOKIE_NAME))
@@ -95,6 +108,9 @@ def optional_user(request: Request, service: ServiceDep) -> UserRow | None:
                 return None
             request.state.auth = "cookie"
             request.state.sid = data.sid
+    if touch is not None:
+        with service.db.session() as db:
+            auth.touch_token(db, touch)
     request.state.user = user
     return user
 
