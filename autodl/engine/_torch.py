@@ -55,6 +55,7 @@ class TorchLearner(Learner):
         "weight_decay": Interval(float, 0),
         "width": Interval(int, 1),
         "seed": Interval(int, 0),
+        "flip": Instance(bool),
     }
 
     def __init__(
@@ -67,6 +68,7 @@ class TorchLearner(Learner):
         weight_decay: float = 5e-4,
         width: int = 32,
         seed: int = 0,
+        flip: bool = False,
     ):
         self.features = features
         self.epochs = epochs
@@ -75,6 +77,7 @@ class TorchLearner(Learner):
         self.weight_decay = weight_decay
         self.width = width
         self.seed = seed
+        self.flip = flip  # mirror augmentation and test-time views, where a subclass uses them
 
     # ---- subclass hooks
     def _net(self, shape: tuple[int, ...], n_out: int) -> nn.Module:

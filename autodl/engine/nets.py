@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from autodl.engine._torch import TorchLearner
-from autodl.engine.learner import Features, Instance, Interval
+from autodl.engine.learner import Features, Interval
 
 
 def block(c_in: int, c_out: int, dims: int = 2) -> nn.Sequential:
@@ -65,31 +65,6 @@ def shift(xb: torch.Tensor, g: torch.Generator, frac: float = 0.125) -> torch.Te
 
 class CNN(TorchLearner):
     """A small 2-D CNN (see the module doc); ``flip`` adds mirror augmentation and TTA."""
-
-    _rules: ClassVar[dict[str, Any]] = {**TorchLearner._rules, "flip": Instance(bool)}
-
-    def __init__(
-        self,
-        *,
-        features: Features,
-        flip: bool = False,
-        epochs: int = 30,
-        batch_size: int = 64,
-        lr: float = 3e-3,
-        weight_decay: float = 5e-4,
-        width: int = 32,
-        seed: int = 0,
-    ):
-        super().__init__(
-            features=features,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            width=width,
-            seed=seed,
-        )
-        self.flip = flip
 
     def _net(self, shape: tuple[int, ...], n_out: int) -> nn.Module:
         trunk = Trunk(shape[0], self.width, min(shape[1:]))
