@@ -8,7 +8,10 @@ average-pooled to 4x4 (1024 features): a cheap stand-in for a first conv layer.
 Both go to logistic regression. Then `images`: the images at a resolution chosen for
 the data and the machine (the native size, at least 16 px and at most 32 px on CPU or
 64 px on CUDA) for a small CNN (`nets.CNN`) with shifts, and mirror flips for colour
-photographs (also test-time views).
+photographs (also test-time views). Between them, when the optional packages are
+installed (`pretrained.available`), pretrained EfficientNet-Lite0 features with a
+linear head, fine-tuned when time allows (`pretrained.EfficientNetLite`); it costs
+seconds, not the first prediction, so it comes after the two cheap learners.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from autodl.engine import pretrained
 from autodl.engine._arrays import CHUNK, finite, resize, resized
 from autodl.engine._torch import DEVICE
 from autodl.engine.learner import Features, Learner
@@ -82,12 +86,10 @@ def cnn_size(spec: DatasetSpec) -> int:
 def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
     """The image learners, cheapest first."""
     size = cnn_size(spec)
+    colour = spec.shape[3] == 3
     return [
         Linear(features=Features("pixels", pixels), seed=seed),
         Linear(features=Features("random-conv", random_conv, seed=seed), C=0.1, seed=seed),
-        CNN(
-            features=Features(f"images{size}", images, size=size),
-            flip=spec.shape[3] == 3,
-            seed=seed,
-        ),
+        *([pretrained.EfficientNetLite(flip=colour, seed=seed)] if pretrained.available() else []),
+        CNN(features=Features(f"images{size}", images, size=size), flip=colour, seed=seed),
     ]

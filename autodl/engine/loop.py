@@ -48,7 +48,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import ThreadpoolController
 
-from autodl.engine import image, speech, tabular, text, video
+from autodl.engine import image, pretrained, speech, tabular, text, video
 from autodl.engine._torch import set_threads
 from autodl.engine.budget import Budget
 from autodl.engine.learner import Learner, RawX, clone, stratified_indices, take
@@ -335,6 +335,8 @@ def run(
     say = log or (lambda _m: None)
     spec = train.spec
     plan = list(learners) if learners is not None else PLANS[spec.domain](spec, seed)
+    if learners is None and spec.domain in ("image", "video") and pretrained.missing_note():
+        say(pretrained.missing_note())
     controller = ThreadpoolController()
     # by default every core, but never more than the libraries were configured with
     # (ingestion sets OMP_NUM_THREADS & co from AUTODL_THREADS before they load)

@@ -6,7 +6,10 @@ mean image, the standard deviation image, the mean absolute frame difference
 late-half image and the velocity and displacement of the intensity centroid; plus
 per-channel means. Videos of varying size or length are handled one
 by one. Logistic regression first, then the same on random Fourier features, LightGBM
-on the same features (motion features split well), then
+on the same features (motion features split well), then, when the optional packages
+are installed, pretrained EfficientNet-Lite0 features of 4 frames (mean over time and
+late minus early) with logistic regression (`pretrained.EfficientNetLite`, no
+fine-tuning), then
 `nets.VideoCNN` on clips of at most 16 frames at 32 px (a frame CNN with temporal
 convolutions, so the order of frames counts).
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from autodl.engine import pretrained
 from autodl.engine._arrays import CHUNK, finite, resize
 from autodl.engine.boost import LightGBM
 from autodl.engine.learner import Features, Learner
@@ -83,5 +87,10 @@ def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
         Linear(features=f, seed=seed),
         Linear(features=f, kernel="rff", C=10.0, seed=seed),
         LightGBM(features=f, seed=seed),
+        *(
+            [pretrained.EfficientNetLite(frames=4, epochs=0, seed=seed)]
+            if pretrained.available()
+            else []
+        ),
         VideoCNN(features=Features("clips", clips), epochs=30, width=16, seed=seed),
     ]
