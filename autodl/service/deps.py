@@ -72,7 +72,9 @@ def get_db(request: Request, service: ServiceDep) -> Iterator[Session]:
             yield s
 
 
-DB = Annotated[Session, Depends(get_db)]
+#: scope="function": the session commits when the route returns, before the response is
+#: sent, so the request a redirect leads to (e.g. the page after sign-up) sees the write.
+DB = Annotated[Session, Depends(get_db, scope="function")]
 
 
 def _bearer(request: Request) -> str | None:

@@ -120,3 +120,36 @@ def test_get_requests_answer_while_a_writer_holds_the_lock(app_client):
         assert app_client.get("/api/v1/me", headers=bearer(token)).status_code == 200
         assert app_client.get("/api/v1/jobs", headers=bearer(token)).status_code == 200
         assert time.perf_counter() - t < 2.0  # before: waited for the writer (busy timeout)
+
+
+def test_the_page_after_a_write_sees_it_under_load(live_server):
+    """A route's writes are committed before its response is sent: the GET that a
+    redirect leads to (read in a snapshot of its own) finds the new account."""
+    import re
+
+    import httpx
+
+    failures = []
+
+    def sign_up(i: int) -> None:
+        with httpx.Client(base_url=live_server.url, timeout=30) as c:
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/signup").text)
+            r = c.post(
+                "/signup",
+                data={
+                    "name": f"user{i}",
+                    "password": "password123",
+                    "password2": "password123",
+                    "csrf_token": csrf.group(1),
+                },
+            )
+            page = c.get("/account")
+            if r.status_code != 303 or page.status_code != 200:
+                failures.append((i, r.status_code, page.status_code))
+
+    threads = [threading.Thread(target=sign_up, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not failures
