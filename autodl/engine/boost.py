@@ -1,7 +1,10 @@
 """LightGBM grown by rounds: the strong tabular learner (also on series features).
 
-``fit(data, seconds)`` adds rounds in steps that double (10, 20, 40, ...) with
-``keep_training_booster``, so the loop can score and emit after each step. With at
+``fit(data, seconds)`` adds rounds in steps that double (10, 20, 40, ... 200) until the
+round count has doubled or the time is up, so the loop scores and can emit after every
+doubling (a converged model on a quiet machine, not only at the end of a long call);
+once a round has been timed, a step never plans more rounds than the time left allows
+(under load a 200-round step took seconds, and overran the deadline). With at
 least ``MIN_EARLY`` rows, 10% of them (stratified) are kept aside inside the learner
 and the booster stops once that score has not improved for ``patience`` rounds;
 predictions use the best round. Otherwise it trains ``SMALL_ROUNDS`` rounds (at most
@@ -188,12 +191,18 @@ class LightGBM(Learner):
         self._check_params()
         if data is not getattr(self, "_data", None):
             self._setup(data)
-        while not self.done:
+            self._per_round = 0.0
+        target = max(2 * self._rounds, 10)
+        while not self.done and self._rounds < target:
             s0 = time.monotonic()
             step = min(self._step, self._limit - self._rounds)
+            if self._per_round > 0:  # no more rounds than the time left (one at least)
+                step = max(1, min(step, int((t0 + seconds - s0) / self._per_round)))
             self._best = [self._grow(b, step) for b in self._boosters]
             self._rounds += step
-            self._step = min(2 * self._step, 200)
+            self._per_round = (time.monotonic() - s0) / step
+            if step == self._step:
+                self._step = min(2 * self._step, 200)
             self._converged = all(
                 b.get("stuck") or (b["valid"] and self._rounds - best >= self.patience)
                 for b, best in zip(self._boosters, self._best, strict=True)
