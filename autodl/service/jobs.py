@@ -11,6 +11,10 @@ gives the user's daily quota back.
 
 `run_job(job_id)` is idempotent: it claims the job only while it is queued, so a
 second call (or a redelivered message, with Celery) returns without running it.
+
+`hand_back` is the job process's answer to SIGTERM (a worker being stopped): the
+running job goes back to the queue (not counted as a lost run) and the process
+claims nothing more.
 """
 
 from __future__ import annotations
@@ -48,6 +52,16 @@ STAMP = {
     "cancelled": "ended_at",
 }
 HEARTBEAT_SECONDS = 5.0
+#: Hand-backs (worker stopped by SIGTERM) a job may have before one counts as a lost run:
+#: a job that gets its worker stopped every time (e.g. evicted for memory) cannot loop.
+MAX_HANDBACKS = 5
+#: Exit status of a job process that handed its job back (EX_TEMPFAIL): send it again.
+HANDED_BACK = 75
+
+#: Set when this process is handing its job back: `run_job` then claims nothing. The
+#: claim runs under `_CLAIM`, so once `hand_back` holds it no claim is half-way.
+STOPPING = threading.Event()
+_CLAIM = threading.Lock()
 
 
 class InvalidTransition(Exception):
@@ -200,10 +214,12 @@ def run_job(job_id: int, settings: Settings, db: Database | None = None) -> str:
     db = db or Database(settings.sqlalchemy_url)
     storage = Storage(settings.data_dir)
     try:
-        with db.session() as s:
+        with _CLAIM, db.session() as s:
             job = s.get(Job, job_id)
             if job is None or job.deleted_at is not None:
                 return "missing"
+            if STOPPING.is_set():
+                return job.state  # this process is being stopped: leave the job queued
             if job.state in ACTIVE and is_stale(job, settings):
                 # Redelivered after its worker died, before the reaper saw it.
                 why = lost_worker_reason(job)
@@ -421,6 +437,68 @@ def requeue_or_fail(
             guard=guard,
         )
     return job.state
+
+
+def hand_back(db: Database, job_id: int, who: str) -> str:
+    """Put the job this process runs back in the queue (its worker is being stopped).
+
+    Called by the job process on SIGTERM, from a thread of its own. After it, this
+    process claims nothing. A running job owned by this process goes back to
+    ``queued`` (compare-and-set on its owner and attempt; not counted in ``requeues``
+    unless it was handed back `MAX_HANDBACKS` times already); a job that is scoring is
+    left to finish (seconds); a job not yet claimed stays queued. Returns the state
+    the job is in afterwards: ``queued`` means "send it again, and stop now".
+    """
+    STOPPING.set()
+    with _CLAIM:  # a claim under way has committed, or will not happen
+        pass
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        if job is None or job.deleted_at is not None:
+            return "missing"
+        if job.state != "running" or job.worker != worker_id():
+            return job.state
+        guard = {"worker": job.worker, "attempts": job.attempts}
+        if job.handbacks < MAX_HANDBACKS:
+            set_state(
+                s,
+                job,
+                "queued",
+                message=f"{who} was stopped while the job ran; the job was handed back "
+                "to the queue and starts again from the beginning.",
+                handbacks=job.handbacks + 1,
+                worker=None,
+                node=None,
+                guard=guard,
+            )
+            return job.state
+        why = f"{who} was stopped while the job ran, for the {job.handbacks + 1}th time"
+        return requeue_or_fail(s, job, why, guard=guard, why_twice=why)
+
+
+def record_redispatch(db: Session, job: Job, why: str) -> bool:
+    """Note that the queued ``job``'s message is sent again; False if another server did it.
+
+    Compare-and-set on ``dispatched_at``, so of several servers' reapers one sends it.
+    """
+    now = utcnow()
+    result = db.execute(
+        update(Job)
+        .where(
+            Job.id == job.id,
+            Job.state == "queued",
+            Job.dispatched_at.is_(None)
+            if job.dispatched_at is None
+            else Job.dispatched_at == job.dispatched_at,
+        )
+        .values(dispatched_at=now, redispatches=Job.redispatches + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    db.add(JobEvent(job_id=job.id, state="queued", at=now, message=why))
+    db.flush()
+    return True
 
 
 def stale_before(seconds: float):

@@ -16,6 +16,22 @@ Delivery guarantees, in layers:
 * the reaper (here, every heartbeat interval): a running job whose heartbeat is older
   than ``AUTODL_HEARTBEAT_TIMEOUT`` is re-queued once (a new message) or failed with a
   reason — the fast path, seconds rather than the visibility timeout;
+* lost messages (the reaper too): a queued job whose message is neither in the
+  broker's queue nor held unacknowledged by a worker — Redis restarted without
+  persistence, the queue was purged, the broker was down when the job was submitted —
+  is sent again (`CeleryDispatcher.recover_lost`). It must have been dispatched more
+  than ``AUTODL_HEARTBEAT_TIMEOUT`` ago and be missing in two passes in a row (a
+  worker moves a message from the queue to the unacked hash in two steps); the
+  re-send is compare-and-set on ``dispatched_at`` (one server of several sends it),
+  counted in ``redispatches`` and written in the job's history. Only a Redis broker
+  can be inspected; with another broker (RabbitMQ keeps durable queues) this step is
+  skipped and a queued job is sent once;
+* stopping a worker (SIGTERM, Ctrl-C: Celery's warm shutdown) hands its jobs back:
+  the worker forwards SIGTERM to its job processes, each puts its running job back in
+  the queue (`jobs.hand_back`, not counted as a lost run) and exits with
+  `jobs.HANDED_BACK`; the task then sends the job again and returns, and the worker
+  exits within seconds instead of waiting for jobs of up to an hour. A job already
+  scoring finishes first;
 * `jobs.run_job` claims a job only while queued (compare-and-set), so a redelivered
   or duplicate message never runs a job twice.
 
@@ -25,17 +41,21 @@ only the jobs it runs, and every job starts in a fresh pool process.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import signal
 import socket
 import subprocess
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from autodl.service.db import Database
-from autodl.service.jobs import reap
+from autodl.service.jobs import HANDED_BACK, reap, record_redispatch, stale_before
 from autodl.service.models import Job, WorkerNode, utcnow
 from autodl.service.storage import Storage
 from autodl.settings import Settings
@@ -44,6 +64,15 @@ TASK = "autodl.run_job"
 QUEUE = "autodl"
 #: Slack on top of the longest job for the broker's visibility timeout and Celery's limit.
 SLACK_SECONDS = 600.0
+#: kombu's Redis layout: one list per priority step ("autodl", "autodl\x06\x163", …) and
+#: the hash of messages delivered but not yet acknowledged.
+REDIS_PRIORITY_SEP = "\x06\x16"
+REDIS_PRIORITY_STEPS = (0, 3, 6, 9)
+REDIS_UNACKED = "unacked"
+LOST_MESSAGE = (
+    "The job's message was no longer in the broker's queue (lost, e.g. in a broker "
+    "restart without persistence); it was sent again."
+)
 
 
 def make_celery(settings: Settings):
@@ -80,14 +109,83 @@ def time_limit(settings: Settings, budget: float) -> float:
     return budget + settings.grace_seconds + settings.job_margin_seconds + 60
 
 
+def send_job(celery, settings: Settings, job_id: int, budget: float) -> None:
+    """Send the job's task (only its id) to the broker."""
+    celery.send_task(TASK, args=[job_id], queue=QUEUE, time_limit=time_limit(settings, budget))
+
+
+def dispatch(celery, db: Database, settings: Settings, job_id: int, budget: float) -> None:
+    """Send the job's task and record when (the lost-message check counts from then)."""
+    send_job(celery, settings, job_id, budget)
+    with db.session() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(dispatched_at=utcnow()))
+
+
+def _job_of(message: dict) -> int | None:
+    """The job id a kombu message of ours carries; None for any other message."""
+    headers = message.get("headers") or {}
+    if headers.get("task") != TASK:
+        return None
+    try:
+        body = message["body"]
+        if (message.get("properties") or {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        return int(json.loads(body)[0][0])
+    except (KeyError, IndexError, TypeError, ValueError):
+        try:
+            return int(json.loads(headers.get("argsrepr") or "")[0])
+        except (IndexError, TypeError, ValueError):
+            return None
+
+
+def broker_job_ids(settings: Settings) -> set[int] | None:
+    """Jobs with a message in the broker (queued or held unacknowledged by a worker).
+
+    None when the broker cannot be inspected (not Redis). One MULTI reads the queue's
+    lists and the unacked hash at one instant.
+    """
+    url = settings.broker_url
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        return None
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10)
+    try:
+        pipe = client.pipeline(transaction=True)
+        for step in REDIS_PRIORITY_STEPS:
+            pipe.lrange(QUEUE if step == 0 else f"{QUEUE}{REDIS_PRIORITY_SEP}{step}", 0, -1)
+        pipe.hvals(REDIS_UNACKED)
+        *queued, unacked = pipe.execute()
+    finally:
+        client.close()
+    ids: set[int] = set()
+    for raw in (m for lst in queued for m in lst):
+        try:
+            job = _job_of(json.loads(raw))
+        except ValueError:
+            continue
+        if job is not None:
+            ids.add(job)
+    for raw in unacked:
+        try:
+            job = _job_of(json.loads(raw)[0])  # [message, exchange, routing key]
+        except (ValueError, IndexError, TypeError):
+            continue
+        if job is not None:
+            ids.add(job)
+    return ids
+
+
 class CeleryDispatcher:
-    """The server side: queue a job as a Celery task; reap jobs whose worker died."""
+    """The server side: queue a job as a Celery task; reap jobs whose worker died, and
+    send again the queued jobs whose message the broker lost."""
 
     def __init__(self, settings: Settings, db: Database):
         self.settings, self.db = settings, db
         self.celery = make_celery(settings)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._missing: set[int] = set()  # queued jobs without a message at the last pass
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="autodl-reaper", daemon=True)
@@ -99,15 +197,25 @@ class CeleryDispatcher:
             self._thread.join(10)
 
     def notify(self, job_id: int) -> None:
+        """A job was submitted (or cancelled, or deleted): send it if it is queued.
+
+        If the broker cannot be reached the job stays queued and `recover_lost` sends
+        it once the broker answers.
+        """
         with self.db.session() as s:
             job = s.get(Job, job_id)
-            budget = job.time_budget if job is not None else self.settings.max_time_budget
-        self.send(job_id, budget)
+            if job is None or job.state != "queued" or job.deleted_at is not None:
+                return
+            budget = job.time_budget
+        try:
+            self.send(job_id, budget)
+        except Exception:  # noqa: BLE001 - the reaper sends it later; the upload succeeded
+            import traceback
+
+            traceback.print_exc()
 
     def send(self, job_id: int, budget: float) -> None:
-        self.celery.send_task(
-            TASK, args=[job_id], queue=QUEUE, time_limit=time_limit(self.settings, budget)
-        )
+        dispatch(self.celery, self.db, self.settings, job_id, budget)
 
     def reap_once(self) -> list[tuple[int, str]]:
         with self.db.session() as s:
@@ -121,14 +229,54 @@ class CeleryDispatcher:
                 self.send(job_id, budgets[job_id])
         return changed
 
+    def recover_lost(self) -> list[int]:
+        """Send again every queued job whose message is missing from the broker; their ids.
+
+        A job qualifies when its last dispatch is older than AUTODL_HEARTBEAT_TIMEOUT and
+        its message was missing at this pass and the one before. Redis only (else []).
+        """
+        cutoff = stale_before(self.settings.heartbeat_timeout)
+        with self.db.read_session() as s:
+            candidates = {
+                j.id: j
+                for j in s.scalars(
+                    select(Job).where(
+                        Job.state == "queued",
+                        Job.deleted_at.is_(None),
+                        func.coalesce(Job.dispatched_at, Job.queued_at) < cutoff,
+                    )
+                )
+            }
+        if not candidates:
+            self._missing = set()
+            return []
+        present = broker_job_ids(self.settings)
+        if present is None:
+            return []
+        missing = set(candidates) - present
+        due, self._missing = missing & self._missing, missing - self._missing
+        sent = []
+        for job_id in sorted(due):
+            with self.db.session() as s:
+                job = s.get(Job, job_id)
+                if job is None or job.state != "queued" or job.deleted_at is not None:
+                    continue
+                if not record_redispatch(s, job, LOST_MESSAGE):
+                    continue  # dispatched meanwhile (another server, or a hand-back)
+                budget = job.time_budget
+            send_job(self.celery, self.settings, job_id, budget)
+            sent.append(job_id)
+        return sent
+
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_seconds):
-            try:
-                self.reap_once()
-            except Exception:  # noqa: BLE001 - a database or broker hiccup must not end reaping
-                import traceback
+            for step in (self.reap_once, self.recover_lost):
+                try:
+                    step()
+                except Exception:  # noqa: BLE001 - a database or broker hiccup must not end reaping
+                    import traceback
 
-                traceback.print_exc()
+                    traceback.print_exc()
 
 
 # ------------------------------------------------------------------ worker side
@@ -175,7 +323,7 @@ def slot_devices(gpus: list[str], slot: int) -> str | None:
 
 def run_worker(settings: Settings, concurrency: int = 1) -> None:
     """Run this machine's Celery worker until stopped (`autodl worker`)."""
-    from celery.signals import worker_process_init
+    from celery.signals import worker_process_init, worker_shutting_down
 
     if not settings.broker_url:
         from autodl.errors import AutoDLError
@@ -214,7 +362,17 @@ def run_worker(settings: Settings, concurrency: int = 1) -> None:
 
     @app.task(name=TASK, acks_late=True, reject_on_worker_lost=True)
     def run_job_task(job_id: int) -> str:  # pragma: no cover - runs in the pool process
-        return execute(int(job_id), settings, storage, slot_env)
+        return execute(int(job_id), settings, storage, slot_env, celery=app)
+
+    @worker_shutting_down.connect
+    def _hand_back_jobs(**_):  # pragma: no cover - runs in the worker's signal handler
+        # Warm shutdown waits for running tasks: ask their job processes to hand the
+        # jobs back now, so that the worker stops in seconds.
+        for pid in job_processes(os.getpid()):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
 
     stop = threading.Event()
     beat = threading.Thread(
@@ -255,8 +413,46 @@ def _worker_heartbeat(settings: Settings, name: str, stop: threading.Event) -> N
             pass
 
 
-def execute(job_id: int, settings: Settings, storage: Storage, env: dict | None = None) -> str:
-    """The task's body: run the job process and watch it to its end; the job's final state."""
+def job_processes(root: int) -> list[int]:
+    """Pids of the job processes (``autodl.service.worker``) under process ``root`` (Linux)."""
+    parents: dict[int, int] = {}
+    try:
+        entries = [p for p in Path("/proc").iterdir() if p.name.isdigit()]
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            parents[int(entry.name)] = int(
+                (entry / "stat").read_text().rpartition(")")[2].split()[1]
+            )
+        except (OSError, ValueError, IndexError):
+            pass
+    below, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - below
+        below |= frontier
+    out = []
+    for pid in sorted(below):
+        try:
+            if b"autodl.service.worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def execute(
+    job_id: int,
+    settings: Settings,
+    storage: Storage,
+    env: dict | None = None,
+    celery=None,
+) -> str:
+    """The task's body: run the job process and watch it to its end; the job's final state.
+
+    A job process that handed its job back (SIGTERM: this worker is stopping) leaves it
+    queued; it is sent again here (``celery``) for another worker, or this one restarted.
+    """
     from autodl.service.supervisor import spawn_job_process, watch_child
 
     db = Database(settings.sqlalchemy_url)
@@ -274,13 +470,24 @@ def execute(job_id: int, settings: Settings, storage: Storage, env: dict | None 
                 if watch_child(s, child, settings, storage):
                     break
             time.sleep(0.5)
+        handed_back = child.proc.returncode == HANDED_BACK
         with db.session() as s:
-            s.execute(
-                update(WorkerNode)
-                .where(WorkerNode.name == settings.worker_name)
-                .values(jobs_done=WorkerNode.jobs_done + 1)
-            )
+            if not handed_back:
+                s.execute(
+                    update(WorkerNode)
+                    .where(WorkerNode.name == settings.worker_name)
+                    .values(jobs_done=WorkerNode.jobs_done + 1)
+                )
             job = s.get(Job, job_id)
-            return job.state if job is not None else "missing"
+            state = job.state if job is not None else "missing"
+            budget = job.time_budget if job is not None else 0.0
+        if handed_back and state == "queued" and celery is not None:
+            try:
+                dispatch(celery, db, settings, job_id, budget)
+            except Exception:  # noqa: BLE001 - the server's lost-message check sends it later
+                import traceback
+
+                traceback.print_exc()
+        return state
     finally:
         db.dispose()

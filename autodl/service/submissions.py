@@ -75,7 +75,8 @@ async def submit(request: Request, service: Service, user: User) -> int:
             size,
             folder,
         )
-        service.dispatcher.notify(job_id)
+        # Celery's dispatcher talks to the broker and the database: not on the event loop.
+        await run_in_threadpool(service.dispatcher.notify, job_id)
         return job_id
     finally:
         shutil.rmtree(work, ignore_errors=True)

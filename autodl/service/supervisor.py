@@ -32,7 +32,7 @@ from typing import Protocol
 from sqlalchemy import select
 
 from autodl.service.db import Database
-from autodl.service.jobs import ACTIVE, next_queued, requeue_or_fail, set_state
+from autodl.service.jobs import ACTIVE, HANDED_BACK, next_queued, requeue_or_fail, set_state
 from autodl.service.models import Job
 from autodl.service.storage import Storage
 from autodl.settings import Settings
@@ -152,7 +152,8 @@ def watch_child(s, child: _Child, settings: Settings, storage: Storage) -> bool:
     """Kill ``child`` if its job was cancelled or ran out of time; True once it has ended.
 
     A job left running or scoring by its ended process (and owned by that process)
-    fails with a reason.
+    fails with a reason; so does a queued job whose process failed before claiming
+    it, unless the process handed it back (exit status `HANDED_BACK`, on SIGTERM).
     """
     job = s.get(Job, child.job_id)
     if job is not None:
@@ -172,7 +173,7 @@ def watch_child(s, child: _Child, settings: Settings, storage: Storage) -> bool:
     ours = job.worker is None or job.worker.endswith(f":{child.proc.pid}")
     if job.deleted_at is not None:
         storage.delete_job(job.id)  # it may have written after the delete
-    elif (job.state in ACTIVE and ours) or (job.state == "queued" and code != 0):
+    elif (job.state in ACTIVE and ours) or (job.state == "queued" and code not in (0, HANDED_BACK)):
         if child.killed_because == "timeout":
             limit = job.time_budget + settings.grace_seconds + settings.job_margin_seconds
             reason = f"The job took longer than its time limit ({limit:g} s including start-up and scoring) and was stopped."

@@ -28,12 +28,13 @@ def test_autodl_db_upgrade_on_postgresql(scale_settings, pg_url):
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    assert "0002" in out.stdout and current_revision(pg_url) == "0002"
+    assert "0003" in out.stdout and current_revision(pg_url) == "0003"
     db = Database(pg_url)
     try:
         tables = set(inspect(db.engine).get_table_names())
         assert {"users", "api_tokens", "jobs", "job_events", "workers"} <= tables
-        assert "node" in {c["name"] for c in inspect(db.engine).get_columns("jobs")}
+        columns = {c["name"] for c in inspect(db.engine).get_columns("jobs")}
+        assert {"node", "dispatched_at", "redispatches", "handbacks"} <= columns
     finally:
         db.dispose()
     # Down to the first revision and up again: both directions run on PostgreSQL.
@@ -44,7 +45,7 @@ def test_autodl_db_upgrade_on_postgresql(scale_settings, pg_url):
     command.downgrade(alembic_config(pg_url), "0001")
     assert current_revision(pg_url) == "0001"
     upgrade(pg_url)
-    assert current_revision(pg_url) == "0002"
+    assert current_revision(pg_url) == "0003"
 
 
 def _db_with_job(settings, tabular_dir, budget=3):
