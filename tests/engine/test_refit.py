@@ -1,0 +1,44 @@
+"""Refits on all training rows: as soon as a learner converges, singles and ensembles."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from autodl.engine import Budget, run
+from autodl.engine.boost import LightGBM
+from autodl.engine.learner import Features
+from autodl.engine.loop import REFIT_NOTE
+from autodl.engine.models import Linear
+from autodl.engine.tabular import flat
+from autodl.formats.types import Arrays
+
+from ._data import splits
+
+
+def test_converged_learners_are_refitted_and_re_emitted_with_the_same_score():
+    train, test = splits("tabular")
+    f = Features("flat", flat)
+    learners = [Linear(features=f, max_rows=40), Linear(features=f), LightGBM(features=f)]
+    logs: list[str] = []
+    preds = list(run(train, test, None, Budget(10.0), log=logs.append, learners=learners))
+    refits = [i for i, p in enumerate(preds) if p.note == REFIT_NOTE]
+    assert refits, logs
+    for i in refits:  # the hold-out score of what it replaces, new test predictions
+        assert preds[i].valid_score == preds[i - 1].valid_score
+        assert not np.array_equal(preds[i].test, preds[i - 1].test)
+    assert any("refit on all" in line and "(done)" in line for line in logs)
+
+
+def test_lightgbm_returns_after_each_doubling_and_keeps_to_the_time():
+    train, _ = splits("tabular")
+    data = train.load()
+    data = Arrays(data.ids, data.x, data.labels)
+    lgb = LightGBM(features=Features("flat", flat), max_rounds=2000, patience=2000)
+    rounds = []
+    for _ in range(4):
+        lgb.fit(data, 60.0)
+        rounds.append(lgb._rounds)
+    assert rounds == [10, 30, 70, 150]  # steps of 10, 20, 40, 80: one doubling per call
+    before = lgb._rounds
+    lgb.fit(data, 0.0)  # no time: one round
+    assert lgb._rounds == before + 1
