@@ -5,7 +5,12 @@
    (`autodl worker` processes, concurrency C each) — the cost of dispatch, claim, the job
    process and the bookkeeping, with nearly no engine time;
 3. recovery: seconds from SIGKILL of a worker (and everything under it) in the middle of a
-   job to that job running again on the other worker (AUTODL_HEARTBEAT_TIMEOUT sets most of it).
+   job to that job running again on the other worker (AUTODL_HEARTBEAT_TIMEOUT sets most of it);
+4. lost message: seconds from a queued job being left without a broker message (as a
+   Redis restart without persistence leaves it) to that job running on an idle worker —
+   the reaper's lost-message check (missing at two passes AUTODL_HEARTBEAT_SECONDS apart)
+   plus the pick-up. For a job dispatched long ago (the usual case: it waited in the
+   queue); a job dispatched less than AUTODL_HEARTBEAT_TIMEOUT ago waits that long first.
 
     .venv/bin/python bench/queue_throughput.py [--jobs 12] [--workers 2] [--concurrency 1]
 """
@@ -21,6 +26,7 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,12 +34,12 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 import redis  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import func, select, update  # noqa: E402
 
 from autodl.formats.samples import make_tabular  # noqa: E402
 from autodl.service import jobs as J  # noqa: E402
 from autodl.service.db import Database  # noqa: E402
-from autodl.service.models import Job, JobEvent, User  # noqa: E402
+from autodl.service.models import Job, JobEvent, User, utcnow  # noqa: E402
 from autodl.service.scaleout import CeleryDispatcher  # noqa: E402
 from autodl.service.storage import Storage  # noqa: E402
 from autodl.settings import Settings  # noqa: E402
@@ -150,6 +156,24 @@ def main() -> None:
             time.sleep(0.05)
         recovery = time.perf_counter() - t_kill
 
+        # 4. lost message: idle workers wait on the queue while a queued job has no message
+        # (lost between its dispatch and its delivery); the reaper notices and re-sends it.
+        while node() is not None:  # the victim finishes; both workers are idle
+            time.sleep(0.1)
+        [lost] = new_jobs(1, 5)
+        long_ago = utcnow() - timedelta(seconds=args.heartbeat_timeout + 1)
+        with db.session() as s:  # dispatched long ago, like a job that waited in the queue
+            s.execute(
+                update(Job).where(Job.id == lost).values(dispatched_at=long_ago, queued_at=long_ago)
+            )
+        t_lost = time.perf_counter()
+        while True:
+            with db.session() as s:
+                if s.get(Job, lost).state != "queued":
+                    break
+            time.sleep(0.05)
+        lost_recovery = time.perf_counter() - t_lost
+
         print(f"workers: {args.workers} x concurrency {args.concurrency}, {args.jobs} trivial jobs")
         print(f"enqueue rate:        {send_rate:8.0f} tasks/s")
         print(f"throughput:          {len(ids) / total:8.2f} jobs/s end to end ({total:.1f} s)")
@@ -158,6 +182,10 @@ def main() -> None:
         print(
             f"worker death -> job running again: {recovery:.1f} s "
             f"(AUTODL_HEARTBEAT_TIMEOUT={args.heartbeat_timeout:g} s)"
+        )
+        print(
+            f"message lost -> job running again: {lost_recovery:.1f} s "
+            f"(AUTODL_HEARTBEAT_SECONDS={settings.heartbeat_seconds:g} s)"
         )
     finally:
         for w in workers:
