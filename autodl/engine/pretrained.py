@@ -204,7 +204,7 @@ class EfficientNetLite(Learner):
         return 2 if self.flip else 1
 
     def _inputs(self, x: RawX, idx: np.ndarray) -> torch.Tensor:
-        """(len(idx) * frames, 3, s, s) normalised inputs on DEVICE, channels last."""
+        """(len(idx) * frames, 3, s, s) normalised inputs on DEVICE (channels last on CUDA)."""
         out = []
         for i in idx:
             e = np.asarray(x[i], np.float32)  # (T, H, W, C)
