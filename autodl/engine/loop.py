@@ -38,14 +38,15 @@ document sit together, and a row-wise hold-out rewards memorising documents.
 
 The budget is checked before every step and no step is started with less than
 ``MIN_STEP`` seconds left; ingestion kills the process at the deadline regardless.
-BLAS and OpenMP use ``threads`` threads (all cores by default) during steps only;
-torch gets the same count (`_torch.set_threads`), and learners run one at a time, so
-torch, LightGBM and BLAS never oversubscribe the cores.
+OpenMP and numpy's BLAS use ``threads`` threads (all cores by default) during steps
+only, any other BLAS (scipy's) one thread (`_threads.ThreadLimits`: two busy-waiting
+OpenBLAS pools made logistic regression 2-5x slower); torch gets the same count
+(`_torch.set_threads`), and learners run one at a time, so torch, LightGBM and BLAS
+never oversubscribe the cores.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -53,9 +54,9 @@ from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
-from threadpoolctl import ThreadpoolController
 
 from autodl.engine import image, pretrained, speech, tabular, text, video
+from autodl.engine._threads import ThreadLimits, configured, controller, cores
 from autodl.engine._torch import set_threads
 from autodl.engine.budget import Budget
 from autodl.engine.learner import Learner, RawX, clone, stratified_indices, take
@@ -71,6 +72,8 @@ RESERVE = 0.1  # share of the remaining time kept back from each fit for predict
 ENSEMBLE_ROUNDS = 10  # members added (with replacement) by greedy ensemble selection
 ENSEMBLE_MARGIN = 1e-4  # hold-out NAUC an ensemble must gain over the best to be emitted
 REFIT_NOTE = "refit on all training rows; score from the hold-out"
+
+controller()  # find the thread pools now, at import, not on the clock
 
 PLANS: dict[str, Callable[[DatasetSpec, int], list[Learner]]] = {
     "tabular": tabular.plan,
@@ -373,16 +376,10 @@ def run(
         say(pretrained.missing_note())
     if learners is None and spec.domain == "text" and (note := text.missing_note(spec)):
         say(note)
-    controller = ThreadpoolController()
     # by default every core, but never more than the libraries were configured with
-    # (ingestion sets OMP_NUM_THREADS & co from AUTODL_THREADS before they load)
-    configured = max((lib["num_threads"] for lib in controller.info()), default=1)
-    n_threads = threads or min(len(os.sched_getaffinity(0)), configured)
-
+    n_threads = threads or min(cores(), configured())
     set_threads(n_threads)  # torch: the same count, outside threadpoolctl's reach
-
-    def limits() -> Any:
-        return controller.limit(limits=n_threads)
+    limits = ThreadLimits(n_threads)
 
     n = _length(train)
     quick = n is not None and n > 2 * QUICK_ROWS
