@@ -22,9 +22,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from autodl.engine._arrays import finite, segment_means
+from autodl.engine._arrays import finite
 from autodl.engine.boost import LightGBM
 from autodl.engine.learner import Features, Learner
 from autodl.engine.models import Linear
@@ -53,38 +52,122 @@ def mel_bank(frame: int, bands: int, rate: float = 16000.0) -> np.ndarray:
     return bank
 
 
-def _one(s: np.ndarray, frame: int, bands: int) -> np.ndarray:
-    n = len(s)
-    centred = s - s.mean()
-    sd = s.std()
-    stats = [
-        np.log1p(n),
-        np.mean(np.signbit(centred[1:]) != np.signbit(centred[:-1])) if n > 1 else 0.0,
-        s.mean(),
-        sd,
-        *np.percentile(s, [0, 5, 25, 50, 75, 95, 100]),
-        np.abs(s).mean(),
-        np.mean(centred**3) / (sd**3 + 1e-12),
-        np.mean(centred**4) / (sd**4 + 1e-12),
-    ]
-    padded = np.pad(s, (0, max(0, frame - n)))
-    frames = sliding_window_view(padded, frame)[:: frame // 2]
-    if len(frames) > MAX_FRAMES:
-        frames = frames[np.linspace(0, len(frames) - 1, MAX_FRAMES).astype(int)]
-    power = np.abs(np.fft.rfft(frames * np.hanning(frame), axis=1)) ** 2
-    logmel = np.log(power @ mel_bank(frame, bands).T + 1e-10)
-    return np.concatenate(
-        [stats, logmel.mean(0), logmel.std(0), segment_means(s, 64), segment_means(np.abs(s), 32)]
+SAMPLES_PER_CHUNK = 2_500_000  # series processed together (bounds the memory of long audio)
+PERCENTILES = np.array([0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0])
+
+
+@lru_cache(maxsize=8)
+def _window(frame: int) -> np.ndarray:
+    return np.hanning(frame).astype(np.float32)
+
+
+def _per_series(v: np.ndarray, first: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Sums of ``v`` (the series laid end to end) over each series."""
+    return np.add.reduceat(v, first, axis=0)
+
+
+def _stats(v: np.ndarray, first: np.ndarray, n: np.ndarray, series: list) -> np.ndarray:
+    """(N, 14): log length, zero-crossing rate, mean, std, 7 percentiles, mean
+    absolute value, skewness and kurtosis, for all the series at once."""
+    k = n.astype(np.float64)
+    mean = _per_series(v, first, n) / k
+    c = v - np.repeat(mean, n)
+    c2 = c * c
+    var = _per_series(c2, first, n) / k
+    sd = np.sqrt(var)
+    skew = _per_series(c2 * c, first, n) / k / (sd**3 + 1e-12)
+    kurt = _per_series(c2 * c2, first, n) / k / (var * var + 1e-12)
+    # zero crossings of the centred series, pairs within one series only
+    flips = np.concatenate([[0], np.cumsum(np.signbit(c[1:]) != np.signbit(c[:-1]))])
+    last = first + n - 1
+    crossings = np.where(n > 1, (flips[last] - flips[first]) / np.maximum(k - 1, 1), 0.0)
+    # percentiles with linear interpolation, as np.percentile
+    pos = PERCENTILES[None, :] * (k[:, None] - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n[:, None] - 1)
+    pct = np.empty_like(pos)
+    for i, s in enumerate(series):
+        q = np.sort(s)
+        pct[i] = q[lo[i]] + (pos[i] - lo[i]) * (q[hi[i]] - q[lo[i]])
+    absmean = _per_series(np.abs(v), first, n) / k
+    return np.column_stack([np.log1p(k), crossings, mean, sd, pct, absmean, skew, kurt])
+
+
+def _segment_means(v: np.ndarray, first: np.ndarray, n: np.ndarray, k: int) -> np.ndarray:
+    """(N, k): each series' means over ``k`` equal segments (fractional edges), from the
+    cumulative integral of the piecewise-constant series (as `_arrays.segment_means`)."""
+    cum = np.concatenate([[0.0], np.cumsum(v)])
+    edges = np.linspace(0.0, 1.0, k + 1)[None, :] * n[:, None]  # (N, k + 1)
+    m = np.minimum(np.floor(edges).astype(np.int64), n[:, None] - 1)
+    at = first[:, None] + m
+    integral = cum[at] + (edges - m) * v[at] - cum[first][:, None]
+    return np.diff(integral, axis=1) / np.diff(edges, axis=1)
+
+
+def _frame_starts(n: int, frame: int) -> np.ndarray:
+    """Start of each half-overlapping frame of a series of ``n`` samples (zero padded
+    to one frame), at most MAX_FRAMES of them, evenly spread."""
+    count = (max(n, frame) - frame) // (frame // 2) + 1
+    starts = np.arange(count) * (frame // 2)
+    if count > MAX_FRAMES:
+        starts = starts[np.linspace(0, count - 1, MAX_FRAMES).astype(int)]
+    return starts
+
+
+def _logmel_moments(series: list[np.ndarray], frame: int, bands: int) -> np.ndarray:
+    """(N, 2 * bands): mean and std over frames of each series' log mel energies; the
+    frames of all the series go through one FFT and one product with the mel bank."""
+    starts, counts, offset = [], [], 0
+    padded = [np.pad(s, (0, frame - len(s))) if len(s) < frame else s for s in series]
+    for s in padded:
+        st = _frame_starts(len(s), frame)
+        starts.append(st + offset)
+        counts.append(len(st))
+        offset += len(s)
+    # float32 from here: half the memory traffic of the FFT, ample for log energies
+    buf = np.concatenate(padded).astype(np.float32)
+    idx = np.concatenate(starts)[:, None] + np.arange(frame)[None, :]
+    spectrum = np.fft.rfft(buf[idx] * _window(frame), axis=1)
+    power = spectrum.real**2 + spectrum.imag**2
+    logmel = np.log(power @ mel_bank(frame, bands).T.astype(np.float32) + 1e-10).astype(np.float64)
+    counts = np.asarray(counts)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    k = counts.astype(np.float64)[:, None]
+    mean = np.add.reduceat(logmel, first, axis=0) / k
+    sq = np.add.reduceat(logmel * logmel, first, axis=0) / k
+    return np.hstack([mean, np.sqrt(np.maximum(sq - mean * mean, 0.0))])
+
+
+def _chunk(series: list[np.ndarray], frame: int, bands: int) -> np.ndarray:
+    n = np.array([len(s) for s in series])
+    first = np.concatenate([[0], np.cumsum(n)[:-1]])
+    v = np.concatenate(series)
+    return np.hstack(
+        [
+            _stats(v, first, n, series),
+            _logmel_moments(series, frame, bands),
+            _segment_means(v, first, n, 64),
+            _segment_means(np.abs(v), first, n, 32),
+        ]
     )
 
 
 def spectral(x: np.ndarray | list[np.ndarray], frame: int = 256, bands: int = 40) -> np.ndarray:
-    """(N, 14 + 2 * bands + 96) features of series of any length."""
-    rows = []
+    """(N, 14 + 2 * bands + 96) features of series of any length, computed for many
+    series at once (laid end to end, in chunks of about SAMPLES_PER_CHUNK samples)."""
+    out, chunk, size = [], [], 0
     for e in x:
-        s = np.asarray(e, np.float64).reshape(len(e), -1).mean(axis=1)
-        rows.append(_one(s if len(s) else np.zeros(1), frame, bands))
-    return finite(np.array(rows)) if rows else np.zeros((0, 14 + 2 * bands + 96), np.float32)
+        e = np.asarray(e)
+        s = e.reshape(len(e), -1)
+        s = s[:, 0].astype(np.float64) if s.shape[1] == 1 else s.mean(axis=1, dtype=np.float64)
+        chunk.append(s if len(s) else np.zeros(1))
+        size += len(chunk[-1])
+        if size >= SAMPLES_PER_CHUNK:
+            out.append(_chunk(chunk, frame, bands))
+            chunk, size = [], 0
+    if chunk:
+        out.append(_chunk(chunk, frame, bands))
+    return finite(np.vstack(out)) if out else np.zeros((0, 14 + 2 * bands + 96), np.float32)
 
 
 def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
