@@ -1,7 +1,7 @@
 """Baseline learners: scikit-learn models grown in timed steps.
 
-`Linear` (logistic regression, optionally on random Fourier features) and `Boosting`
-(histogram gradient boosting) share `_Stepped`: featurise with a `Features`, optionally
+`Linear` (logistic regression, optionally on random Fourier features) is built on
+`_Stepped`: featurise with a `Features`, optionally
 subsample ``max_rows`` rows (stratified), code the labels (`LabelCoding`: one softmax
 model, or one binary model per class for multi-label), fit the preprocessing once,
 then grow the models by steps of iterations, doubling the step each time, with warm
@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.impute import SimpleImputer
@@ -69,8 +68,6 @@ def _preprocessor(kind: str) -> Any:
         )
     if kind == "tfidf":
         return make_pipeline(_NonEmptyColumns(), TfidfTransformer(sublinear_tf=True))
-    if kind == "finite":
-        return FunctionTransformer(_inf_to_nan)
     return None
 
 
@@ -228,55 +225,3 @@ class _RFF:
 
     def transform(self, x: Any) -> Any:
         return self.rbf.transform(x)
-
-
-class Boosting(_Stepped):
-    """Histogram gradient boosting, warm-started; early stopping on its own 10% split
-    when there are at least 1000 rows. Multi-label: one model per class."""
-
-    _rules: ClassVar[dict[str, Any]] = {
-        **_Stepped._rules,
-        "learning_rate": Interval(float, 0, 1, open_low=True),
-        "max_leaf_nodes": Interval(int, 2),
-    }
-
-    def __init__(
-        self,
-        *,
-        features: Features,
-        learning_rate: float = 0.1,
-        max_leaf_nodes: int = 31,
-        max_rows: int | None = None,
-        max_iter: int = 300,
-        seed: int = 0,
-    ):
-        self.features = features
-        self.learning_rate = learning_rate
-        self.max_leaf_nodes = max_leaf_nodes
-        self.max_rows = max_rows
-        self.max_iter = max_iter
-        self.seed = seed
-
-    @property
-    def name(self) -> str:
-        return (
-            f"boosting({self.features.name}{f', <={self.max_rows} rows' if self.max_rows else ''})"
-        )
-
-    def _steps(self) -> list[Any]:
-        return [_preprocessor("finite")]  # HGB handles NaN itself
-
-    def _estimator(self, n_rows: int) -> Any:
-        return HistGradientBoostingClassifier(
-            learning_rate=self.learning_rate,
-            max_leaf_nodes=self.max_leaf_nodes,
-            max_iter=0,
-            warm_start=True,
-            early_stopping=n_rows >= 1000,
-            random_state=self.seed,
-        )
-
-    def _grow(self, est: Any, step: int, x: Any, y: np.ndarray) -> bool:
-        est.set_params(max_iter=est.max_iter + step)
-        est.fit(x, y)
-        return bool(est.n_iter_ < est.max_iter)
