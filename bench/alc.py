@@ -1,6 +1,7 @@
 """ALC benchmark: our engine against simple peers, on every sample dataset, one command.
 
     python bench/alc.py [--budget 300] [--data ../shared/data] [--only NAME ...] [--markdown]
+                        [--keep DIR]
 
 For each dataset (``datasets/*`` and ``starting-kit-samples/*`` under ``--data``):
 
@@ -15,7 +16,8 @@ For each dataset (``datasets/*`` and ``starting-kit-samples/*`` under ``--data``
 Each engine runs in its own Python process so that its peak memory (max resident set
 of the process and its children) is its own. One row per dataset and engine: domain,
 time and NAUC of the first prediction, final NAUC, ALC, peak memory, and for ours
-the ratio of our ALC to the best peer's. Figures only; nothing is asserted.
+the ratio of our ALC to the best peer's. ``--keep DIR`` keeps our runs (report, engine
+log, predictions) in ``DIR/<dataset>``. Figures only; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -150,11 +152,12 @@ def _multilabel(train) -> bool:
     return bool(np.any((train.labels > 0.5).sum(axis=1) != 1))
 
 
-def one_ours(path: str, budget: float) -> dict:
+def one_ours(path: str, budget: float, keep: Path | None = None) -> dict:
     import autodl
 
     with tempfile.TemporaryDirectory() as out:
-        report = autodl.run(path, Path(out) / "run", time_budget=budget, seed=0)
+        where = Path(out) / "run" if keep is None else keep / Path(path).name
+        report = autodl.run(path, where, time_budget=budget, seed=0, force=keep is not None)
         return _row("ours", autodl.open_dataset(path).spec.domain, report.score)
 
 
@@ -179,8 +182,9 @@ def _peak_mb() -> float:
     return kb / 1024
 
 
-def _child(engine: str, path: str, budget: float) -> dict | None:
+def _child(engine: str, path: str, budget: float, keep: Path | None) -> dict | None:
     cmd = [sys.executable, __file__, "--child", engine, path, "--budget", str(budget)]
+    cmd += ["--keep", str(keep.resolve())] if keep is not None and engine == "ours" else []
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode or not lines:
@@ -199,11 +203,16 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--only", nargs="*", default=None, help="dataset names")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--keep", type=Path, default=None, help="keep our runs in DIR/<dataset>")
     ap.add_argument("--child", nargs=2, metavar=("ENGINE", "PATH"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         engine, path = a.child
-        row = one_ours(path, a.budget) if engine == "ours" else one_peer(engine, path, a.budget)
+        row = (
+            one_ours(path, a.budget, a.keep)
+            if engine == "ours"
+            else one_peer(engine, path, a.budget)
+        )
         print(json.dumps({**row, "peak_mb": _peak_mb()}))
         return
 
@@ -222,7 +231,7 @@ def main() -> None:
     for p in paths:
         rows = []
         for engine in ("ours", *PEERS):
-            row = _child(engine, str(p), a.budget)
+            row = _child(engine, str(p), a.budget, a.keep)
             if row is None or (engine == "flaml" and row["domain"] != "tabular"):
                 continue
             rows.append(row)
