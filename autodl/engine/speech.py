@@ -19,11 +19,13 @@ for audio). The loop shares the time among them and keeps what the hold-out pref
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 
 import numpy as np
 
 from autodl.engine._arrays import finite
+from autodl.engine._threads import ordered_map
 from autodl.engine.boost import LightGBM
 from autodl.engine.learner import Features, Learner
 from autodl.engine.models import Linear
@@ -53,6 +55,7 @@ def mel_bank(frame: int, bands: int, rate: float = 16000.0) -> np.ndarray:
 
 
 SAMPLES_PER_CHUNK = 2_500_000  # series processed together (bounds the memory of long audio)
+MIN_SPLIT = 200_000  # samples from which the work is split over the cores
 PERCENTILES = np.array([0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0])
 
 
@@ -152,21 +155,30 @@ def _chunk(series: list[np.ndarray], frame: int, bands: int) -> np.ndarray:
     )
 
 
-def spectral(x: np.ndarray | list[np.ndarray], frame: int = 256, bands: int = 40) -> np.ndarray:
-    """(N, 14 + 2 * bands + 96) features of series of any length, computed for many
-    series at once (laid end to end, in chunks of about SAMPLES_PER_CHUNK samples)."""
-    out, chunk, size = [], [], 0
+def _series(x: np.ndarray | list[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    """The examples as 1-D float64 series (channels averaged), in lists of about
+    ``size`` samples."""
+    chunk, samples = [], 0
     for e in x:
         e = np.asarray(e)
         s = e.reshape(len(e), -1)
         s = s[:, 0].astype(np.float64) if s.shape[1] == 1 else s.mean(axis=1, dtype=np.float64)
         chunk.append(s if len(s) else np.zeros(1))
-        size += len(chunk[-1])
-        if size >= SAMPLES_PER_CHUNK:
-            out.append(_chunk(chunk, frame, bands))
-            chunk, size = [], 0
+        samples += len(chunk[-1])
+        if samples >= size:
+            yield chunk
+            chunk, samples = [], 0
     if chunk:
-        out.append(_chunk(chunk, frame, bands))
+        yield chunk
+
+
+def spectral(x: np.ndarray | list[np.ndarray], frame: int = 256, bands: int = 40) -> np.ndarray:
+    """(N, 14 + 2 * bands + 96) features of series of any length, computed for many
+    series at once (laid end to end, in chunks of at most SAMPLES_PER_CHUNK samples,
+    at least two when there are MIN_SPLIT samples, one thread per core)."""
+    total = sum(len(e) for e in x)
+    size = min(SAMPLES_PER_CHUNK, total // 2) if total >= MIN_SPLIT else SAMPLES_PER_CHUNK
+    out = list(ordered_map(lambda c: _chunk(c, frame, bands), _series(x, max(size, 1))))
     return finite(np.vstack(out)) if out else np.zeros((0, 14 + 2 * bands + 96), np.float32)
 
 
