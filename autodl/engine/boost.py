@@ -62,6 +62,8 @@ def categorical_columns(x: np.ndarray, max_values: int = 32) -> list[int]:
 class LightGBM(Learner):
     """Gradient-boosted trees grown in doubling steps (see the module doc)."""
 
+    refit_copies: ClassVar[int] = 5  # refits average seeds (`bag.Bag` has the figures)
+
     _rules: ClassVar[dict[str, Any]] = {
         "features": Instance(Features),
         "learning_rate": Interval(float, 0, 1, open_low=True),

@@ -228,6 +228,8 @@ class Learner:
     ``fit``, ``predict_proba`` and ``done``."""
 
     _rules: ClassVar[dict[str, Any]] = {}
+    # seed copies averaged when the loop refits the converged learner on all rows
+    refit_copies: ClassVar[int] = 1
 
     @classmethod
     def _param_names(cls) -> list[str]:

@@ -21,7 +21,9 @@
    last emitted score by ``ENSEMBLE_MARGIN``.
 5. Refit: a learner that has converged (and has a hold-out score) is refitted on all
    training rows (hold-out included) when more than three times what it has spent is
-   left: a fresh clone of its configuration that takes turns with the other learners. Once the refit has converged, its test and unlabelled predictions
+   left: a fresh clone of its configuration that takes turns with the other learners;
+   for a learner whose ``refit_copies`` is k > 1 (LightGBM), the mean of up to k seed
+   copies (`bag.Bag`, as many as three times their cost allows). Once the refit has converged, its test and unlabelled predictions
    replace the hold-out model's in the pool; ensemble selection still works on
    hold-out predictions, so a refitted member keeps the weight its hold-out model
    earned. If the emitted prediction is that learner, or an ensemble holding it, it is
@@ -32,6 +34,10 @@
    AutoML systems usually do (FLAML's ``retrain_full``, AutoGluon's ``refit_full``).
    Refits used to wait until every learner was done, which within a minute on two
    cores rarely happened, and never followed an ensemble.
+
+6. Later: when every learner (refits included) has converged and time is left, the
+   domain's ``LATER`` learners (`bag.Bag`: seed-averaged copies of the plan's best
+   kinds of learner) run one at a time, scored, emitted and blended like the others.
 
 Text is held out in runs of consecutive rows (see `_holdout`): records cut from one
 document sit together, and a row-wise hold-out rewards memorising documents.
@@ -58,6 +64,7 @@ from sklearn.metrics import roc_auc_score
 from autodl.engine import image, pretrained, speech, tabular, text, video
 from autodl.engine._threads import ThreadLimits, configured, controller, cores
 from autodl.engine._torch import set_threads
+from autodl.engine.bag import Bag
 from autodl.engine.budget import Budget
 from autodl.engine.learner import Learner, RawX, clone, stratified_indices, take
 from autodl.formats.types import Arrays, DatasetSpec, Split
@@ -82,6 +89,8 @@ PLANS: dict[str, Callable[[DatasetSpec, int], list[Learner]]] = {
     "speech": speech.plan,
     "video": video.plan,
 }
+# learners for the time left once a plan has converged (step 6)
+LATER: dict[str, Callable[[DatasetSpec, int], list[Learner]]] = {"tabular": tabular.later}
 
 
 @dataclass
@@ -204,15 +213,20 @@ class _Run:
         once: bool = False,
         note: str = "",
         full: Arrays | None = None,
+        later: Sequence[Learner] = (),
     ) -> Iterator[Prediction]:
         """Learners take turns on ``fit``; emit when the score on ``valid`` improves.
 
         ``once``: stop after the first prediction (the quick stage, or no hold-out).
-        ``full``: every training row, for refits of converged learners (step 5)."""
+        ``full``: every training row, for refits of converged learners (step 5).
+        ``later``: learners started one at a time once the others have converged (step 6)."""
         active = list(learners)
+        waiting = list(later)
         self.pool = {}
         refits: dict[int, int] = {}  # id(clone refitted on full) -> id(its hold-out learner)
-        while active:
+        while active or waiting:
+            if not active:
+                active.append(waiting.pop(0))
             for learner in list(active):
                 left = self.budget.remaining()
                 if left < MIN_STEP:
@@ -259,15 +273,22 @@ class _Run:
                     if valid is not None:
                         yield from self.blend(valid, note)
                 member = self.pool.get(id(learner))
-                if (
-                    done
-                    and full is not None
-                    and member is not None
-                    and self.budget.remaining() > 3 * self.spent[id(learner)] + MIN_STEP
-                ):
-                    fresh = clone(learner)
-                    refits[id(fresh)] = id(learner)
-                    active.append(fresh)
+                if done and full is not None and member is not None:
+                    fresh = self._refit_copy(learner)
+                    if fresh is not None:
+                        refits[id(fresh)] = id(learner)
+                        active.append(fresh)
+
+    def _refit_copy(self, learner: Learner) -> Learner | None:
+        """A fresh learner to refit on all rows: ``refit_copies`` seed copies averaged
+        (`bag.Bag`), fewer when time is short, while more than three times what the
+        copies cost on the hold-out split is left; None when not even one fits."""
+        cost = 3 * self.spent[id(learner)]
+        left = self.budget.remaining() - MIN_STEP
+        k = min(learner.refit_copies, int(left // cost) if cost > 0 else learner.refit_copies)
+        if k < 1:
+            return None
+        return clone(learner) if k == 1 else Bag(base=clone(learner), n=k)
 
     def blend(self, valid: Arrays, note: str) -> Iterator[Prediction]:
         """Emit a weighted mean of pool members when it beats the best emitted score.
@@ -362,16 +383,20 @@ def run(
     seed: int = 0,
     log: Callable[[str], None] | None = None,
     learners: Sequence[Learner] | None = None,
+    later: Sequence[Learner] | None = None,
     threads: int | None = None,
 ) -> Iterator[Prediction]:
     """Yield better and better predictions for ``test`` (and ``unlabelled``) within ``budget``.
 
-    ``learners`` replaces the domain's plan (tests, experiments); ``threads`` caps
+    ``learners`` replaces the domain's plan and ``later`` its learners for the time left
+    (tests, experiments; with ``learners`` and no ``later``, none); ``threads`` caps
     BLAS/OpenMP threads (default: every core this process may use).
     """
     say = log or (lambda _m: None)
     spec = train.spec
     plan = list(learners) if learners is not None else PLANS[spec.domain](spec, seed)
+    if later is None:
+        later = [] if learners is not None else LATER.get(spec.domain, lambda *_: [])(spec, seed)
     if learners is None and spec.domain in ("image", "video") and pretrained.missing_note():
         say(pretrained.missing_note())
     if learners is None and spec.domain == "text" and (note := text.missing_note(spec)):
@@ -412,4 +437,4 @@ def run(
             except Exception as e:
                 say(f"{state.best.learner.name}: re-scoring failed: {type(e).__name__}: {e}")
         say(f"loaded all {len(data)} train rows at {budget.elapsed():.2f}s")
-    yield from state.stage(plan, _rows(data, ~mask), _rows(data, mask), full=data)
+    yield from state.stage(plan, _rows(data, ~mask), _rows(data, mask), full=data, later=later)

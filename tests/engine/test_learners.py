@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from autodl.engine.learner import LOW, Features, Learner, clone
-from autodl.engine.loop import PLANS
+from autodl.engine.loop import LATER, PLANS
 from autodl.engine.models import Linear
 from autodl.engine.tabular import flat
 from autodl.formats.types import Arrays
@@ -22,9 +22,15 @@ def _domain(case: str) -> str:
     return case.split("-")[0]
 
 
+def _every(case: str, spec) -> list[Learner]:
+    """The domain's plan, then its learners for later (`loop.LATER`)."""
+    domain = _domain(case)
+    return PLANS[domain](spec, 0) + LATER.get(domain, lambda *_: [])(spec, 0)
+
+
 def _learners(case: str) -> list[tuple[str, int]]:
     spec, _, _ = make(case, 8)
-    return [(case, i) for i in range(len(PLANS[_domain(case)](spec, 0)))]
+    return [(case, i) for i in range(len(_every(case, spec)))]
 
 
 def _arrays(x, y) -> Arrays:
@@ -38,7 +44,7 @@ ALL = [pair for case in CASES for pair in _learners(case)]
 @pytest.mark.parametrize(("case", "index"), ALL, ids=[f"{c}-{i}" for c, i in ALL])
 def test_learner_conformance(case, index, multilabel):
     spec, x, y = make(case, 90, output_dim=5, multilabel=multilabel, absent=True)
-    learner: Learner = PLANS[_domain(case)](spec, 0)[index]
+    learner: Learner = _every(case, spec)[index]
     if "epochs" in learner.get_params():  # networks: a short schedule keeps the test fast
         learner = type(learner)(**{**learner.get_params(), "epochs": 3})
     train, test = slice(0, 60), slice(60, 90)
