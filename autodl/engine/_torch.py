@@ -44,6 +44,40 @@ def autocast() -> Any:
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=DEVICE.type == "cuda")
 
 
+def targets(coding: LabelCoding, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training targets for the learnable columns of ``coding`` and their weights:
+    multi-label, float (n, k) and ``pos_weight`` sqrt(negatives / positives) in
+    [1, 10]; multi-class, class indices and balanced class weights (at most 10)."""
+    if coding.multilabel:
+        t = torch.from_numpy(y[:, coding.classes].astype(np.float32))
+        pos = t.sum(0)
+        return t, ((len(t) - pos) / pos.clamp_min(1)).sqrt().clamp(1, 10)
+    k = len(coding.classes)
+    t = torch.from_numpy(np.searchsorted(coding.classes, y.argmax(axis=1)))
+    counts = torch.bincount(t, minlength=k).float()
+    return t, (len(t) / (max(k, 1) * counts.clamp_min(1))).clamp(max=10)
+
+
+def weighted_loss(
+    logits: torch.Tensor, yb: torch.Tensor, multilabel: bool, weight: torch.Tensor
+) -> torch.Tensor:
+    """BCE with ``pos_weight`` (multi-label) or weighted cross-entropy, in float32."""
+    logits, w = logits.float(), weight.to(logits.device)
+    if multilabel:
+        return F.binary_cross_entropy_with_logits(logits, yb, pos_weight=w)
+    return F.cross_entropy(logits, yb, weight=w)
+
+
+def one_cycle(lr: float, step: int, total: int) -> float:
+    """Learning rate at ``step`` of ``total``: linear warm-up over the first tenth, then
+    cosine down to 2% of ``lr``."""
+    warm = max(1, total // 10)
+    if step < warm:
+        return lr * (step + 1) / warm
+    done = (step - warm) / max(1, total - warm)
+    return lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0))))
+
+
 class TorchLearner(Learner):
     """A network trained by the shared loop (see the module doc)."""
 
@@ -112,14 +146,7 @@ class TorchLearner(Learner):
         y = np.asarray(data.labels) > 0.5
         self._coding = c = LabelCoding.fit(y)
         n_out = len(c.classes)
-        if c.multilabel:
-            t = torch.from_numpy(y[:, c.classes].astype(np.float32))
-            pos = t.sum(0)
-            self._pos_weight = ((len(t) - pos) / pos.clamp_min(1)).sqrt().clamp(1, 10)
-        else:
-            t = torch.from_numpy(np.searchsorted(c.classes, y.argmax(axis=1)))
-            counts = torch.bincount(t, minlength=n_out).float()
-            self._class_weight = (len(t) / (n_out * counts.clamp_min(1))).clamp(max=10)
+        t, self._weight = targets(c, y)
         self._y = t
         self._model = self._net(tuple(self._x.shape[1:]), max(n_out, 1)).to(DEVICE)
         self._opt = torch.optim.AdamW(
@@ -131,20 +158,6 @@ class TorchLearner(Learner):
         self._order = torch.zeros(0, dtype=torch.long)
         self._trainable = n_out >= (1 if c.multilabel else 2)
         self._data = data
-
-    def _lr(self) -> float:
-        warm = max(1, self._total // 10)
-        if self._step < warm:
-            return self.lr * (self._step + 1) / warm
-        done = (self._step - warm) / max(1, self._total - warm)
-        return self.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0))))
-
-    def _loss(self, logits: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        logits = logits.float()
-        if self._coding.multilabel:
-            w = self._pos_weight.to(logits.device)
-            return F.binary_cross_entropy_with_logits(logits, yb, pos_weight=w)
-        return F.cross_entropy(logits, yb, weight=self._class_weight.to(logits.device))
 
     def fit(self, data: Arrays, seconds: float) -> TorchLearner:
         deadline = time.monotonic() + seconds
@@ -162,9 +175,9 @@ class TorchLearner(Learner):
             xb = self._augment(self._x[idx], self._gen).to(DEVICE, non_blocking=True)
             yb = self._y[idx].to(DEVICE)
             for group in self._opt.param_groups:
-                group["lr"] = self._lr()
+                group["lr"] = one_cycle(self.lr, self._step, self._total)
             with autocast():
-                loss = self._loss(self._model(xb), yb)
+                loss = weighted_loss(self._model(xb), yb, self._coding.multilabel, self._weight)
             self._opt.zero_grad(set_to_none=True)
             loss.backward()
             self._opt.step()

@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autodl.engine._torch import DEVICE, autocast
+from autodl.engine._torch import DEVICE, autocast, one_cycle, targets, weighted_loss
 from autodl.engine.learner import (
     Features,
     Instance,
@@ -368,30 +368,10 @@ class EfficientNetLite(Learner):
 
     # ---- fine-tuning
 
-    def _loss(self, logits: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        logits = logits.float()
-        if self._coding.multilabel:
-            return F.binary_cross_entropy_with_logits(
-                logits, yb, pos_weight=self._pos_weight.to(logits.device)
-            )
-        return F.cross_entropy(logits, yb, weight=self._class_weight.to(logits.device))
-
-    def _targets(self) -> torch.Tensor:
-        c, y = self._coding, self._y
-        if c.multilabel:
-            t = torch.from_numpy(y[:, c.classes].astype(np.float32))
-            pos = t.sum(0)
-            self._pos_weight = ((len(t) - pos) / pos.clamp_min(1)).sqrt().clamp(1, 10)
-            return t
-        t = torch.from_numpy(np.searchsorted(c.classes, y.argmax(axis=1)))
-        counts = torch.bincount(t, minlength=len(c.classes)).float()
-        self._class_weight = (len(t) / (len(c.classes) * counts.clamp_min(1))).clamp(max=10)
-        return t
-
     def _start_tuning(self) -> None:
         """Tail copied from the network; head = a linear probe on the frozen per-view
         features (L-BFGS, a little L2), so tuning starts from the probe's solution."""
-        self._t = self._targets()
+        self._t, self._weight = targets(self._coding, self._y)
         tail = _Tail(self._net, len(self._coding.classes)).to(DEVICE)
         maps = self._train_maps
         with torch.inference_mode(), autocast():
@@ -411,7 +391,10 @@ class EfficientNetLite(Learner):
 
         def closure() -> torch.Tensor:
             opt.zero_grad()
-            loss = self._loss(head(f), t) + 1e-3 * head.weight.square().sum()
+            loss = (
+                weighted_loss(head(f), t, self._coding.multilabel, self._weight)
+                + 1e-3 * head.weight.square().sum()
+            )
             loss.backward()
             return loss
 
@@ -422,13 +405,6 @@ class EfficientNetLite(Learner):
         self._total, self._step = self.epochs * self._per_epoch, 0
         self._order = torch.zeros(0, dtype=torch.long)
         self._tail = tail
-
-    def _lr(self) -> float:
-        warm = max(1, self._total // 10)
-        if self._step < warm:
-            return self.lr * (self._step + 1) / warm
-        frac = (self._step - warm) / max(1, self._total - warm)
-        return self.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
 
     def _tune(self, deadline: float) -> None:
         if self._tail is None:
@@ -444,9 +420,11 @@ class EfficientNetLite(Learner):
             view = torch.randint(0, maps.shape[0], (len(idx),), generator=self._gen)
             hb = maps[view, idx].to(DEVICE).float().contiguous(memory_format=_FORMAT)
             for group in self._opt.param_groups:
-                group["lr"] = self._lr()
+                group["lr"] = one_cycle(self.lr, self._step, self._total)
             with autocast():
-                loss = self._loss(tail(hb), self._t[idx].to(DEVICE))
+                loss = weighted_loss(
+                    tail(hb), self._t[idx].to(DEVICE), self._coding.multilabel, self._weight
+                )
             self._opt.zero_grad(set_to_none=True)
             loss.backward()
             self._opt.step()
