@@ -53,6 +53,7 @@ from autodl.formats.types import (
 )
 
 RecordError = _records.RecordError
+CHUNK_BYTES = 64 << 20  # encoded frames decoded together by `TFRecordSplit.load`
 
 
 # ---------------------------------------------------------------- record -> arrays
@@ -233,16 +234,13 @@ class TFRecordSplit(Split):
         except RecordError as e:
             raise _format_error(file, i, d.id, e) from None
 
-    def _x(
-        self, d: _records.Decoded, file: str, i: int, pixels: list[np.ndarray] | None = None
-    ) -> np.ndarray:
+    def _x(self, d: _records.Decoded, file: str, i: int) -> np.ndarray:
         try:
             if d.dense is not None:
                 return dense_x(d.dense, self.spec.shape)
             if d.sparse is not None:
                 return sparse_x(d.sparse, self.spec.shape)
-            if pixels is None:
-                pixels = [self._decode_frame(f, file, i) for f in d.frames or []]
+            pixels = [self._decode_frame(f, file, i) for f in d.frames or []]
             return frames_x(pixels, self.spec.shape)
         except RecordError as e:
             raise _format_error(file, i, d.id, e) from None
@@ -277,42 +275,68 @@ class TFRecordSplit(Split):
             rid, y = self._labels(d, pos, file, i)
             yield RawExample(rid, list(d.frames or []), y)
 
-    def load(self, limit: int | None = None, decode: bool = True) -> Arrays:
+    def load(
+        self, limit: int | None = None, decode: bool = True, max_side: int | None = None
+    ) -> Arrays:
         """The first ``limit`` records (all when None) as `Arrays`, read in one pass.
 
-        COMPRESSED frames are decoded in bulk on every core. With
-        ``decode=False`` (COMPRESSED only) ``x`` is a list holding each record's
-        list of encoded frames.
+        COMPRESSED frames are decoded in bulk on every core, a chunk of records at a
+        time (about ``CHUNK_BYTES`` of encoded frames), so that only one chunk is held
+        at full resolution. ``max_side``: images (frames, or the H x W planes of DENSE
+        data) larger than that on a side are shrunk to fit, aspect kept, by area
+        averaging (`images.shrink`); the size check against the metadata is then made
+        on the shrunk sizes. With ``decode=False`` (COMPRESSED only) ``x`` is a list
+        holding each record's list of encoded frames.
         """
-        ids, ys, decoded = [], [], []
+        ids, ys, xs, pending = [], [], [], []
+        compressed = self.spec.format == "COMPRESSED"
+        if not decode and not compressed:
+            raise FormatError(
+                f"{self.name}: load(decode=False) needs COMPRESSED data.", "Call load() instead."
+            )
+        size = 0
         for pos, d, file, i in self._decoded(limit):
             rid, y = self._labels(d, pos, file, i)
             ids.append(rid)
             ys.append(y)
-            decoded.append((d, file, i))
+            if not compressed:
+                xs.append(images.shrink_float(self._x(d, file, i), max_side))
+            elif not decode:
+                xs.append(list(d.frames or []))
+            else:
+                pending.append((d, file, i))
+                size += sum(len(f) for f in d.frames or [])
+                if size >= CHUNK_BYTES:
+                    xs += self._decode_records(pending, max_side)
+                    pending, size = [], 0
+        if pending:
+            xs += self._decode_records(pending, max_side)
         labels = np.stack(ys) if ys else np.zeros((0, self.spec.output_dim), np.float32)
         ids_arr = np.asarray(ids, np.int64)
-        if self.spec.format == "COMPRESSED":
-            if not decode:
-                return Arrays(ids_arr, [list(d.frames or []) for d, _, _ in decoded], labels)
-            flat = [f for d, _, _ in decoded for f in (d.frames or [])]
-            pixels = images.decode_frames(flat, self.spec.shape[3], self.workers)
-            xs, k = [], 0
-            for d, file, i in decoded:
-                n = len(d.frames or [])
-                try:
-                    mine = [self._decode_frame(p, file, i) for p in pixels[k : k + n]]
-                except RecordError as e:
-                    raise _format_error(file, i, d.id, e) from None
-                xs.append(self._x(d, file, i, mine))
-                k += n
-        elif not decode:
-            raise FormatError(
-                f"{self.name}: load(decode=False) needs COMPRESSED data.", "Call load() instead."
-            )
-        else:
-            xs = [self._x(d, file, i) for d, file, i in decoded]
-        return Arrays(ids_arr, stack_if_same_shape(xs), labels)
+        return Arrays(ids_arr, xs if not decode else stack_if_same_shape(xs), labels)
+
+    def _decode_records(
+        self, records: list[tuple[_records.Decoded, str, int]], max_side: int | None
+    ) -> list[np.ndarray]:
+        """x of each record, its frames decoded together (then dropped)."""
+        flat = [f for d, _, _ in records for f in (d.frames or [])]
+        pixels = images.decode_frames(flat, self.spec.shape[3], self.workers, max_side)
+        t, h, w, c = self.spec.shape
+        if h > 0 and w > 0:
+            h, w = images.shrunk_size(h, w, max_side)
+        xs, k = [], 0
+        for d, file, i in records:
+            n = len(d.frames or [])
+            try:
+                mine = [self._decode_frame(p, file, i) for p in pixels[k : k + n]]
+                xs.append(frames_x(mine, (t, h, w, c)))
+            except RecordError as e:
+                if max_side is not None and e.expected:
+                    e.expected += f", sizes after shrinking to at most {max_side} px per side"
+                raise _format_error(file, i, d.id, e) from None
+            d.frames = None  # the encoded bytes are no longer needed
+            k += n
+        return xs
 
 
 # ---------------------------------------------------------------- dataset

@@ -18,6 +18,12 @@ decoded with TensorFlow's settings and match it bit for bit (same check);
 
 Decoding many frames uses every core: worker processes for many small frames,
 threads for large ones (the codecs release the GIL); see ``decode_frames``.
+
+``max_side`` (the engine's memory bound): a frame larger than that on a side is
+shrunk to fit, aspect kept, by area averaging (`shrink`, Pillow's BOX filter). A
+JPEG is then decoded by libjpeg at a reduced scale first (1/2, 1/4 or 1/8 in the DCT,
+never below the final size), so a 12-megapixel photo costs a fraction of its full
+decode. Shrunk pixels are no longer TensorFlow's, by design.
 """
 
 from __future__ import annotations
@@ -89,11 +95,75 @@ def _libpng_gray(rgb: np.ndarray) -> np.ndarray:
     return gray[:, :, None]
 
 
-def decode_frame(data: bytes, channels: int) -> np.ndarray:
-    """One encoded image (PNG, JPEG, GIF, BMP ...) -> uint8 array (H, W, channels).
+def shrunk_size(h: int, w: int, max_side: int | None) -> tuple[int, int]:
+    """(h, w) scaled, aspect kept, so that neither side exceeds ``max_side``."""
+    if max_side is None or max(h, w) <= max_side:
+        return h, w
+    r = max_side / max(h, w)
+    return max(1, round(h * r)), max(1, round(w * r))
+
+
+def shrink(img: np.ndarray, max_side: int | None) -> np.ndarray:
+    """uint8 (H, W, C) -> at most ``max_side`` per side, by area averaging (BOX)."""
+    h, w = img.shape[:2]
+    th, tw = shrunk_size(h, w, max_side)
+    if (th, tw) == (h, w):
+        return img
+    planes = [img[:, :, c] for c in range(img.shape[2])]
+    out = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(p)).resize((tw, th), Image.BOX))
+        for p in planes
+    ]
+    return np.stack(out, axis=2)
+
+
+def shrink_float(x: np.ndarray, max_side: int | None) -> np.ndarray:
+    """float32 (T, H, W, C) -> at most ``max_side`` per side, each plane by area
+    averaging (BOX), as `shrink` does for decoded frames."""
+    t, h, w, c = x.shape
+    th, tw = shrunk_size(h, w, max_side)
+    if (th, tw) == (h, w):
+        return x
+    planes = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(x[i, :, :, j], np.float32)).resize(
+                (tw, th), Image.BOX
+            )
+        )
+        for i in range(t)
+        for j in range(c)
+    ]
+    return np.stack(planes).reshape(t, c, th, tw).transpose(0, 2, 3, 1).astype(np.float32)
+
+
+def _decode_jpeg_scaled(data: bytes, channels: int, max_side: int) -> np.ndarray | None:
+    """A JPEG decoded by libjpeg at the smallest DCT scale still at least the shrunk
+    size; None where `_decode_jpeg_like_tf` would give None."""
+    if simplejpeg is None or channels not in (1, 3) or data[:2] != b"\xff\xd8":
+        return None
+    try:
+        h, w = simplejpeg.decode_jpeg_header(data)[:2]
+        th, tw = shrunk_size(h, w, max_side)
+        return simplejpeg.decode_jpeg(
+            data,
+            colorspace="GRAY" if channels == 1 else "RGB",
+            fastdct=True,
+            min_height=th,
+            min_width=tw,
+        )
+    except (ValueError, RuntimeError):
+        return None
+
+
+def decode_frame(data: bytes, channels: int, max_side: int | None = None) -> np.ndarray:
+    """One encoded image (PNG, JPEG, GIF, BMP ...) -> uint8 array (H, W, channels),
+    shrunk to at most ``max_side`` per side when given (module doc).
 
     Raises ``ValueError`` when the bytes are not an image that can be decoded.
     """
+    if max_side is not None:
+        arr = _decode_jpeg_scaled(data, channels, max_side)
+        return shrink(arr if arr is not None else decode_frame(data, channels), max_side)
     arr = _decode_jpeg_like_tf(data, channels)
     if arr is not None:
         return arr
@@ -141,12 +211,14 @@ def _decode_png_stack(frames: Sequence[bytes], channels: int) -> list[np.ndarray
     ]
 
 
-def _decode_chunk(args: tuple[Sequence[bytes], int]) -> list[np.ndarray | ValueError]:
-    frames, channels = args
+def _decode_chunk(
+    args: tuple[Sequence[bytes], int, int | None],
+) -> list[np.ndarray | ValueError]:
+    frames, channels, max_side = args
     out: list[np.ndarray | ValueError] = []
     for f in frames:
         try:
-            out.append(decode_frame(f, channels))
+            out.append(decode_frame(f, channels, max_side))
         except ValueError as e:
             out.append(e)
     return out
@@ -169,9 +241,13 @@ def _process_pool(workers: int) -> ProcessPoolExecutor | None:
 
 
 def decode_frames(
-    frames: Sequence[bytes], channels: int, workers: int | None = None
+    frames: Sequence[bytes],
+    channels: int,
+    workers: int | None = None,
+    max_side: int | None = None,
 ) -> list[np.ndarray | ValueError]:
     """Decode many frames, in order; a frame that fails gives its ValueError.
+    ``max_side``: frames are shrunk to fit (module doc).
 
     Where the time goes decides how (measured on the reference data):
 
@@ -189,12 +265,18 @@ def decode_frames(
         fast = _decode_png_stack(frames, channels)
         rest = [i for i, img in enumerate(fast) if img is None]
         if len(rest) < n:
-            slow = decode_frames([frames[i] for i in rest], channels, workers) if rest else []
+            slow = (
+                decode_frames([frames[i] for i in rest], channels, workers, max_side)
+                if rest
+                else []
+            )
             for i, img in zip(rest, slow, strict=True):
                 fast[i] = img
+            if max_side is not None:
+                fast = [p if isinstance(p, ValueError) else shrink(p, max_side) for p in fast]
             return fast
     if workers <= 1 or n < 8:
-        return _decode_chunk((frames, channels))
+        return _decode_chunk((frames, channels, max_side))
     mean_size = sum(len(f) for f in frames) / n
     # simplejpeg decodes a small JPEG in ~5 us: no pool can pay for itself.
     quick = simplejpeg is not None and frames[0][:2] == b"\xff\xd8"
@@ -204,9 +286,9 @@ def decode_frames(
     if pool is None and mean_size >= _LARGE_FRAME:
         pool = ThreadPoolExecutor(workers)
     if pool is None:
-        return _decode_chunk((frames, channels))
+        return _decode_chunk((frames, channels, max_side))
     size = max(1, -(-n // (workers * 4)))
-    chunks = [(frames[i : i + size], channels) for i in range(0, n, size)]
+    chunks = [(frames[i : i + size], channels, max_side) for i in range(0, n, size)]
     with pool:
         return [img for part in pool.map(_decode_chunk, chunks) for img in part]
 

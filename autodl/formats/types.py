@@ -116,14 +116,17 @@ class Split:
     def __iter__(self) -> Iterator[Example]:
         raise NotImplementedError
 
-    def load(self, limit: int | None = None) -> Arrays:
-        """The first ``limit`` records (all when None) as `Arrays`."""
+    def load(self, limit: int | None = None, max_side: int | None = None) -> Arrays:
+        """The first ``limit`` records (all when None) as `Arrays`; ``max_side``: the
+        H x W planes shrunk to at most that per side (`images.shrink_float`)."""
+        from autodl.formats.images import shrink_float
+
         ids, xs, ys = [], [], []
         for i, ex in enumerate(self):
             if limit is not None and i >= limit:
                 break
             ids.append(ex.id)
-            xs.append(ex.x)
+            xs.append(shrink_float(ex.x, max_side))
             ys.append(ex.labels)
         labels = (
             np.stack(ys).astype(np.float32)
@@ -169,9 +172,14 @@ class ArraySplit(Split):
         for i in range(len(self._x)):
             yield Example(int(self._ids[i]), np.asarray(self._x[i], np.float32), self._labels[i])
 
-    def load(self, limit: int | None = None) -> Arrays:
+    def load(self, limit: int | None = None, max_side: int | None = None) -> Arrays:
         n = len(self._x) if limit is None else min(limit, len(self._x))
         x = self._x[:n]
+        fits = isinstance(x, np.ndarray) and x.ndim == 5 and max(x.shape[2:4]) <= (max_side or 0)
+        if max_side is not None and not fits:
+            from autodl.formats.images import shrink_float
+
+            x = stack_if_same_shape([shrink_float(np.asarray(e, np.float32), max_side) for e in x])
         if isinstance(x, np.ndarray):
             x = x.astype(np.float32, copy=False)
         return Arrays(self._ids[:n], x, self._labels[:n])
