@@ -84,13 +84,26 @@ def test_a_failing_learner_does_not_end_the_run(where):
     assert any("boom failed: RuntimeError" in line for line in logs)
 
 
-def test_large_train_gives_a_quick_first_model_then_uses_all_rows(monkeypatch):
+def test_large_train_gives_quick_models_while_the_rest_is_read(monkeypatch):
     monkeypatch.setattr(loop, "QUICK_ROWS", 50)
     train, test = splits("tabular", n_train=300)
-    preds, _, logs = _run(train, test, 3.0)
-    assert preds[0].learner.startswith("linear") and "first 50 training rows" in preds[0].note
+
+    class SlowRead(type(train)):
+        def load(self, limit=None, max_side=None):
+            if limit is None:  # the whole split, in the background: takes a while
+                time.sleep(1.0)
+            return super().load(limit, max_side)
+
+    slow = SlowRead("train", train.spec, train._x, train._labels)
+    preds, _, logs = _run(slow, test, 6.0)
+    quick = [p for p in preds if "first 50 training rows" in p.note]
+    assert preds[0].learner.startswith("linear") and quick[0] is preds[0]
+    assert not any(p.learner.startswith("ensemble") for p in quick)
     assert any("loaded 50 of 300 train rows" in line for line in logs)
-    assert any("loaded all 300 train rows" in line for line in logs)
+    read = next(i for i, line in enumerate(logs) if "loaded 300 train rows at" in line)
+    meanwhile = {line.split(":")[0] for line in logs[1:read] if "valid NAUC" in line}
+    assert len(meanwhile) >= 2, logs  # more of the plan trained while the rest was read
+    assert not all("first 50" in p.note for p in preds)  # then models on every row
     assert nauc(test.load().labels, preds[-1].test) > 0.2
 
 
