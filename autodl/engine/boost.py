@@ -15,9 +15,9 @@ predictions use the best round. Otherwise it trains ``SMALL_ROUNDS`` rounds (at 
 - ``categorical="auto"``: columns holding small non-negative integers (3 to 32
   distinct values) are treated as categories; NaN is LightGBM's missing value.
 
-Weighting and categories are off by default (on the sample data they cost AUC:
-balanced binary weights distort multi-label scores, integer codes split finely
-enough); the tabular plan's second configuration turns both on, for the ensemble.
+Weighting and categories are off by default and in the plans: on the sample data
+and on synthetic imbalanced data they cost AUC (see `tabular`); integer codes split
+finely enough.
 
 Threads: ``n_jobs=0`` takes OpenMP's default, which the loop caps (threadpoolctl)
 to its thread count, so boosting and torch never oversubscribe the cores.
@@ -110,7 +110,9 @@ class LightGBM(Learner):
 
     @property
     def name(self) -> str:
-        return f"lightgbm({self.features.name}{', extra' if self.extra_trees else ''})"
+        extra = [f"{self.num_leaves} leaves"] if self.num_leaves != 31 else []
+        extra += ["extra trees"] if self.extra_trees else []
+        return f"lightgbm({', '.join([self.features.name, *extra])})"
 
     def _params(self, objective: str, n_class: int) -> dict[str, Any]:
         p = {

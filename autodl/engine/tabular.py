@@ -3,11 +3,19 @@
 Learners, cheapest first: logistic regression on a stratified subsample of at most
 500 rows (a first prediction within a second), the same on every row, then LightGBM
 grown by rounds (`boost.LightGBM`: NaN as missing; one booster per class for
-multi-label), then a second, more randomised LightGBM (extra trees, smaller leaves,
-balanced class weights, small-integer columns as categories) that the loop's
-ensemble can blend with the first. Once they have converged, five-seed bags of both
-LightGBM configurations (`later`). Standardisation replaces NaN by the column median and adds a missing
-indicator for columns that had NaN (see `models._preprocessor`).
+multi-label), then a second, shallower LightGBM (7 leaves, rate 0.03, 60% of the
+columns per tree) that the loop's ensemble can blend with the first. Once they have
+converged, five-seed bags of both LightGBM configurations (`later`). Standardisation
+replaces NaN by the column median and adds a missing indicator for columns that had
+NaN (see `models._preprocessor`).
+
+The second configuration was chosen on the tabular samples (three seeds averaged,
+all training rows, test NAUC; cityweather / emailspam / moviegenres): the default
+31 leaves 0.9994 / 0.8817 / 0.6151; 7 leaves 0.9995 / 0.8906 / 0.6268; 15 leaves
+0.9994 / 0.8901 / 0.6182; the former second configuration (extra trees, balanced
+class weights, small integers as categories) 0.9987 / 0.8698 / 0.6089. Balanced
+weights lowered the NAUC on every sample and on synthetic data with 2-10% positives
+(0.548 -> 0.522 at 2%), so they and categories stay options of `boost.LightGBM`.
 """
 
 from __future__ import annotations
@@ -34,17 +42,9 @@ def flat(x: np.ndarray | list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _extra_trees(f: Features, seed: int) -> LightGBM:
-    return LightGBM(
-        features=f,
-        learning_rate=0.03,
-        num_leaves=15,
-        feature_fraction=0.6,
-        extra_trees=True,
-        class_weight="balanced",
-        categorical="auto",
-        seed=seed,
-    )
+def _shallow(f: Features, seed: int) -> LightGBM:
+    """The second LightGBM: 7-leaf trees, a slower rate, 60% of the columns per tree."""
+    return LightGBM(features=f, learning_rate=0.03, num_leaves=7, feature_fraction=0.6, seed=seed)
 
 
 def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
@@ -54,7 +54,7 @@ def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
         Linear(features=f, max_rows=500, seed=seed),
         Linear(features=f, seed=seed),
         LightGBM(features=f, seed=seed),
-        _extra_trees(f, seed + 1),
+        _shallow(f, seed + 1),
     ]
 
 
@@ -64,5 +64,5 @@ def later(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
     f = Features("flat", flat)
     return [
         Bag(base=LightGBM(features=f, seed=seed + 10), n=5),
-        Bag(base=_extra_trees(f, seed + 20), n=5),
+        Bag(base=_shallow(f, seed + 20), n=5),
     ]
