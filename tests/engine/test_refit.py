@@ -27,6 +27,11 @@ def test_converged_learners_are_refitted_and_re_emitted_with_the_same_score():
         assert preds[i].valid_score == preds[i - 1].valid_score
         assert not np.array_equal(preds[i].test, preds[i - 1].test)
     assert any("refit on all" in line and "(done)" in line for line in logs)
+    # LightGBM is refitted as the mean of seed copies (refit_copies), time allowing
+    assert LightGBM.refit_copies > 1
+    assert any(
+        line.startswith("bag") and "lightgbm" in line and "refit on all" in line for line in logs
+    ), logs
 
 
 def test_lightgbm_returns_after_each_doubling_and_keeps_to_the_time():
@@ -42,3 +47,20 @@ def test_lightgbm_returns_after_each_doubling_and_keeps_to_the_time():
     before = lgb._rounds
     lgb.fit(data, 0.0)  # no time: one round
     assert lgb._rounds == before + 1
+
+
+def test_refit_copies_shrink_with_the_time_left():
+    from contextlib import nullcontext
+
+    from autodl.engine.bag import Bag
+    from autodl.engine.loop import _Run
+
+    state = _Run(None, None, 0, 2, Budget(10.0), lambda _m: None, nullcontext)
+    f = Features("flat", flat)
+    lgb, lin = LightGBM(features=f, seed=4), Linear(features=f)
+    state.spent[id(lgb)] = state.spent[id(lin)] = 1.0  # three times that per copy: 3 fit
+    copy = state._refit_copy(lgb)
+    assert isinstance(copy, Bag) and copy.n == 3 and copy.base.seed == 4
+    assert type(state._refit_copy(lin)) is Linear  # one copy: a plain clone
+    state.spent[id(lgb)] = 4.0  # not even one copy fits
+    assert state._refit_copy(lgb) is None
