@@ -11,7 +11,9 @@ process over a pipe. The protocol, one message at a time:
     child  -> ("done",) | ("error", message, traceback)
 
 As in the official AutoDL ingestion program, the clock starts after the engine
-is constructed and before any data is read. The *parent* time-stamps each
+is constructed and before any data is read; construction includes the engine
+module's ``warm_up(spec)`` when it has one (it sees the dataset's metadata, as the
+official ``Model(metadata)`` does, and no data). The *parent* time-stamps each
 prediction when it arrives and writes it, atomically (temp file + rename), in
 the official layout so that the official scorer can re-score the folder:
 
@@ -103,9 +105,11 @@ class Progress:
 # --------------------------------------------------------------------- child
 
 
-def _load_engine(spec: str) -> Callable:
-    module, _, attr = spec.partition(":")
-    return getattr(importlib.import_module(module), attr or "run")
+def _load_engine(spec: str) -> tuple[Callable, Callable | None]:
+    """The engine's run function, and its module's ``warm_up(spec)`` if it has one."""
+    module_name, _, attr = spec.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attr or "run"), getattr(module, "warm_up", None)
 
 
 def _child(conn, dataset_path: str, engine_spec: str, seed: int, threads: int) -> None:
@@ -115,12 +119,18 @@ def _child(conn, dataset_path: str, engine_spec: str, seed: int, threads: int) -
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(threads)
     try:
-        engine_run = _load_engine(engine_spec)
+        engine_run, warm_up = _load_engine(engine_spec)
         from autodl.engine.budget import Budget
         from autodl.formats.dataset import open_dataset
     except BaseException as e:  # noqa: BLE001 - reported to the parent
         conn.send(("error", f"the engine could not be loaded: {e}", traceback.format_exc()))
         return
+    warm_note = None
+    if warm_up is not None:  # construction, untimed: it sees the metadata, no data
+        try:
+            warm_note = warm_up(open_dataset(dataset_path).spec, seed=seed)
+        except Exception as e:  # noqa: BLE001 - the timed run reports a bad dataset
+            warm_note = f"warm-up skipped ({type(e).__name__}: {e})"
     conn.send(("ready",))
     msg = conn.recv()
     if msg[0] != "go":
@@ -130,6 +140,8 @@ def _child(conn, dataset_path: str, engine_spec: str, seed: int, threads: int) -
     def log(message: str) -> None:
         conn.send(("log", str(message)))
 
+    if warm_note:
+        log(warm_note)
     try:
         budget = Budget(max(0.0, time_budget - (time.time() - start_time)))
         dataset = open_dataset(dataset_path)

@@ -10,5 +10,6 @@ cheapest first; `loop` schedules them. See DESIGN.md, section 3.
 from autodl.engine.budget import Budget
 from autodl.engine.learner import Learner
 from autodl.engine.loop import Prediction, run
+from autodl.engine.warm import warm_up
 
-__all__ = ["Budget", "Learner", "Prediction", "run"]
+__all__ = ["Budget", "Learner", "Prediction", "run", "warm_up"]

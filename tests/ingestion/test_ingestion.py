@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from autodl.errors import IngestionError
+from autodl.formats.dataset import open_dataset
 from autodl.ingestion import ingest
 from autodl.scoring.curve import read_end_file, read_prediction_folder, read_start_file
 from autodl.scoring.metrics import read_array
@@ -124,3 +125,20 @@ def test_an_engine_that_cannot_be_imported_is_an_error(tabular_dataset, tmp_path
 def test_a_non_positive_budget_is_refused(tabular_dataset, tmp_path):
     with pytest.raises(IngestionError, match="must be positive"):
         ingest(tabular_dataset[0], tmp_path / "out", 0)
+
+
+def test_warm_up_runs_before_the_clock_with_the_datasets_spec(
+    tabular_dataset, tmp_path, monkeypatch
+):
+    ds_path, _ = tabular_dataset
+    record = tmp_path / "warm.txt"
+    monkeypatch.setenv("WARM_ENGINE_FILE", str(record))
+    res = ingest(ds_path, tmp_path / "out", 30, engine="tests.ingestion.warm_engine:run", seed=7)
+    name, output_dim, seed, finished = record.read_text().split()
+    spec = open_dataset(ds_path).spec
+    assert (name, int(output_dim), int(seed)) == (spec.name, spec.output_dim, 7)
+    assert float(finished) <= res.start_time  # warmed before the clock started
+    assert res.error is None and res.predictions
+    assert res.predictions[0].elapsed < 1.5  # the 1.5 s warm-up did not count
+    log = (tmp_path / "out" / "engine.log").read_text()
+    assert "warmed for the test" in log  # what warm_up returned is logged
