@@ -62,7 +62,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from autodl.engine import data as data_
 from autodl.engine import image, pretrained, speech, tabular, text, video
@@ -72,6 +71,7 @@ from autodl.engine.bag import Bag
 from autodl.engine.budget import Budget
 from autodl.engine.learner import Learner, RawX, clone, stratified_indices, take
 from autodl.formats.types import Arrays, DatasetSpec, Split
+from autodl.scoring.metrics import auc_per_class
 
 QUICK_ROWS = 2000
 QUICK_TURN = 5.0  # seconds: the longest turn of a learner while the rest is being read
@@ -112,13 +112,15 @@ class Prediction:
 
 
 def nauc(solution: np.ndarray, prediction: np.ndarray) -> float | None:
-    """2 * macro AUC - 1 over the columns of ``solution`` with both values; None if none."""
-    y = np.asarray(solution) > 0.5
-    cols = np.flatnonzero(y.any(axis=0) & ~y.all(axis=0))
-    if len(cols) == 0:
-        return None
-    auc = roc_auc_score(y[:, cols], np.asarray(prediction)[:, cols], average="macro")
-    return float(2 * auc - 1)
+    """2 * macro AUC - 1 over the columns of ``solution`` with both values; None if none.
+
+    The official metric's own tied-rank AUC (`autodl.scoring`), which is also 7-24x
+    faster than scikit-learn's ``roc_auc_score`` on hold-out sizes (32 x 10: 0.28
+    against 6.7 ms; 2000 x 100: 14 against 97 ms), and ensemble selection calls it
+    for every candidate at every step."""
+    aucs = auc_per_class((np.asarray(solution) > 0.5).astype(np.float64), prediction)
+    kept = aucs[~np.isnan(aucs)]
+    return float(2 * kept.mean() - 1) if kept.size else None
 
 
 def _rows(a: Arrays, mask: np.ndarray) -> Arrays:

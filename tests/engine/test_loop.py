@@ -124,3 +124,14 @@ def test_nauc():
     assert nauc(y, y) == 1.0  # the constant third column is left out
     assert nauc(y, 1 - y) == -1.0
     assert nauc(y[:, 2:], y[:, 2:]) is None
+
+
+def test_nauc_is_scikit_learns_macro_auc_ties_included():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    y = (rng.random((300, 6)) < 0.3).astype(np.float32)
+    y[:, 5] = 0  # a constant column: left out by both
+    p = rng.random((300, 6)).round(1)  # many ties
+    want = 2 * roc_auc_score(y[:, :5], p[:, :5], average="macro") - 1
+    assert nauc(y, p) == pytest.approx(want, abs=1e-12)
