@@ -177,10 +177,16 @@ def spectral(x: np.ndarray | list[np.ndarray], frame: int = 256, bands: int = 40
     """(N, 14 + 2 * bands + 96) features of series of any length, computed for many
     series at once (laid end to end, in chunks of at most SAMPLES_PER_CHUNK samples,
     at least two when there are MIN_SPLIT samples, one thread per core)."""
+    return _over_cores(lambda c: _chunk(c, frame, bands), x, 14 + 2 * bands + 96)
+
+
+def _over_cores(fn, x: np.ndarray | list[np.ndarray], width: int) -> np.ndarray:
+    """``fn`` of chunks of the series (at most SAMPLES_PER_CHUNK samples, at least two
+    chunks from MIN_SPLIT samples on), one thread per core, stacked in order."""
     total = sum(len(e) for e in x)
     size = min(SAMPLES_PER_CHUNK, total // 2) if total >= MIN_SPLIT else SAMPLES_PER_CHUNK
-    out = list(ordered_map(lambda c: _chunk(c, frame, bands), _series(x, max(size, 1))))
-    return finite(np.vstack(out)) if out else np.zeros((0, 14 + 2 * bands + 96), np.float32)
+    out = list(ordered_map(fn, _series(x, max(size, 1))))
+    return finite(np.vstack(out)) if out else np.zeros((0, width), np.float32)
 
 
 def _envelope_chunk(series: list[np.ndarray]) -> np.ndarray:
@@ -206,8 +212,7 @@ def envelope(x: np.ndarray | list[np.ndarray]) -> np.ndarray:
     series' 32 segment means and the log of 32 segment means of its magnitude (no
     FFT, no sort: a third of `spectral`'s cost; test NAUC with logistic regression:
     spokendigits 0.98, against 0.999 for `spectral`)."""
-    out = [_envelope_chunk(c) for c in _series(x, SAMPLES_PER_CHUNK)]
-    return finite(np.vstack(out)) if out else np.zeros((0, 67), np.float32)
+    return _over_cores(_envelope_chunk, x, 67)
 
 
 def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
