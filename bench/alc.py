@@ -13,8 +13,9 @@ For each dataset (``datasets/*`` and ``starting-kit-samples/*`` under ``--data``
   budgets 5, 20 and 60 s (those within the budget), each placed at its actual
   finishing time, the curve keeping the best test NAUC so far (generous to the peer).
 
-Each engine runs in its own Python process so that its peak memory (max resident set
-of the process and its children) is its own. One row per dataset and engine: domain,
+Before each engine's run the dataset's files are read once, so that every engine
+starts with them in the page cache. Each engine runs in its own Python process so that
+its peak memory (max resident set of the process and its children) is its own. One row per dataset and engine: domain,
 time and NAUC of the first prediction, final NAUC, ALC, peak memory, and for ours
 the ratio of our ALC to the best peer's. ``--keep DIR`` keeps our runs (report, engine
 log, predictions) in ``DIR/<dataset>``. Figures only; nothing is asserted.
@@ -182,7 +183,19 @@ def _peak_mb() -> float:
     return kb / 1024
 
 
+def _read_through(path: str) -> None:
+    """Read every file of the dataset once, so that each engine starts with it in the
+    operating system's page cache (the first engine would otherwise pay the disk: on
+    spokendigits, loading took 0.09 s cold against 0.04 s)."""
+    for f in sorted(Path(path).rglob("*")):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                while fh.read(1 << 22):
+                    pass
+
+
 def _child(engine: str, path: str, budget: float, keep: Path | None) -> dict | None:
+    _read_through(path)
     cmd = [sys.executable, __file__, "--child", engine, path, "--budget", str(budget)]
     cmd += ["--keep", str(keep.resolve())] if keep is not None and engine == "ours" else []
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
