@@ -162,6 +162,7 @@ class LightGBM(Learner):
                 weight=None if (w := self._weights(t)) is None else w[fit],
                 categorical_feature=cats or "auto",
                 free_raw_data=False,
+                params={"verbosity": -1, "min_data_in_bin": 1},  # no warnings on stdout
             )
             valid = [ds.create_valid(x[val], t[val])] if val.any() else []
             self._boosters.append(
