@@ -35,6 +35,7 @@ import importlib
 import json
 import multiprocessing as mp
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -114,6 +115,10 @@ def _load_engine(spec: str) -> tuple[Callable, Callable | None]:
 
 def _child(conn, dataset_path: str, engine_spec: str, seed: int, threads: int) -> None:
     """Entry point of the engine process."""
+    # The engine's libraries may print (LightGBM's C++ warnings write to fd 1); the
+    # caller's standard output is its own (`autodl run --json`), so send theirs to stderr.
+    sys.stdout.flush()
+    os.dup2(2, 1)
     if threads > 0:
         # Set before numpy/torch/BLAS load so every library sees it.
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

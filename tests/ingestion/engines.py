@@ -61,3 +61,14 @@ def wrong_shape(train, test, unlabelled, budget, *, seed=0, log=None):
 def never_predicts(train, test, unlabelled, budget, *, seed=0, log=None):
     return
     yield  # pragma: no cover
+
+
+def chatty(train, test, unlabelled, budget, *, seed=0, log=None):
+    """Prints to standard output from Python and from the C level (as LightGBM does)."""
+    import os
+    import sys
+
+    print("python chatter")
+    sys.stdout.flush()
+    os.write(1, b"C-level chatter\n")
+    yield from quick(train, test, unlabelled, budget, seed=seed, log=log)

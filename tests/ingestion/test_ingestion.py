@@ -142,3 +142,20 @@ def test_warm_up_runs_before_the_clock_with_the_datasets_spec(
     assert res.predictions[0].elapsed < 1.5  # the 1.5 s warm-up did not count
     log = (tmp_path / "out" / "engine.log").read_text()
     assert "warmed for the test" in log  # what warm_up returned is logged
+
+
+def test_what_the_engine_prints_never_reaches_the_callers_stdout(tabular_dataset, tmp_path):
+    import subprocess
+    import sys
+
+    ds_path, _ = tabular_dataset
+    code = (
+        "from autodl.ingestion import ingest\n"
+        f"r = ingest({str(ds_path)!r}, {str(tmp_path / 'out')!r}, 20,"
+        " engine='tests.ingestion.engines:chatty')\n"
+        "print('predictions', len(r.predictions))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "predictions 2\n"  # only the caller's own output
+    assert "python chatter" in proc.stderr and "C-level chatter" in proc.stderr
