@@ -116,3 +116,22 @@ def test_single_class_training_gives_constant_predictions():
     y[:, 2] = 1
     p = PLANS["tabular"](spec, 0)[0].fit(_arrays(x, y), 1.0).predict_proba(x)
     assert p.shape == (20, 4) and np.all(p.argmax(axis=1) == 2)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_domains_linear_and_boosting_learners_are_deterministic(case):
+    from autodl.engine.boost import LightGBM
+
+    spec, x, y = make(case, 60, seed=5)
+    picked = [
+        i
+        for i, learner in enumerate(PLANS[spec.domain](spec, 3))
+        if type(learner) in (Linear, LightGBM)
+    ]
+    assert picked  # every domain's plan has one
+    for i in picked:
+        a, b = PLANS[spec.domain](spec, 3)[i], PLANS[spec.domain](spec, 3)[i]
+        for _ in range(3):  # continued fits too (LightGBM's rounds double per call)
+            a.fit(_arrays(x, y), 30.0)
+            b.fit(_arrays(x, y), 30.0)
+        np.testing.assert_array_equal(a.predict_proba(x), b.predict_proba(x), err_msg=a.name)
