@@ -71,7 +71,7 @@ from autodl.engine.bag import Bag
 from autodl.engine.budget import Budget
 from autodl.engine.learner import Learner, RawX, clone, stratified_indices, take
 from autodl.formats.types import Arrays, DatasetSpec, Split
-from autodl.scoring.metrics import auc_per_class
+from autodl.scoring.metrics import auc_per_class, nauc_from_aucs
 
 QUICK_ROWS = 2000
 QUICK_TURN = 5.0  # seconds: the longest turn of a learner while the rest is being read
@@ -119,8 +119,7 @@ def nauc(solution: np.ndarray, prediction: np.ndarray) -> float | None:
     against 6.7 ms; 2000 x 100: 14 against 97 ms), and ensemble selection calls it
     for every candidate at every step."""
     aucs = auc_per_class((np.asarray(solution) > 0.5).astype(np.float64), prediction)
-    kept = aucs[~np.isnan(aucs)]
-    return float(2 * kept.mean() - 1) if kept.size else None
+    return None if np.isnan(aucs).all() else nauc_from_aucs(aucs)
 
 
 def _rows(a: Arrays, mask: np.ndarray) -> Arrays:
