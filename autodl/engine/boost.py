@@ -45,6 +45,8 @@ from autodl.formats.types import Arrays
 
 MIN_EARLY = 500
 SMALL_ROUNDS = 200
+# given to the Dataset too: its construction otherwise warns on stdout (C++ logging)
+DATASET_PARAMS = {"min_data_in_bin": 1, "verbosity": -1}
 
 
 def categorical_columns(x: np.ndarray, max_values: int = 32) -> list[int]:
@@ -120,7 +122,6 @@ class LightGBM(Learner):
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
             "min_child_samples": self.min_child_samples,
-            "min_data_in_bin": 1,
             "feature_fraction": self.feature_fraction,
             "bagging_fraction": 0.9,
             "bagging_freq": 1,
@@ -130,7 +131,7 @@ class LightGBM(Learner):
             "seed": self.seed,
             "deterministic": True,
             "force_row_wise": True,
-            "verbosity": -1,
+            **DATASET_PARAMS,
         }
         if n_class > 2:
             p["num_class"] = n_class
@@ -162,9 +163,9 @@ class LightGBM(Learner):
                 weight=None if (w := self._weights(t)) is None else w[fit],
                 categorical_feature=cats or "auto",
                 free_raw_data=False,
-                params={"verbosity": -1, "min_data_in_bin": 1},  # no warnings on stdout
+                params=DATASET_PARAMS,
             )
-            valid = [ds.create_valid(x[val], t[val])] if val.any() else []
+            valid = [ds.create_valid(x[val], t[val], params=DATASET_PARAMS)] if val.any() else []
             self._boosters.append(
                 {"params": self._params(objective, n_class), "train": ds, "valid": valid}
             )
