@@ -15,9 +15,9 @@ For each dataset (``datasets/*`` and ``starting-kit-samples/*`` under ``--data``
 
 Before each engine's run the dataset's files are read once, so that every engine
 starts with them in the page cache. Each engine runs in its own Python process so that
-its peak memory (max resident set of the process and its children) is its own. One row per dataset and engine: domain,
-time and NAUC of the first prediction, final NAUC, ALC, peak memory, and for ours
-the ratio of our ALC to the best peer's. ``--keep DIR`` keeps our runs (report, engine
+its peak memory (max resident set of the process and its children) is its own. One
+row per dataset and engine: domain, time and NAUC of the first prediction, final
+NAUC, ALC, peak memory, and for ours the ratio of our ALC to the best peer's. ``--keep DIR`` keeps our runs (report, engine
 log, predictions) in ``DIR/<dataset>``. Figures only; nothing is asserted.
 """
 

@@ -210,8 +210,9 @@ def _envelope_chunk(series: list[np.ndarray]) -> np.ndarray:
 def envelope(x: np.ndarray | list[np.ndarray]) -> np.ndarray:
     """(N, 67) cheap features for the first prediction: log length, mean, std, the
     series' 32 segment means and the log of 32 segment means of its magnitude (no
-    FFT, no sort: a third of `spectral`'s cost; test NAUC with logistic regression:
-    spokendigits 0.98, against 0.999 for `spectral`)."""
+    FFT, no sort: spokendigits' 160 training clips in 0.02 s against 0.03 s for
+    `spectral`, both on two cores; test NAUC with logistic regression: 0.98, against
+    0.999 for `spectral`)."""
     return _over_cores(_envelope_chunk, x, 67)
 
 
