@@ -14,6 +14,7 @@ from autodl.errors import AutoDLError
 
 #: The secret key a fresh install has; refused outside development (see `check_secret`).
 DEFAULT_SECRET_KEY = "change-me-development-only"
+MIB = 1024**2
 GIB = 1024**3
 
 
@@ -80,40 +81,68 @@ class Settings:
     #: AUTODL_WORKER_NAME: the name `autodl worker` shows on the Workers page (default host-pid).
     worker_name: str = ""
 
+    # ---- limits of the dataset readers, whoever calls them (CLI, jobs, validation)
+    #: AUTODL_MAX_CLASSES: most classes (``output_dim``) a dataset may declare.
+    max_classes: int = 10_000
+    #: AUTODL_MAX_RECORDS: most records one split may hold.
+    max_records: int = 10_000_000
+    #: AUTODL_MAX_RECORD_BYTES: largest serialized record (TFRecord framing: 2 GiB at most).
+    max_record_bytes: int = 256 * MIB
+    #: AUTODL_MAX_FRAMES: most frames (time steps) one record may hold.
+    max_frames: int = 1_000_000
+    #: AUTODL_MAX_FRAME_PIXELS: most pixels of one decoded image frame (read from its
+    #: header before decoding).
+    max_frame_pixels: int = 25_000_000
+    #: AUTODL_MAX_SOLUTION_BYTES: largest ``.solution`` file.
+    max_solution_bytes: int = 1 * GIB
+    #: AUTODL_MAX_METADATA_BYTES: largest ``metadata.textproto``.
+    max_metadata_bytes: int = 64 * MIB
+    # ---- confinement of the processes that touch user data
+    #: AUTODL_VALIDATE_MEMORY_BYTES: memory (address space) of the process that checks an upload.
+    validate_memory_bytes: int = 2 * GIB
+    #: AUTODL_VALIDATE_CPU_SECONDS: CPU time that process may use.
+    validate_cpu_seconds: float = 300.0
+    #: AUTODL_VALIDATE_WALL_SECONDS: wall-clock time that process may take.
+    validate_wall_seconds: float = 600.0
+    #: AUTODL_JOB_MEMORY_BYTES: memory of one job's engine; 0 = a share of the machine's
+    #: memory per worker slot.
+    job_memory_bytes: int = 0
+    #: AUTODL_JOB_FILE_BYTES: largest file a job's engine may write.
+    job_file_bytes: int = 16 * GIB
+    # ---- fairness and abuse
+    #: AUTODL_MAX_RUNNING_PER_USER: jobs of one user that may run at once while others wait.
+    max_running_per_user: int = 1
+    #: AUTODL_COMPUTE_SECONDS_PER_DAY: seconds of time budget a user may use in any 24 hours.
+    compute_seconds_per_day: float = 4 * 3600.0
+    #: AUTODL_LOGIN_ATTEMPTS: failed sign-ins (and sign-ups) allowed per client address and
+    #: per account name within AUTODL_LOGIN_WINDOW_SECONDS.
+    login_attempts: int = 10
+    #: AUTODL_LOGIN_WINDOW_SECONDS: the window of that limit.
+    login_window_seconds: float = 300.0
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Each field from ``AUTODL_<NAME>`` when set, parsed by its type; else its default.
+
+        A value that does not parse is an error naming the variable.
+        """
         env = os.environ if environ is None else environ
-
-        def get(name: str, default: str) -> str:
-            return env.get(f"AUTODL_{name}", default)
-
-        return cls(
-            data_dir=Path(get("DATA_DIR", "autodl-data")),
-            time_budget=float(get("TIME_BUDGET", "1200")),
-            grace_seconds=float(get("GRACE_SECONDS", "5")),
-            seed=int(get("SEED", "0")),
-            threads=int(get("THREADS", "0")),
-            env=get("ENV", "development").strip().lower(),
-            secret_key=get("SECRET_KEY", DEFAULT_SECRET_KEY),
-            database_url=get("DATABASE_URL", ""),
-            host=get("HOST", "127.0.0.1"),
-            port=int(get("PORT", "8000")),
-            workers=int(get("WORKERS", "1")),
-            engine=get("ENGINE", "autodl.engine:run"),
-            max_time_budget=float(get("MAX_TIME_BUDGET", "3600")),
-            job_margin_seconds=float(get("JOB_MARGIN_SECONDS", "300")),
-            max_upload_bytes=int(get("MAX_UPLOAD_BYTES", str(2 * GIB))),
-            max_extracted_bytes=int(get("MAX_EXTRACTED_BYTES", str(8 * GIB))),
-            max_archive_entries=int(get("MAX_ARCHIVE_ENTRIES", "200000")),
-            max_compression_ratio=float(get("MAX_COMPRESSION_RATIO", "200")),
-            jobs_per_day=int(get("JOBS_PER_DAY", "5")),
-            storage_quota_bytes=int(get("STORAGE_QUOTA_BYTES", str(20 * GIB))),
-            allow_signup=get("ALLOW_SIGNUP", "1").strip().lower() not in ("0", "false", "no"),
-            broker_url=get("BROKER_URL", ""),
-            heartbeat_seconds=float(get("HEARTBEAT_SECONDS", "5")),
-            heartbeat_timeout=float(get("HEARTBEAT_TIMEOUT", "60")),
-            worker_name=get("WORKER_NAME", ""),
-        )
+        values = {}
+        for f in fields(cls):
+            var = f"AUTODL_{f.name.upper()}"
+            raw = env.get(var)
+            if raw is None:
+                continue
+            kind = f.type if isinstance(f.type, type) else _TYPES[f.type]
+            try:
+                values[f.name] = _parse(kind, raw)
+            except ValueError:
+                raise AutoDLError(
+                    f"{var}={raw!r} is not a valid {kind.__name__}",
+                    f"Set {var} to a {kind.__name__} or unset it (see the README's settings table).",
+                ) from None
+        values["env"] = values.get("env", cls.env).strip().lower()
+        return cls(**values)
 
     def to_env(self) -> dict[str, str]:
         """Every setting as AUTODL_* strings (`from_env` reads them back unchanged)."""
@@ -161,3 +190,21 @@ class Settings:
     def variable_names(cls) -> list[str]:
         """The environment variable of every setting, e.g. ``AUTODL_DATA_DIR``."""
         return [f"AUTODL_{f.name.upper()}" for f in fields(cls)]
+
+
+_TYPES = {"Path": Path, "float": float, "int": int, "bool": bool, "str": str}
+
+
+def _parse(kind: type, raw: str):
+    if kind is bool:
+        value = raw.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(raw)
+    if kind is int:
+        return int(raw.strip().replace("_", ""))
+    if kind is float:
+        return float(raw.strip())
+    return kind(raw)
