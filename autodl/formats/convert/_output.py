@@ -70,6 +70,9 @@ class Staging:
                 f"{ds} exists and is not an AutoDL dataset; --force replaces only a dataset.",
                 "Move it away or choose another --name.",
             )
+        # The folders made here are removed again if the conversion fails (while empty):
+        # a failed `autodl format` leaves nothing behind.
+        self._made = [p for p in (output, *output.parents) if not p.exists()]
         try:
             output.mkdir(parents=True, exist_ok=True)
             self.dir = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=output))
@@ -95,7 +98,13 @@ class Staging:
         return dict(self.targets)
 
     def cleanup(self) -> None:
+        """Remove the staging folder, and the output folders this run made if still empty."""
         shutil.rmtree(self.dir, ignore_errors=True)
+        for folder in self._made:  # innermost first
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty (the published dataset), or not ours to remove
 
 
 def _empty(p: Path) -> bool:

@@ -27,6 +27,7 @@ from autodl.formats.convert.labels import (
     TRAIN,
     UNLABELLED,
     LabelTable,
+    check_classes,
     plan_split,
 )
 from autodl.formats.convert.split_file import read_split_file
@@ -50,6 +51,7 @@ def _labels(
         if it.problem:
             run.bad_input(it.source, it.problem, stop_early=False)
     labels.finish(order)
+    run.warnings += check_classes(labels, "the input's labels", force=run.opts.force)
     if not labels.multilabel:  # one class per file: a file without one is an error
         for i in np.flatnonzero((labels.sizes() == 0) & (parts != SKIPPED) & (parts != UNLABELLED)):
             run.bad_input(items[i].source, "has no label", stop_early=False)

@@ -29,6 +29,7 @@ from autodl.formats.convert.labels import (
     TRAIN,
     UNLABELLED,
     LabelTable,
+    check_classes,
     plan_split,
 )
 from autodl.formats.convert.series import LongSeries, long_columns, wide_values
@@ -250,6 +251,9 @@ def _split(
     explicit = roles.split is not None
     order = [table.columns[c] for c in roles.labels] if len(roles.labels) > 1 else None
     classes = labels.finish(order)
+    column = ", ".join(repr(table.columns[c]) for c in roles.labels)
+    what = f"the label column {column}" if len(roles.labels) == 1 else f"the label columns {column}"
+    run.warnings += check_classes(labels, what, force=run.opts.force)
     if not labels.multilabel:
         none = np.flatnonzero(
             (labels.sizes() == 0) & ((parts == -2) | (parts == TRAIN) | (parts == TEST))

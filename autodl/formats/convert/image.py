@@ -18,7 +18,7 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from autodl.formats.convert._items import BadInput, Decoded
 
@@ -57,6 +57,12 @@ def load(data: bytes, max_size: int | None) -> tuple[bytes, tuple[int, int, int]
         if shrink and fmt == "JPEG":
             img.draft(img.mode, (max_size, max_size))  # fast DCT-domain downscale first
         img.load()  # a full decode: truncated and corrupt files fail here
+    except UnidentifiedImageError:
+        # Pillow's own message names its in-memory buffer ("<_io.BytesIO object at …>"),
+        # which means nothing to the user; the caller names the file.
+        raise BadInput(
+            "not a readable image (not JPEG, PNG, BMP, GIF, WebP or TIFF, or damaged)"
+        ) from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise BadInput(f"not a readable image ({e})") from None
     channels = 1 if img.mode in _GRAY else 3

@@ -123,6 +123,60 @@ class LabelTable:
         return out
 
 
+#: A label column with more distinct numeric values than this (and than a tenth of its
+#: records) is taken for a measurement rather than categories.
+MANY_NUMERIC_CLASSES = 20
+
+
+def _number(name: str) -> float | None:
+    try:
+        return float(name)
+    except ValueError:
+        return None
+
+
+def check_classes(labels: LabelTable, what: str, *, force: bool) -> list[str]:
+    """Warnings about classes a user probably did not mean; FormatError when the labels
+    look continuous (a measurement, not categories) unless ``force``.
+
+    ``what`` names the labels for the messages (e.g. "the label column 'price'").
+    Classes with a single record are warned about: they cannot be in both the training
+    and the test part, so the score cannot measure them.
+    """
+    classes = labels.classes
+    numbers = [_number(c) for c in classes]
+    if classes and all(v is not None for v in numbers):
+        fractional = any(v != int(v) for v in numbers if v == v and abs(v) != float("inf"))
+        many = len(classes) > MANY_NUMERIC_CLASSES and len(classes) > len(labels) / 10
+        if fractional or many:
+            examples = ", ".join(classes[:5]) + (", …" if len(classes) > 5 else "")
+            why = (
+                "values with decimals"
+                if fractional
+                else f"{len(classes)} distinct numbers among {len(labels)} records"
+            )
+            message = (
+                f"{what} looks continuous ({why}: {examples}); each distinct value would "
+                f"become a class of its own ({len(classes)} classes)"
+            )
+            if not force:
+                raise FormatError(
+                    message + ".",
+                    "Choose a column of categories with --label, or group the values into "
+                    "ranges first; --force converts it anyway, one class per value.",
+                )
+            return [message + " (converted anyway: --force)."]
+    counts = labels.counts()
+    single = [c for c, n in zip(classes, counts.tolist(), strict=True) if n < 2]
+    if single:
+        shown = ", ".join(repr(c) for c in single[:10]) + (", …" if len(single) > 10 else "")
+        return [
+            f"{len(single)} class(es) of {what} have fewer than 2 records ({shown}): a class "
+            "needs one in training and one in test to be learned and scored."
+        ]
+    return []
+
+
 def _allocate(sizes: np.ndarray, total: int) -> np.ndarray:
     """Split ``total`` test records over groups in proportion to their sizes
     (largest remainders), leaving at least one record of every group in train."""
