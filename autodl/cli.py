@@ -25,6 +25,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except AutoDLError as e:
             _fail(e.message, e.hint, ctx)
+        except click.UsageError as e:
+            # A mistyped path or option of a command: one message, a hint, status 1 (as
+            # every user error here), not click's usage block with status 2.
+            _fail(e.format_message(), _usage_hint(e), ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except KeyboardInterrupt:
@@ -37,6 +41,17 @@ class _Group(click.Group):
                 "This is a bug in autodl; run again with `autodl --debug …` and report the traceback.",
                 ctx,
             )
+
+
+def _usage_hint(e: click.UsageError) -> str:
+    command = e.ctx.command_path if e.ctx is not None else "autodl"
+    hint = f"See `{command} --help`."
+    param = getattr(e, "param", None)
+    if param is not None and isinstance(param.type, click.Path):
+        hint = (
+            f"Check the path: a relative one starts from the current folder ({Path.cwd()}). " + hint
+        )
+    return hint
 
 
 def _fail(message: str, hint: str | None, ctx: click.Context) -> None:
@@ -204,6 +219,7 @@ def run(
     from autodl.cli_progress import LiveProgress
     from autodl.formats.dataset import open_dataset
 
+    pipeline.check_output(output, force)  # refuse before saying anything
     ds = open_dataset(path)
     live = LiveProgress(ds.solution, sys.stderr)
     click.echo(

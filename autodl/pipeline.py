@@ -86,14 +86,31 @@ def dataset_summary(dataset) -> dict:
     }
 
 
-def prepare_output(output_dir: Path, force: bool) -> None:
-    """Refuse to mix two runs in one folder unless ``force`` (then the old run is removed)."""
+def check_output(output_dir: Path, force: bool) -> bool:
+    """Refuse to mix two runs in one folder unless ``force``; True when a run is there.
+
+    Nothing is removed here: the caller clears the old run (`clear_output`) only once
+    the new one has started.
+    """
+    if output_dir.exists() and not output_dir.is_dir():
+        raise AutoDLError(
+            f"{output_dir} is a file; a run writes a folder",
+            "Choose another output folder (--output, or output_dir= in Python).",
+        )
     if output_dir.exists() and any(output_dir.iterdir()):
         if not force:
             raise AutoDLError(
                 f"{output_dir} already holds files; a run needs an empty output folder",
-                "Choose another --output, or pass --force to replace what is there.",
+                "Choose another output folder (--output, or output_dir= in Python), or "
+                "replace what is there (--force, or force=True in Python).",
             )
+        return True
+    return False
+
+
+def clear_output(output_dir: Path) -> None:
+    """Remove the files of an earlier run from ``output_dir`` (and nothing else)."""
+    if output_dir.is_dir():
         for name in ("predictions", "unlabelled", "run.jsonl", "engine.log", *RESULT_FILES):
             path = output_dir / name
             if path.is_dir():
@@ -125,7 +142,8 @@ def run(
     budget = settings.time_budget if time_budget is None else float(time_budget)
     ds = open_dataset(dataset)
     output_dir = Path(output_dir)
-    prepare_output(output_dir, force)
+    check_output(output_dir, force)
+    clear_output(output_dir)
     result = ingest(
         dataset,
         output_dir,

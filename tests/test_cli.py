@@ -105,11 +105,16 @@ def test_run_shows_progress_and_prints_json(tab, tmp_path):
     assert (out / "report.html").is_file()
     again = autodl("run", tab, "--time-budget", 2, "--output", out)
     assert again.returncode == 1 and "--force" in again.stderr
+    assert "Running on" not in again.stderr  # refused before announcing a run
 
 
-def test_run_of_a_missing_dataset_is_a_usage_error(tmp_path):
+def test_run_of_a_missing_dataset_is_one_error_with_a_hint(tmp_path):
     proc = autodl("run", tmp_path / "nope", "--time-budget", 5, "--output", tmp_path / "o")
-    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    assert proc.returncode == 1 and "does not exist" in proc.stderr
+    assert "Hint: Check the path" in proc.stderr and "autodl run --help" in proc.stderr
+    assert "Usage:" not in proc.stderr
+    bad = autodl("run", tmp_path / "nope", "--time-budget", "soon")
+    assert bad.returncode == 1 and "'soon' is not a valid float" in bad.stderr
 
 
 def test_sample_writes_a_valid_dataset(tmp_path):

@@ -54,8 +54,9 @@ def test_the_run_can_be_rescored_from_its_folder(tab_run):
 
 def test_an_existing_run_is_not_overwritten_without_force(tab_run, tmp_path):
     root, out, _ = tab_run
-    with pytest.raises(AutoDLError, match="already holds files"):
+    with pytest.raises(AutoDLError, match="already holds files") as e:
         autodl.run(root, out, time_budget=2)
+    assert "force=True" in e.value.hint and "output_dir=" in e.value.hint
 
 
 def test_force_replaces_the_previous_run(tmp_path):
