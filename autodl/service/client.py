@@ -37,7 +37,7 @@ class _Progress(io.RawIOBase):
             self.last = now
             pct = 100 * self.sent / max(1, self.total)
             click.echo(
-                f"\rUploading {self.name}: {pct:5.1f}% of {self.total / 1e6:.1f} MB",
+                f"\rUploading {self.name}: {pct:5.1f}% of {_size(self.total)}",
                 nl=False,
                 err=True,
             )
@@ -46,6 +46,13 @@ class _Progress(io.RawIOBase):
     def close(self) -> None:
         self.f.close()
         super().close()
+
+
+def _size(n: int) -> str:
+    """1.5 MB, 12.0 KB, 310 bytes: never "0.0 MB" for a small archive."""
+    if n >= 1e6:
+        return f"{n / 1e6:.1f} MB"
+    return f"{n / 1e3:.1f} KB" if n >= 1e3 else f"{n} bytes"
 
 
 class Client:
@@ -87,6 +94,8 @@ class Client:
             ) from None
 
     def upload(self, archive: Path, *, name: str | None, time_budget: float | None) -> dict:
+        # A refused token is found with one small request, not after sending the archive.
+        self.request("GET", "/api/v1/me")
         data = {}
         if name:
             data["name"] = name

@@ -60,6 +60,7 @@ def test_submit_a_zip_without_waiting_and_an_invalid_one(live_server, tabular_di
     assert r.returncode == 0 and "Job 1 queued: " + live_server.url + "/jobs/1" in r.stdout, (
         r.stderr
     )
+    assert "100.0% of " in r.stderr and " KB" in r.stderr and "0.0 MB" not in r.stderr
     broken = tmp_path / "broken"
     shutil.copytree(tabular_dir, broken)
     (broken / "tinytabular.solution").unlink()
@@ -77,6 +78,7 @@ def test_submit_errors_are_one_clear_message(live_server, tabular_dir, tmp_path)
         "submit", str(tabular_dir), "--server", live_server.url, "--token", "adl_wrong"
     )
     assert r.returncode == 1 and "(401)" in r.stderr and "Traceback" not in r.stderr
+    assert "Uploading" not in r.stderr  # the token is checked before the archive is sent
     r = live_server.cli(
         "submit", str(tabular_dir), "--server", "http://127.0.0.1:9", "--token", "x"
     )
