@@ -79,7 +79,11 @@ def main(ctx: click.Context, debug: bool) -> None:
 def check(path: Path, as_json: bool) -> None:
     """Validate an AutoDL dataset (folder or zip). Exit status 0 when valid, 1 when not."""
     from autodl.formats.check import check_dataset
+    from autodl.formats.convert.detect import describe_raw
 
+    raw = describe_raw(path)
+    if raw is not None:
+        raise raw.error()
     report = check_dataset(path)
     data = report.to_json()
     errors = [p for p in data["problems"] if p.get("severity", "error") == "error"]
@@ -201,6 +205,12 @@ def _print_score(result) -> None:
 )
 @click.option("--force", is_flag=True, help="Replace a previous run in the output folder.")
 @click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    help="Raw data only: the label column of a table (as `autodl format --label`).",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -212,14 +222,24 @@ def run(
     output: Path,
     seed: int | None,
     force: bool,
+    labels: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Train on a dataset under a time budget, then score it and write a report."""
+    """Train on a dataset under a time budget, then score it and write a report.
+
+    PATH is an AutoDL dataset (folder or zip), or raw data that `autodl format` reads
+    (a table, folders of images, audio, video or text): that is converted first, with
+    `autodl format`'s defaults, into OUTPUT/formatted/.
+    """
     from autodl import pipeline
     from autodl.cli_progress import LiveProgress
     from autodl.formats.dataset import open_dataset
 
     pipeline.check_output(output, force)  # refuse before saying anything
+    converted = _convert_raw(path, output / "formatted", labels, force)
+    if converted is not None:
+        # The output was checked above; it now holds the converted data as well.
+        path, force = converted, True
     ds = open_dataset(path)
     live = LiveProgress(ds.solution, sys.stderr)
     click.echo(
@@ -234,6 +254,39 @@ def run(
     else:
         _print_run(report)
     sys.exit(0 if report.success else 1)
+
+
+def _convert_raw(path: Path, target: Path, labels: tuple[str, ...], force: bool) -> Path | None:
+    """Raw data given to `run`: converted into ``target`` (format's defaults); its dataset
+    folder. None when ``path`` is not raw data."""
+    from autodl.formats.convert import format_dataset
+    from autodl.formats.convert.detect import describe_raw
+
+    raw = describe_raw(path)
+    if raw is None:
+        if labels:
+            raise AutoDLError(
+                f"--label is for raw data, and {path} is an AutoDL dataset",
+                "Leave --label out: the dataset names its classes.",
+            )
+        return None
+    label = list(labels) or ([raw.label] if raw.label else [])
+    if raw.kind == "table" and not label:
+        raise AutoDLError(
+            f"{path} is raw data: {raw.summary}; which column holds the labels?",
+            f"Name it: `autodl run {path} --label COLUMN …`, or convert it first: "
+            f"`{raw.command()}`.",
+        )
+    said = f" (label column {', '.join(map(repr, label))})" if raw.kind == "table" else ""
+    click.echo(
+        f"{path} is raw data, {raw.summary}: converting it first with `autodl format`'s "
+        f"defaults{said} into {target}/",
+        err=True,
+    )
+    result = format_dataset(path, target, label=label or None, progress=sys.stderr, force=force)
+    for warning in result.warnings:
+        click.secho(f"Warning: {warning}", fg="yellow", err=True)
+    return result.dataset
 
 
 def _print_run(report) -> None:

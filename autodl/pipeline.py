@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from autodl._confine import job_limits
 from autodl.errors import AutoDLError
 from autodl.ingestion import DEFAULT_ENGINE, IngestionResult, Progress, ingest
 from autodl.settings import Settings
@@ -153,6 +154,7 @@ def run(
         threads=settings.threads,
         grace=settings.grace_seconds,
         on_progress=on_progress,
+        limits=job_limits(settings),
     )
     summary = dataset_summary(ds)
     report = RunReport(output_dir, summary, result, None)

@@ -126,3 +126,38 @@ def test_sample_writes_a_valid_dataset(tmp_path):
     assert data["domain"] == "image" and data["output_dim"] == 10
     assert data["train"]["count"] + data["test"]["count"] + data["unlabelled"]["count"] == 1797
     assert autodl("sample", "digits", "--output", tmp_path).returncode == 1  # no silent overwrite
+
+
+def _iris_like(tmp_path):
+    from tests.convert import inputs
+
+    header, rows = inputs.tabular_rows(60)
+    return inputs.write_csv(tmp_path / "fish.csv", header, rows)
+
+
+def test_check_of_raw_data_says_what_it_is_and_the_format_command(tmp_path):
+    from tests.convert import inputs
+
+    inputs.write_images(tmp_path / "shapes", per_class=3)
+    proc = autodl("check", tmp_path / "shapes")
+    assert proc.returncode == 1
+    assert "raw data, not an AutoDL dataset: a folder of 9 image files" in proc.stderr
+    assert f"autodl format {tmp_path / 'shapes'} --output formatted" in proc.stderr
+    assert "dataset: None" not in proc.stdout + proc.stderr
+
+
+def test_run_converts_raw_data_first(tmp_path):
+    table = _iris_like(tmp_path)
+    out = tmp_path / "run"
+    proc = autodl("run", table, "--time-budget", 4, "--output", out)
+    assert proc.returncode == 1 and "which column holds the labels?" in proc.stderr
+    assert "--label COLUMN" in proc.stderr and not out.exists()
+    proc = autodl("run", table, "--label", "species", "--time-budget", 4, "--output", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "converting it first with `autodl format`'s defaults (label column 'species')" in (
+        proc.stderr
+    )
+    assert json.loads(proc.stdout)["n_predictions"] >= 1
+    assert (out / "formatted" / "fish" / "fish.data").is_dir()
+    again = autodl("run", table, "--label", "species", "--time-budget", 2, "--output", out)
+    assert again.returncode == 1 and "--force" in again.stderr
