@@ -12,8 +12,8 @@ from pathlib import Path
 
 from autodl.errors import AutoDLError
 
-#: The secret key a fresh install has; refused outside development (see `check_secret`).
-DEFAULT_SECRET_KEY = "change-me-development-only"
+#: The shortest secret key accepted (an explicit AUTODL_SECRET_KEY, in any mode).
+MIN_SECRET_KEY = 32
 MIB = 1024**2
 GIB = 1024**3
 
@@ -37,11 +37,13 @@ class Settings:
     seed: int = 0
     #: AUTODL_THREADS: CPU threads the engine may use (0 = all cores).
     threads: int = 0
-    #: AUTODL_ENV: "development" (the default) or "production"; production refuses the
-    #: default secret key and marks cookies Secure (serve it behind HTTPS).
+    #: AUTODL_ENV: "development" (the default) or "production"; production demands an
+    #: explicit AUTODL_SECRET_KEY and marks cookies Secure (serve it behind HTTPS).
     env: str = "development"
-    #: AUTODL_SECRET_KEY: signs session cookies and CSRF tokens.
-    secret_key: str = DEFAULT_SECRET_KEY
+    #: AUTODL_SECRET_KEY: signs session cookies and CSRF tokens; at least 32 characters.
+    #: Empty (the default, development only): a random key is generated on first start
+    #: and kept in ``<data>/secret_key`` (mode 0600).
+    secret_key: str = ""
     #: AUTODL_DATABASE_URL: SQLAlchemy URL; empty = SQLite file in the data directory.
     database_url: str = ""
     #: AUTODL_HOST / AUTODL_PORT: where `autodl serve` listens.
@@ -93,6 +95,9 @@ class Settings:
     #: AUTODL_MAX_FRAME_PIXELS: most pixels of one decoded image frame (read from its
     #: header before decoding).
     max_frame_pixels: int = 25_000_000
+    #: AUTODL_MAX_DECODED_BYTES: largest record once decoded (its float32 frames x height x
+    #: width x channels), checked from the metadata and image headers before decoding.
+    max_decoded_bytes: int = 1 * GIB
     #: AUTODL_MAX_SOLUTION_BYTES: largest ``.solution`` file.
     max_solution_bytes: int = 1 * GIB
     #: AUTODL_MAX_METADATA_BYTES: largest ``metadata.textproto``.
@@ -104,15 +109,17 @@ class Settings:
     validate_cpu_seconds: float = 300.0
     #: AUTODL_VALIDATE_WALL_SECONDS: wall-clock time that process may take.
     validate_wall_seconds: float = 600.0
-    #: AUTODL_JOB_MEMORY_BYTES: memory of one job's engine; 0 = a share of the machine's
-    #: memory per worker slot.
+    #: AUTODL_JOB_MEMORY_BYTES: memory of one job's engine; 0 = 80 % of the machine's
+    #: memory divided by its worker slots (AUTODL_WORKERS, or ``autodl worker --concurrency``).
     job_memory_bytes: int = 0
     #: AUTODL_JOB_FILE_BYTES: largest file a job's engine may write.
     job_file_bytes: int = 16 * GIB
     # ---- fairness and abuse
-    #: AUTODL_MAX_RUNNING_PER_USER: jobs of one user that may run at once while others wait.
+    #: AUTODL_MAX_RUNNING_PER_USER: jobs of one user that may run at once while others
+    #: wait (0 = no limit; users still take turns).
     max_running_per_user: int = 1
-    #: AUTODL_COMPUTE_SECONDS_PER_DAY: seconds of time budget a user may use in any 24 hours.
+    #: AUTODL_COMPUTE_SECONDS_PER_DAY: seconds of time budget a user may use in any 24 hours
+    #: (a job reserves its budget; once ended it keeps the time it ran).
     compute_seconds_per_day: float = 4 * 3600.0
     #: AUTODL_LOGIN_ATTEMPTS: failed sign-ins (and sign-ups) allowed per client address and
     #: per account name within AUTODL_LOGIN_WINDOW_SECONDS.
@@ -175,15 +182,28 @@ class Settings:
         return self.env == "development"
 
     def check_secret(self) -> None:
-        """Refuse a default or short secret key outside development."""
-        if self.development:
-            return
-        if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
+        """Refuse a short explicit secret key, and a missing one in production.
+
+        There is no default key: with AUTODL_SECRET_KEY empty in development, the
+        service generates one in the data directory (`autodl.service.auth.secret_key`),
+        so nobody can sign a cookie with a key published in the code.
+        """
+        if not self.secret_key:
+            if self.development:
+                return
             raise AutoDLError(
-                f"AUTODL_SECRET_KEY is {'left at its default' if self.secret_key == DEFAULT_SECRET_KEY else 'shorter than 32 characters'} "
-                f"while AUTODL_ENV is {self.env!r}: anyone could forge sessions",
-                'Set AUTODL_SECRET_KEY to a long random value, e.g. the output of `python -c "import secrets; print(secrets.token_urlsafe(48))"`, '
-                "or AUTODL_ENV=development on a machine only you can reach.",
+                f"AUTODL_SECRET_KEY is not set while AUTODL_ENV is {self.env!r}",
+                f"Set AUTODL_SECRET_KEY to a random value of {MIN_SECRET_KEY} characters or more, "
+                'e.g. the output of `python -c "import secrets; print(secrets.token_urlsafe(48))"` '
+                "(the same value on every server of the service).",
+            )
+        if len(self.secret_key) < MIN_SECRET_KEY:
+            raise AutoDLError(
+                f"AUTODL_SECRET_KEY is shorter than {MIN_SECRET_KEY} characters: "
+                "anyone could guess it and forge sessions",
+                'Set it to a long random value, e.g. the output of `python -c "import secrets; '
+                'print(secrets.token_urlsafe(48))"`, or unset it in development to have one '
+                "generated in the data directory.",
             )
 
     @classmethod

@@ -11,7 +11,11 @@ Accepted layouts (``<name>`` is the dataset name):
 
 The unlabelled part is ``<name>.data/unlabelled/`` or ``<root>/unlabelled/``
 (where ``format_unseen.py`` writes it). Zip members are read in place through
-``zipfile.Path``; nothing is extracted.
+``zipfile.Path``; nothing is extracted. Every zip opened here (the one given, a
+``.data.zip`` found in a folder, a ``.solution.zip``) first passes the archive
+checks of an upload (`archive.check_zip`: entries, paths, links, encryption,
+size, ratio), so a dataset folder cannot smuggle in an archive that an upload of
+the same archive would be refused for.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from autodl.errors import FormatError
+from autodl.formats import archive
 
 Node = Any  # pathlib.Path or zipfile.Path: name, is_dir, is_file, iterdir, /, open
 
@@ -96,7 +101,7 @@ def _first_file(dirs: list[Node], names: list[str]) -> Node | None:
 def _solution_in_zip(path: Path, name: str, archives: list[zipfile.ZipFile]) -> Node | None:
     if not path.is_file() or not zipfile.is_zipfile(path):
         return None
-    z = zipfile.ZipFile(path)
+    z = archive.open_zip(path)
     members = [m for m in z.namelist() if m.endswith(".solution")]
     pick = [m for m in members if m.rsplit("/", 1)[-1] == f"{name}.solution"] or members[:1]
     if not pick:
@@ -140,14 +145,7 @@ def _not_found(path: Path, inside: str) -> FormatError:
 
 
 def _open_zip(path: Path, archives: list[zipfile.ZipFile]) -> zipfile.ZipFile:
-    try:
-        z = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise FormatError(
-            f"{path}: not a readable zip archive ({e}).",
-            "Re-create the archive (zip -r name.zip name/).",
-            file=str(path),
-        ) from None
+    z = archive.open_zip(path, file=str(path))
     archives.append(z)
     return z
 

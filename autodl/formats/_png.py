@@ -8,6 +8,11 @@ are undone for the whole stack at once: None, Sub and Up per row, Average and
 Paeth per pixel column (vectorised over frames). Anything else (other bit
 depths, palettes, interlacing, a bad CRC, a short stream) is left to Pillow,
 which also gives the error message for broken frames.
+
+Bounds: the header's width x height is checked against AUTODL_MAX_FRAME_PIXELS
+before any inflating (a frame over it goes to Pillow's path, which refuses it by
+its header), and zlib inflates no more than the rows the header announces (a few
+kilobytes of zeros must not become gigabytes).
 """
 
 from __future__ import annotations
@@ -19,14 +24,29 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from autodl.formats import limits
+
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SAMPLES = {0: 1, 2: 3, 6: 4}  # colour type -> 8-bit samples per pixel
 _PIXEL_LOOP_COST = 30e-6  # s per pixel column of a stack (numpy calls, measured)
 _PILLOW_COST = 90e-6  # s per frame through Pillow (measured on 8x8 and 32x32 frames)
 
 
-def parse(data: bytes) -> tuple[tuple[int, int, int], bytes] | None:
-    """((height, width, samples), filtered rows) of a plain 8-bit PNG, else None."""
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from a PNG's IHDR (the first chunk), without reading further."""
+    if len(data) < 24 or data[:8] != SIGNATURE or data[12:16] != b"IHDR":
+        return None
+    w, h = struct.unpack_from(">II", data, 16)
+    return h, w
+
+
+def parse(data: bytes, max_pixels: int | None = None) -> tuple[tuple[int, int, int], bytes] | None:
+    """((height, width, samples), filtered rows) of a plain 8-bit PNG, else None.
+
+    None too for a frame over ``max_pixels`` (default: AUTODL_MAX_FRAME_PIXELS).
+    """
+    if max_pixels is None:
+        max_pixels = limits.current().max_frame_pixels
     if data[:8] != SIGNATURE:
         return None
     pos, end, shape, idat = 8, len(data), None, []
@@ -45,6 +65,8 @@ def parse(data: bytes) -> tuple[tuple[int, int, int], bytes] | None:
             w, h, depth, ctype, comp, filt, interlace = struct.unpack(">IIBBBBB", body)
             if depth != 8 or ctype not in _SAMPLES or comp or filt or interlace or not w or not h:
                 return None
+            if w * h > max_pixels:
+                return None
             shape = (h, w, _SAMPLES[ctype])
         elif kind == b"IDAT":
             idat.append(body)
@@ -56,14 +78,16 @@ def parse(data: bytes) -> tuple[tuple[int, int, int], bytes] | None:
         return None  # no IEND: truncated
     if shape is None or not idat:
         return None
+    h, w, s = shape
+    size = h * (1 + w * s)
     try:
-        raw = zlib.decompress(b"".join(idat))
+        # Inflate the announced rows and no more; what follows them is never used.
+        raw = zlib.decompressobj().decompress(b"".join(idat), size)
     except zlib.error:
         return None
-    h, w, s = shape
-    if len(raw) < h * (1 + w * s):
+    if len(raw) < size:
         return None
-    return shape, raw[: h * (1 + w * s)]
+    return shape, raw
 
 
 def _unfilter(rows: np.ndarray, samples: int) -> np.ndarray | None:

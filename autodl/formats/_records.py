@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autodl.formats import _wire
+from autodl.formats import _wire, limits
 from autodl.formats.example import SequenceExample
 
 DENSE_KEY = "0_dense_input"
@@ -35,13 +35,36 @@ _WIRE_THRESHOLD = 32 * 1024
 
 
 class RecordError(ValueError):
-    """A record that does not hold what the format needs; says which field."""
+    """A record that does not hold what the format needs; says which field.
 
-    def __init__(self, field: str, message: str, expected: str | None = None):
+    ``cap``: the `limits.Limits` field the record breaks (e.g. "max_frames"), if
+    that is the problem; ``message`` then says what is too large ("a record of
+    2,000,000 frames") and the caller words it with `limits.exceeded`.
+    """
+
+    def __init__(
+        self, field: str, message: str, expected: str | None = None, *, cap: str | None = None
+    ):
         super().__init__(message)
         self.field = field
         self.message = message
         self.expected = expected
+        self.cap = cap
+
+    def error(self, file: str, record: int) -> limits.LimitExceeded:
+        """The `limits.LimitExceeded` of a ``cap`` error, naming file and record."""
+        return limits.exceeded(
+            self.cap or "", self.message, file=file, record=record, field=self.field
+        )
+
+
+def _too_many(field: str, n: int | None = None) -> RecordError:
+    what = (
+        "the record holds more than the {limit} frames allowed"
+        if n is None
+        else f"a record of {n:,} frames"
+    )
+    return RecordError(field, what, cap="max_frames")
 
 
 @dataclass
@@ -87,25 +110,38 @@ def _missing(key: str, fmt: str) -> RecordError:
     return RecordError(key, f"the record has no feature list '{key}'", f"'{key}' for {fmt} data")
 
 
-def _decode_wire(buf: bytes, fmt: str) -> Decoded:
-    rec = _wire.decode_sequence_example(buf)
+# The feature lists the reader uses; any other is skipped undecoded (a record
+# may hold millions of unknown keys: none of them costs an object).
+_LIST_KEYS = frozenset((DENSE_KEY, COMPRESSED_KEY, *SPARSE_KEYS, SPARSE_CHANNEL_KEY))
+_CONTEXT_KEYS = frozenset(("id", "label_index", "label_score"))
+
+
+def _decode_wire(buf: bytes, fmt: str, max_frames: int) -> Decoded:
+    rec = _wire.decode_sequence_example(buf, _CONTEXT_KEYS, _LIST_KEYS)
     out = Decoded(*_finish_context(rec.context))
     fl = rec.feature_lists
+    key = next(iter(FEATURE_KEYS[fmt]))
     try:
         if fmt == "DENSE":
             if DENSE_KEY not in fl:
                 raise _missing(DENSE_KEY, fmt)
-            out.dense = fl[DENSE_KEY].floats()
+            out.dense = fl[DENSE_KEY].floats(max_frames)
         elif fmt == "COMPRESSED":
             if COMPRESSED_KEY not in fl:
                 raise _missing(COMPRESSED_KEY, fmt)
-            out.frames = fl[COMPRESSED_KEY].flat("bytes")[0]
+            out.frames = fl[COMPRESSED_KEY].flat("bytes", max_frames)[0]
         else:
             out.sparse = _sparse(
-                {k: fl[k].flat(_sparse_kind(k)) for k in fl if k.startswith("0_sparse_")}
+                {
+                    k: fl[k].flat(_sparse_kind(k), max_frames)
+                    for k in fl
+                    if k.startswith("0_sparse_")
+                }
             )
+    except _wire.TooManySteps:
+        raise _too_many(key) from None
     except _wire.WireError as e:
-        raise RecordError(next(iter(FEATURE_KEYS[fmt])), str(e)) from None
+        raise RecordError(key, str(e)) from None
     return out
 
 
@@ -230,13 +266,29 @@ def _decode_pb(buf: bytes, fmt: str) -> Decoded:
 def decode_record(buf: bytes, fmt: str, path: str | None = None) -> Decoded:
     """Decode one record for storage format ``fmt`` ("DENSE", "COMPRESSED", "SPARSE").
 
-    Raises `RecordError` naming the field when the record does not fit.
+    Raises `RecordError` naming the field when the record does not fit, with
+    ``cap="max_frames"`` when it holds more frames (steps) than AUTODL_MAX_FRAMES;
+    large records are walked by `_wire`, which stops counting there.
     """
+    max_frames = limits.current().max_frames
     if path is None:
         path = "wire" if len(buf) > _WIRE_THRESHOLD else "pb"
     if path == "wire":
         try:
-            return _decode_wire(buf, fmt)
+            out = _decode_wire(buf, fmt, max_frames)
         except _wire.WireError as e:
             raise RecordError("", f"the record is not a valid SequenceExample ({e})") from None
-    return _decode_pb(buf, fmt)
+    else:
+        out = _decode_pb(buf, fmt)
+    # The pb path (records under 32 kB) counts afterwards: its objects are small.
+    if out.frames is not None and len(out.frames) > max_frames:
+        raise _too_many(COMPRESSED_KEY, len(out.frames))
+    if out.dense is not None and out.dense.shape[0] > max_frames:
+        raise _too_many(DENSE_KEY, out.dense.shape[0])
+    if (
+        out.sparse is not None
+        and len(out.sparse["step"])
+        and out.sparse["step"].max() >= max_frames
+    ):
+        raise _too_many(SPARSE_KEYS[2], int(out.sparse["step"].max()) + 1)
+    return out

@@ -29,6 +29,13 @@ class WireError(ValueError):
     """Malformed protobuf bytes; the caller adds the file and record."""
 
 
+class TooManySteps(WireError):
+    """A feature list holds more steps (or values) than the caller allows."""
+
+
+_NO_CAP = 1 << 62
+
+
 # ---------------------------------------------------------------- decoding
 
 
@@ -113,23 +120,33 @@ def decode_varints(data: np.ndarray) -> np.ndarray:
     return out.view(np.int64)
 
 
-def decode_feature(buf: bytes, start: int, end: int) -> FeatureValue:
+def decode_feature(buf: bytes, start: int, end: int, max_values: int = _NO_CAP) -> FeatureValue:
     """One ``tensorflow.Feature``: ("float", float32 array), ("int64", int64
-    array), ("bytes", list of bytes) or (None, []) when no list is set."""
+    array), ("bytes", list of bytes) or (None, []) when no list is set.
+
+    A bytes list of more than ``max_values`` values raises `TooManySteps` as soon as
+    it is seen (each value would be a Python object; numbers stay in numpy arrays).
+    """
     kind: str | None = None
     values: Any = []
-    for number, _, span in _fields(buf, start, end):
-        if number not in (1, 2, 3) or not isinstance(span, tuple):
+    for number, wtype, span in _fields(buf, start, end):
+        if number not in (1, 2, 3) or wtype != 2:
             continue  # unknown field: protobuf skips it too
         s, e = span
         if number == 1:
             kind = "bytes"
-            values = [bytes(buf[a:b]) for n, w, (a, b) in _fields(buf, s, e) if n == 1 and w == 2]
+            values = []
+            for n, w, span2 in _fields(buf, s, e):
+                if n == 1 and w == 2:
+                    if len(values) >= max_values:
+                        raise TooManySteps(f"more than {max_values} values")
+                    values.append(bytes(buf[span2[0] : span2[1]]))
         elif number == 2:
             kind = "float"
             parts = []
-            for n, w, (a, b) in _fields(buf, s, e):
+            for n, w, span2 in _fields(buf, s, e):
                 if n == 1 and w in (2, 5):
+                    a, b = span2
                     if (b - a) % 4:
                         raise WireError("packed float list length is not a multiple of 4")
                     parts.append(np.frombuffer(buf, "<f4", (b - a) // 4, a))
@@ -163,18 +180,28 @@ class FeatureListView:
     def __init__(self, buf: bytes, start: int, end: int):
         self.buf, self.start, self.end = buf, start, end
 
-    def steps(self) -> list[tuple[int, int]]:
-        return [span for n, w, span in _fields(self.buf, self.start, self.end) if n == 1 and w == 2]
+    def steps(self, max_steps: int = _NO_CAP) -> list[tuple[int, int]]:
+        """(start, end) of each step; `TooManySteps` past ``max_steps`` steps."""
+        out = []
+        for n, w, span in _fields(self.buf, self.start, self.end):
+            if n == 1 and w == 2:
+                if len(out) >= max_steps:
+                    raise TooManySteps(f"more than {max_steps} steps")
+                out.append(span)
+        return out
 
-    def features(self) -> list[FeatureValue]:
+    def features(self, max_steps: int = _NO_CAP) -> list[FeatureValue]:
         """Every step as (kind, values) — the general, slow path."""
-        return [decode_feature(self.buf, s, e) for s, e in self.steps()]
+        return [decode_feature(self.buf, s, e, max_steps) for s, e in self.steps(max_steps)]
 
     def __len__(self) -> int:
         return len(self.steps())
 
-    def floats(self) -> np.ndarray:
-        """The steps as a float32 array (n_steps, k); every step must hold k floats."""
+    def floats(self, max_steps: int = _NO_CAP) -> np.ndarray:
+        """The steps as a float32 array (n_steps, k); every step must hold k floats.
+
+        More than ``max_steps`` steps raise `TooManySteps`.
+        """
         buf, start, end = self.buf, self.start, self.end
         if start == end:
             return np.zeros((0, 0), np.float32)
@@ -186,13 +213,15 @@ class FeatureListView:
                 stride = len(header) + 4 * len(vals)
                 size = end - start
                 if size % stride == 0:
+                    if size // stride > max_steps:
+                        raise TooManySteps(f"{size // stride} steps")
                     rows = np.frombuffer(buf, np.uint8, size, start).reshape(-1, stride)
                     if (rows[:, : len(header)] == np.frombuffer(header, np.uint8)).all():
                         return rows[:, len(header) :].copy().view("<f4").astype(np.float32)
-        return self._floats_slow()
+        return self._floats_slow(max_steps)
 
-    def _floats_slow(self) -> np.ndarray:
-        feats = self.features()
+    def _floats_slow(self, max_steps: int = _NO_CAP) -> np.ndarray:
+        feats = self.features(max_steps)
         lengths = set()
         for i, (kind, vals) in enumerate(feats):
             if kind != "float":
@@ -204,12 +233,18 @@ class FeatureListView:
             return np.zeros((0, 0), np.float32)
         return np.stack([v for _, v in feats]).astype(np.float32)
 
-    def flat(self, kind: str) -> tuple[np.ndarray | list, np.ndarray]:
+    def flat(self, kind: str, max_steps: int = _NO_CAP) -> tuple[np.ndarray | list, np.ndarray]:
         """All values of all steps concatenated (as TF's VarLenFeature ``.values``),
-        with the step index of each value. Steps of another kind raise."""
+        with the step index of each value. Steps of another kind raise; so do more
+        than ``max_steps`` steps, or bytes values (each is a frame)."""
         values: list = []
         step_of: list[np.ndarray] = []
-        for i, (k, v) in enumerate(self.features()):
+        n_bytes = 0
+        for i, (k, v) in enumerate(self.features(max_steps)):
+            if k == "bytes":
+                n_bytes += len(v)
+                if n_bytes > max_steps:
+                    raise TooManySteps(f"more than {max_steps} values")
             if k is not None and k != kind:
                 raise WireError(f"step {i} holds {k} values, not {kind}")
             values.append(v)
@@ -228,16 +263,26 @@ class Record(NamedTuple):
     feature_lists: dict[str, FeatureListView]
 
 
-def decode_sequence_example(buf: bytes) -> Record:
-    """Decode a serialised ``tensorflow.SequenceExample`` (see `Record`)."""
+def decode_sequence_example(
+    buf: bytes,
+    context_keys: frozenset[str] | None = None,
+    list_keys: frozenset[str] | None = None,
+) -> Record:
+    """Decode a serialised ``tensorflow.SequenceExample`` (see `Record`).
+
+    Given ``context_keys`` / ``list_keys``, entries under other keys are skipped
+    without being decoded (the reader needs a handful; a hostile record may hold
+    millions of others).
+    """
     context: dict[str, FeatureValue] = {}
     lists: dict[str, FeatureListView] = {}
     for number, wtype, span in _fields(buf, 0, len(buf)):
         if wtype != 2 or number not in (1, 2):
             continue
-        for n, w, (es, ee) in _fields(buf, *span):
+        for n, w, entry in _fields(buf, *span):
             if n != 1 or w != 2:
                 continue
+            es, ee = entry
             key = ""
             value = (ee, ee)
             for fn, fw, fspan in _fields(buf, es, ee):
@@ -249,8 +294,9 @@ def decode_sequence_example(buf: bytes) -> Record:
                 elif fn == 2 and fw == 2:
                     value = fspan
             if number == 1:
-                context[key] = decode_feature(buf, *value)
-            else:
+                if context_keys is None or key in context_keys:
+                    context[key] = decode_feature(buf, *value)
+            elif list_keys is None or key in list_keys:
                 lists[key] = FeatureListView(buf, *value)
     return Record(context, lists)
 

@@ -16,10 +16,14 @@ What is checked (each problem names file, record, field and what was expected):
   together), label indices within output_dim, as many scores as indices;
 - counts: ``sample_count`` against the records, solution rows against the test
   records, solution columns against output_dim;
-- COMPRESSED frames decode and have the metadata's size: all frames when a
-  split holds at most ``DECODE_ALL`` of them, else the first ``DECODE_ALL`` plus
-  an even sample of the rest (decoding is the slow part; framing, CRCs and
-  fields are still checked on every record);
+- COMPRESSED frames: every frame's header against the pixel and decoded-size
+  caps; frames decode and have the metadata's size: all frames when a split
+  holds at most ``DECODE_ALL`` of them, else the first ``DECODE_ALL`` plus a
+  sample of the rest, within a decoding budget of pixels (``_scan``); framing,
+  CRCs and fields are still checked on every record;
+- the caps of `limits` (classes, records, record bytes, frames, pixels, decoded
+  size, metadata, solution and label-file size): a breach is a problem naming
+  the setting that raises the cap, and the reading of that part stops there;
 - warnings: a class with no training example, train records with no label,
   test or unlabelled records that carry labels (they belong in the solution).
 
@@ -36,10 +40,11 @@ from typing import Any
 import numpy as np
 
 from autodl.errors import FormatError
-from autodl.formats import images
+from autodl.formats import limits
 from autodl.formats._layout import Layout, locate
-from autodl.formats._scan import SplitScan
-from autodl.formats.dataset import read_solution
+from autodl.formats._scan import SplitScan, expected_of
+from autodl.formats.dataset import learn_channels, read_solution
+from autodl.formats.names import DATASET_NAME_RULE, layout_name_problem
 from autodl.formats.spec import Metadata, label_names_from, parse_metadata, spec_from_metadata
 
 MAX_REPEATS = 10
@@ -144,9 +149,18 @@ def _meta(c: _Collector, folder, split: str) -> Metadata | None:
         )
         return None
     try:
-        return parse_metadata(node.read_bytes(), file=file)
+        return parse_metadata(limits.read_bounded(node, "max_metadata_bytes", file), file=file)
     except FormatError as e:
-        c.add(file, None, e.field, e.message, "protobuf text format (DataSpecification)")
+        c.add(
+            file,
+            None,
+            e.field,
+            e.message,
+            expected_of(e, "protobuf text format (DataSpecification)"),
+        )
+        return None
+    except OSError as e:
+        c.add(file, None, None, f"{file}: cannot be read ({e}).")
         return None
 
 
@@ -224,7 +238,7 @@ def _solution(c: _Collector, lay: Layout, report: CheckReport) -> None:
     try:
         sol = read_solution(lay.solution, file)
     except FormatError as e:
-        c.add(file, e.record, None, e.message, "numbers separated by spaces")
+        c.add(file, e.record, None, e.message, expected_of(e, "numbers separated by spaces"))
         return
     if report.test is not None and len(sol) != report.test:
         c.add(
@@ -251,10 +265,12 @@ def check_dataset(path: Any) -> CheckReport:
     try:
         lay = locate(path)
     except FormatError as e:
-        c.add(e.file, None, None, e.message, "a dataset folder or zip")
+        c.add(e.file, None, None, e.message, expected_of(e, "a dataset folder or zip"))
         return report
     try:
         _check(c, lay, report)
+    except MemoryError:
+        raise  # the caller's memory limit was reached: its own typed answer (autodl._checkproc)
     except Exception as e:  # a bug of ours must not hide the findings so far
         c.add(
             None, None, None, f"the check stopped early: {type(e).__name__}: {e}", severity="error"
@@ -267,6 +283,8 @@ def check_dataset(path: Any) -> CheckReport:
 
 def _check(c: _Collector, lay: Layout, report: CheckReport) -> None:
     report.name = lay.name
+    if bad_name := layout_name_problem(lay):  # it becomes file names: see formats.names
+        c.add(bad_name[0], None, "name", bad_name[1], DATASET_NAME_RULE)
     folders = {s: lay.data_dir / s for s in ("train", "test")}
     if lay.unlabelled is not None:
         folders["unlabelled"] = lay.unlabelled
@@ -290,9 +308,22 @@ def _check(c: _Collector, lay: Layout, report: CheckReport) -> None:
     if ref is not None and ref.output_dim and ref.output_dim > 0 and ref.matrix_spec_count:
         label_lines = None
         if lay.label_file is not None:
-            label_lines = lay.label_file.read_bytes().decode("utf-8", "replace").splitlines()
+            name = lay.label_file.name
+            try:
+                raw = limits.read_bounded(lay.label_file, "max_metadata_bytes", name)
+                label_lines = raw.decode("utf-8", "replace").splitlines()
+            except FormatError as e:
+                c.add(name, None, None, e.message, expected_of(e, None))
+        learned = None
+        if ref.storage_format == "COMPRESSED" and (
+            ref.num_channels is None or ref.num_channels <= 0
+        ):
+            # Learned before the scan: frames are decoded (a sample) while scanning.
+            learned = learn_channels([f for f in folders.values() if f.is_dir()])
         try:
-            spec = spec_from_metadata(ref, lay.name, label_file_lines=label_lines)
+            spec = spec_from_metadata(
+                ref, lay.name, label_file_lines=label_lines, learned_channels=learned
+            )
         except FormatError:
             spec = None
         if spec is not None:
@@ -329,19 +360,6 @@ def _check(c: _Collector, lay: Layout, report: CheckReport) -> None:
                 f"{split}/metadata.textproto: sample_count is {meta.sample_count} but {split}/ holds {s.count} records. Re-export the {split} split.",
                 f"{s.count}",
             )
-    if spec is not None and spec.format == "COMPRESSED":
-        if ref is not None and (ref.num_channels is None or ref.num_channels <= 0):
-            first = next((frs[0] for s in scans.values() for *_, frs in s.frames if frs), None)
-            if first is not None:
-                try:
-                    ch = images.frame_channels(first)
-                    spec = spec_from_metadata(ref, lay.name, learned_channels=ch)
-                    report.shape = spec.shape
-                except (ValueError, FormatError):
-                    pass
-        for s in scans.values():
-            s.spec = spec
-            s.decode_frames()
     if "train" in scans and "test" in scans:
         train_ids = scans["train"].ids
         for rid, (file, i) in scans["test"].ids.items():

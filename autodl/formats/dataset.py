@@ -39,8 +39,19 @@ from pathlib import Path
 import numpy as np
 
 from autodl.errors import FormatError
-from autodl.formats import _records, images
+from autodl.formats import _records, images, limits
+from autodl.formats._arrays import (  # noqa: E402,F401 - the reader's public helpers
+    check_decoded,
+    check_frame_sizes,
+    check_frames,
+    dense_x,
+    frames_x,
+    labels_of,
+    sparse_x,
+)
 from autodl.formats._layout import Layout, Node, locate
+from autodl.formats.names import layout_name_problem
+from autodl.formats.solution import parse_solution, read_solution  # noqa: E402,F401
 from autodl.formats.spec import Metadata, parse_metadata, spec_from_metadata
 from autodl.formats.tfrecord import count_records, read_records, split_files
 from autodl.formats.types import (
@@ -56,114 +67,12 @@ RecordError = _records.RecordError
 CHUNK_BYTES = 64 << 20  # encoded frames decoded together by `TFRecordSplit.load`
 
 
-# ---------------------------------------------------------------- record -> arrays
-
-
-def labels_of(d: _records.Decoded, output_dim: int) -> np.ndarray:
-    """The dense label vector of a record (``tf.sparse_to_dense`` of its lists)."""
-    y = np.zeros(output_dim, np.float32)
-    li = d.label_index or []
-    ls = d.label_score or []
-    if len(li) != len(ls):
-        raise RecordError(
-            "label_score",
-            f"label_score holds {len(ls)} values for {len(li)} label indices",
-            f"{len(li)} scores",
-        )
-    for i, score in zip(li, ls, strict=True):
-        if not 0 <= i < output_dim:
-            raise RecordError(
-                "label_index",
-                f"label index {i} is out of range",
-                f"0 … {output_dim - 1} (output_dim is {output_dim})",
-            )
-        y[i] = score
-    return y
-
-
-def dense_x(values: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:
-    """(steps, k) floats -> (steps, H, W, C), checking k = H*W*C and the step count."""
-    t, h, w, c = shape
-    steps, k = values.shape
-    per = h * w * c
-    if h <= 0 or w <= 0:
-        raise RecordError(
-            _records.DENSE_KEY,
-            f"DENSE data but the metadata gives the matrix size {h}×{w}",
-            "row_count and col_count ≥ 1",
-        )
-    if steps and k != per:
-        raise RecordError(
-            _records.DENSE_KEY,
-            f"a step holds {k} values",
-            f"{per} = row_count × col_count × num_channels ({h}×{w}×{c})",
-        )
-    if t > 0 and steps != t:
-        raise RecordError(
-            _records.DENSE_KEY, f"the record has {steps} steps", f"sequence_size = {t}"
-        )
-    return values.reshape(steps, h, w, c)
-
-
-def frames_x(pixels: list[np.ndarray], shape: tuple[int, int, int, int]) -> np.ndarray:
-    """Decoded uint8 frames -> float32 (frames, h, w, C) scaled to [0, 1]."""
-    t, h, w, c = shape
-    if t > 0 and len(pixels) != t:
-        raise RecordError(
-            _records.COMPRESSED_KEY, f"the record has {len(pixels)} frames", f"sequence_size = {t}"
-        )
-    if not pixels:
-        return np.zeros((0, max(h, 0), max(w, 0), c), np.float32)
-    sizes = {p.shape[:2] for p in pixels}
-    if len(sizes) > 1:
-        raise RecordError(
-            _records.COMPRESSED_KEY,
-            f"the frames have different sizes {sorted(sizes)}",
-            "one size per record",
-        )
-    ph, pw = pixels[0].shape[:2]
-    if (h > 0 and ph != h) or (w > 0 and pw != w):
-        raise RecordError(
-            _records.COMPRESSED_KEY,
-            f"a frame is {ph}×{pw} pixels",
-            f"{h}×{w} (row_count × col_count)",
-        )
-    return images.to_float(np.stack(pixels))
-
-
-def sparse_x(s: dict[str, np.ndarray], shape: tuple[int, int, int, int]) -> np.ndarray:
-    """Sparse entries scattered into zeros (T, H, W, C)."""
-    t, h, w, c = shape
-    if h <= 0 or w <= 0:
-        raise RecordError(
-            _records.SPARSE_KEYS[0],
-            f"SPARSE data but the metadata gives the matrix size {h}×{w}",
-            "row_count and col_count ≥ 1",
-        )
-    steps = s["step"]
-    if t <= 0:
-        t = int(steps.max()) + 1 if len(steps) else 0
-    for name, key, limit in (
-        ("step", "0_sparse_value", t),
-        ("row", "0_sparse_row_index", h),
-        ("col", "0_sparse_col_index", w),
-        ("channel", "0_sparse_channel_index", c),
-    ):
-        idx = s[name]
-        bad = idx[(idx < 0) | (idx >= limit)]
-        if len(bad):
-            raise RecordError(
-                key, f"{name} index {int(bad[0])} is out of range", f"0 … {limit - 1}"
-            )
-    x = np.zeros((t, h, w, c), np.float32)
-    x[steps, s["row"], s["col"], s["channel"]] = s["value"]
-    return x
-
-
 # ---------------------------------------------------------------- split
 
 
 def _format_error(file: str, record: int, rid: int | None, e: RecordError) -> FormatError:
+    if e.cap:
+        return e.error(file, record)
     where = f"record {record}" + (f" (id {rid})" if rid is not None else "")
     field_part = f" field '{e.field}':" if e.field else ""
     expected = f"; expected {e.expected}" if e.expected else ""
@@ -201,8 +110,18 @@ class TFRecordSplit(Split):
 
     def __len__(self) -> int:
         if self._len is None:
-            self._len = sum(count_records(f) for f in self.files)
+            n = sum(count_records(f) for f in self.files)
+            if n > limits.current().max_records:
+                raise self._too_many_records(self.files[-1])
+            self._len = n
         return self._len
+
+    def _too_many_records(self, f: Node) -> FormatError:
+        return limits.exceeded(
+            "max_records",
+            f"the {self.name} split holds more than the {{limit}} records allowed",
+            file=self.display(f),
+        )
 
     def _decoded(
         self, limit: int | None = None
@@ -218,10 +137,13 @@ class TFRecordSplit(Split):
         """(file shown to users, record number in that file, bytes), in order;
         only the first ``limit`` records are read."""
         n = 0
+        most = limits.current().max_records
         for f in self.files:
             for i, data in enumerate(
                 read_records(f, verify=self.verify, limit=None if limit is None else limit - n)
             ):
+                if n >= most:
+                    raise self._too_many_records(f)
                 yield self.display(f), i, data
                 n += 1
             if limit is not None and n >= limit:
@@ -240,6 +162,7 @@ class TFRecordSplit(Split):
                 return dense_x(d.dense, self.spec.shape)
             if d.sparse is not None:
                 return sparse_x(d.sparse, self.spec.shape)
+            check_frames(d.frames or [], self.spec.shape[3])
             pixels = [self._decode_frame(f, file, i) for f in d.frames or []]
             return frames_x(pixels, self.spec.shape)
         except RecordError as e:
@@ -253,6 +176,8 @@ class TFRecordSplit(Split):
                 return images.decode_frame(frame, self.spec.shape[3])
             except ValueError as e:
                 frame = e
+        if isinstance(frame, images.FrameTooLarge):
+            raise RecordError(_records.COMPRESSED_KEY, str(frame), cap="max_frame_pixels")
         if isinstance(frame, ValueError):
             raise RecordError(
                 _records.COMPRESSED_KEY, f"a frame does not decode: {frame}", "a PNG or JPEG image"
@@ -304,6 +229,10 @@ class TFRecordSplit(Split):
             elif not decode:
                 xs.append(list(d.frames or []))
             else:
+                try:
+                    check_frames(d.frames or [], self.spec.shape[3], max_side)
+                except RecordError as e:
+                    raise _format_error(file, i, d.id, e) from None
                 pending.append((d, file, i))
                 size += sum(len(f) for f in d.frames or [])
                 if size >= CHUNK_BYTES:
@@ -320,7 +249,10 @@ class TFRecordSplit(Split):
     ) -> list[np.ndarray]:
         """x of each record, its frames decoded together (then dropped)."""
         flat = [f for d, _, _ in records for f in (d.frames or [])]
-        pixels = images.decode_frames(flat, self.spec.shape[3], self.workers, max_side)
+        # Every header went through check_frames in load(): no second parse per frame.
+        pixels = images.decode_frames(
+            flat, self.spec.shape[3], self.workers, max_side, checked=True
+        )
         t, h, w, c = self.spec.shape
         if h > 0 and w > 0:
             h, w = images.shrunk_size(h, w, max_side)
@@ -368,39 +300,6 @@ class Dataset:
         self.close()
 
 
-def read_solution(node: Node, file: str | None = None) -> np.ndarray:
-    """A ``.solution`` file: one row per test record, numbers separated by spaces
-    (integers or floats), as a float64 array (rows, columns)."""
-    file = file or node.name
-    try:
-        text = node.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise FormatError(
-            f"{file}: cannot be read ({e}).", "Re-export the solution file.", file=file
-        ) from None
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append([float(v) for v in line.split()])
-        except ValueError:
-            raise FormatError(
-                f"{file}: line {n} holds something that is not a number: {line.strip()[:60]!r}.",
-                "A solution row is numbers separated by spaces.",
-                file=file,
-                record=n - 1,
-            ) from None
-        if len(rows[-1]) != len(rows[0]):
-            raise FormatError(
-                f"{file}: line {n} has {len(rows[-1])} columns but line 1 has {len(rows[0])}.",
-                "Every row needs one column per class.",
-                file=file,
-                record=n - 1,
-            )
-    return np.array(rows, np.float64).reshape(len(rows), len(rows[0]) if rows else 0)
-
-
 def read_split_metadata(folder: Node, split: str) -> Metadata:
     meta = folder / "metadata.textproto"
     file = f"{split}/metadata.textproto"
@@ -408,7 +307,7 @@ def read_split_metadata(folder: Node, split: str) -> Metadata:
         raise FormatError(
             f"{file} is missing.", "Every split folder needs its metadata.textproto.", file=file
         )
-    return parse_metadata(meta.read_bytes(), file=file)
+    return parse_metadata(limits.read_bounded(meta, "max_metadata_bytes", file), file=file)
 
 
 def learn_channels(folders: list[Node]) -> int | None:
@@ -434,6 +333,8 @@ def open_dataset(
     """
     lay = locate(path)
     try:
+        if bad_name := layout_name_problem(lay):  # it becomes file names: see formats.names
+            raise FormatError(bad_name[1], file=bad_name[0], field="name")
         for split in ("train", "test"):
             if not (lay.data_dir / split).is_dir():
                 raise FormatError(
@@ -450,7 +351,8 @@ def open_dataset(
             )
         label_lines = None
         if lay.label_file is not None:
-            label_lines = lay.label_file.read_bytes().decode("utf-8", "replace").splitlines()
+            raw = limits.read_bounded(lay.label_file, "max_metadata_bytes", lay.label_file.name)
+            label_lines = raw.decode("utf-8", "replace").splitlines()
         learned = None
         tm = metas["train"]
         if tm.storage_format == "COMPRESSED" and (tm.num_channels is None or tm.num_channels <= 0):

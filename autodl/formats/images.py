@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 import multiprocessing as mp
 import os
+import struct
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -38,7 +39,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-from autodl.formats import _png
+from autodl.formats import _png, limits
 
 try:  # optional: libjpeg-turbo with TensorFlow's JPEG settings, bit-exact
     import simplejpeg
@@ -46,6 +47,75 @@ except ImportError:  # pragma: no cover - depends on the installation
     simplejpeg = None
 
 JPEG_DECODER = "simplejpeg" if simplejpeg is not None else "Pillow"
+#: What TensorFlow's ``decode_image`` reads; Pillow is never asked to open anything
+#: else (some of its other plugins run external programs or parse rarely used code).
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
+
+
+class FrameTooLarge(ValueError):
+    """A frame whose header gives more pixels than AUTODL_MAX_FRAME_PIXELS; not decoded."""
+
+    def __init__(self, height: int, width: int, limit: int):
+        super().__init__(f"a frame of {width} x {height} pixels")
+        self.height, self.width, self.limit = height, width, limit
+
+
+def check_pixels(height: int, width: int, limit: int | None = None) -> None:
+    """Raise `FrameTooLarge` when a height x width frame is over the pixel cap."""
+    limit = limits.current().max_frame_pixels if limit is None else limit
+    if height * width > limit:
+        raise FrameTooLarge(height, width, limit)
+
+
+_U16 = struct.Struct(">H")
+_HW = struct.Struct(">HH")
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers
+
+
+def _jpeg_sof_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from a JPEG's start-of-frame marker, walking the segments
+    (~1 us: the frame markers come first in what cameras and libjpeg write)."""
+    pos, end = 2, len(data) - 9
+    while pos <= end:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker in _SOF:
+            return _HW.unpack_from(data, pos + 5)  # type: ignore[return-value]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            pos += 2
+        else:
+            length = _U16.unpack_from(data, pos + 2)[0]
+            if length < 2:
+                return None
+            pos += 2 + length
+    return None
+
+
+def frame_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) of an encoded frame read from its header only, without
+    decoding; None when the header cannot be read (the decoder then says why)."""
+    if data[:8] == _png.SIGNATURE:
+        return _png.header_size(data)
+    if data[:2] == b"\xff\xd8":
+        size = _jpeg_sof_size(data)
+        if size is None and simplejpeg is not None:
+            # libjpeg skips bytes our walk stops at: ask it, so that what it would
+            # decode has always had its size read (`decode_frame(checked=True)`).
+            try:
+                size = simplejpeg.decode_jpeg_header(data)[:2]
+            except (ValueError, RuntimeError):
+                return None
+        return size
+    try:
+        with Image.open(io.BytesIO(data), formats=FORMATS) as img:
+            w, h = img.size
+            return h, w
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+
 
 _SCALE = np.float32(1.0 / 255.0)
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
@@ -65,16 +135,26 @@ def to_float(pixels: np.ndarray) -> np.ndarray:
 def frame_channels(data: bytes) -> int:
     """The channel count TensorFlow's ``decode_image(channels=0)`` would give,
     reduced to 1 (gray) or 3 (colour): reads only the image header."""
-    with Image.open(io.BytesIO(data)) as img:
+    with Image.open(io.BytesIO(data), formats=FORMATS) as img:
         return 1 if img.mode in _GRAY_MODES else 3
 
 
-def _decode_jpeg_like_tf(data: bytes, channels: int) -> np.ndarray | None:
+def _decode_jpeg_like_tf(data: bytes, channels: int, checked: bool = False) -> np.ndarray | None:
     """JPEG decoded as TensorFlow's ``decode_image`` does it: libjpeg-turbo with
     the fast integer IDCT (TF's default ``INTEGER_FAST``) and fancy upsampling.
-    None when simplejpeg is missing or cannot take this image (Pillow then)."""
+    None when simplejpeg is missing or cannot take this image (Pillow then).
+    The pixel cap is checked on the header first (`FrameTooLarge`), unless the
+    caller ``checked`` it already (`dataset.check_frames`)."""
     if simplejpeg is None or channels not in (1, 3) or data[:2] != b"\xff\xd8":
         return None
+    if not checked:
+        size = _jpeg_sof_size(data)
+        if size is None:
+            try:
+                size = simplejpeg.decode_jpeg_header(data)[:2]
+            except (ValueError, RuntimeError):
+                return None
+        check_pixels(*size)
     try:
         return simplejpeg.decode_jpeg(
             data, colorspace="GRAY" if channels == 1 else "RGB", fastdct=True, fastupsample=False
@@ -143,6 +223,10 @@ def _decode_jpeg_scaled(data: bytes, channels: int, max_side: int) -> np.ndarray
         return None
     try:
         h, w = simplejpeg.decode_jpeg_header(data)[:2]
+    except (ValueError, RuntimeError):
+        return None
+    check_pixels(h, w)
+    try:
         th, tw = shrunk_size(h, w, max_side)
         return simplejpeg.decode_jpeg(
             data,
@@ -155,20 +239,27 @@ def _decode_jpeg_scaled(data: bytes, channels: int, max_side: int) -> np.ndarray
         return None
 
 
-def decode_frame(data: bytes, channels: int, max_side: int | None = None) -> np.ndarray:
+def decode_frame(
+    data: bytes, channels: int, max_side: int | None = None, checked: bool = False
+) -> np.ndarray:
     """One encoded image (PNG, JPEG, GIF, BMP ...) -> uint8 array (H, W, channels),
     shrunk to at most ``max_side`` per side when given (module doc).
 
-    Raises ``ValueError`` when the bytes are not an image that can be decoded.
+    Raises ``ValueError`` when the bytes are not an image that can be decoded, and
+    `FrameTooLarge` (a ValueError) when its header gives more pixels than
+    AUTODL_MAX_FRAME_PIXELS: that is checked before any pixel is decoded, whichever
+    decoder (simplejpeg, Pillow) takes the frame. ``checked``: the caller has read
+    the header through `frame_size` and applied the cap (saves a header parse).
     """
     if max_side is not None:
         arr = _decode_jpeg_scaled(data, channels, max_side)
         return shrink(arr if arr is not None else decode_frame(data, channels), max_side)
-    arr = _decode_jpeg_like_tf(data, channels)
+    arr = _decode_jpeg_like_tf(data, channels, checked)
     if arr is not None:
         return arr
     try:
-        img = Image.open(io.BytesIO(data))
+        img = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
+        check_pixels(img.size[1], img.size[0])
         if img.format == "JPEG" and channels == 1 and img.mode != "L":
             img.draft("L", img.size)  # libjpeg's own gray output, as TF
         if img.mode in ("I", "I;16", "I;16B", "I;16L") and channels == 1:
@@ -182,7 +273,7 @@ def decode_frame(data: bytes, channels: int, max_side: int | None = None) -> np.
         if img.mode != mode:
             img = img.convert(mode)
         arr = np.asarray(img, dtype=np.uint8)
-    except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+    except (OSError, SyntaxError, Image.DecompressionBombError, EOFError) as e:
         raise ValueError(f"not a decodable image ({e})") from None
     return arr[:, :, None] if arr.ndim == 2 else arr
 
@@ -212,13 +303,13 @@ def _decode_png_stack(frames: Sequence[bytes], channels: int) -> list[np.ndarray
 
 
 def _decode_chunk(
-    args: tuple[Sequence[bytes], int, int | None],
+    args: tuple[Sequence[bytes], int, int | None, bool],
 ) -> list[np.ndarray | ValueError]:
-    frames, channels, max_side = args
+    frames, channels, max_side, checked = args
     out: list[np.ndarray | ValueError] = []
     for f in frames:
         try:
-            out.append(decode_frame(f, channels, max_side))
+            out.append(decode_frame(f, channels, max_side, checked))
         except ValueError as e:
             out.append(e)
     return out
@@ -245,9 +336,10 @@ def decode_frames(
     channels: int,
     workers: int | None = None,
     max_side: int | None = None,
+    checked: bool = False,
 ) -> list[np.ndarray | ValueError]:
     """Decode many frames, in order; a frame that fails gives its ValueError.
-    ``max_side``: frames are shrunk to fit (module doc).
+    ``max_side``: frames are shrunk to fit (module doc). ``checked``: as `decode_frame`.
 
     Where the time goes decides how (measured on the reference data):
 
@@ -266,7 +358,7 @@ def decode_frames(
         rest = [i for i, img in enumerate(fast) if img is None]
         if len(rest) < n:
             slow = (
-                decode_frames([frames[i] for i in rest], channels, workers, max_side)
+                decode_frames([frames[i] for i in rest], channels, workers, max_side, checked)
                 if rest
                 else []
             )
@@ -276,7 +368,7 @@ def decode_frames(
                 fast = [p if isinstance(p, ValueError) else shrink(p, max_side) for p in fast]
             return fast
     if workers <= 1 or n < 8:
-        return _decode_chunk((frames, channels, max_side))
+        return _decode_chunk((frames, channels, max_side, checked))
     mean_size = sum(len(f) for f in frames) / n
     # simplejpeg decodes a small JPEG in ~5 us: no pool can pay for itself.
     quick = simplejpeg is not None and frames[0][:2] == b"\xff\xd8"
@@ -286,9 +378,9 @@ def decode_frames(
     if pool is None and mean_size >= _LARGE_FRAME:
         pool = ThreadPoolExecutor(workers)
     if pool is None:
-        return _decode_chunk((frames, channels, max_side))
+        return _decode_chunk((frames, channels, max_side, checked))
     size = max(1, -(-n // (workers * 4)))
-    chunks = [(frames[i : i + size], channels, max_side) for i in range(0, n, size)]
+    chunks = [(frames[i : i + size], channels, max_side, checked) for i in range(0, n, size)]
     with pool:
         return [img for part in pool.map(_decode_chunk, chunks) for img in part]
 

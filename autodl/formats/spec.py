@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from google.protobuf import text_format
 
 from autodl.errors import FormatError
+from autodl.formats import limits
 from autodl.formats.example import DataSpecification
 from autodl.formats.types import DatasetSpec, StorageFormat
 
@@ -72,12 +73,17 @@ _MAPS = (
 def parse_metadata(text: str | bytes, file: str = "metadata.textproto") -> Metadata:
     """Parse a DataSpecification in protobuf text format.
 
-    Raises `FormatError` with the line number when the text does not parse.
+    Raises `FormatError` with the line number when the text does not parse, and
+    `limits.LimitExceeded` for a text or an ``output_dim`` above its cap (checked
+    before anything is built for the classes).
 
     >>> m = parse_metadata("output_dim: 2\\nmatrix_spec { col_count: 3 row_count: 1 }")
     >>> m.output_dim, m.col_count, m.sequence_size
     (2, 3, None)
     """
+    limits.check(
+        "max_metadata_bytes", len(text), "the file ({value:,} bytes)", file=file, unit=" bytes"
+    )
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -112,6 +118,7 @@ def parse_metadata(text: str | bytes, file: str = "metadata.textproto") -> Metad
                 setattr(m, name, getattr(spec, name))
         if spec.HasField("format"):
             m.format = _FORMATS[spec.format]  # type: ignore[assignment]
+    check_classes(m, file)
     for attr, proto_name in _MAPS:
         setattr(
             m,
@@ -226,6 +233,18 @@ def render_metadata(meta: Metadata, layout: str = "contrib") -> str:
     return head + labels + "\n" + channels + "\n" + (features + "\n" if features else "")
 
 
+def check_classes(meta: Metadata, file: str) -> None:
+    """Refuse an ``output_dim`` above AUTODL_MAX_CLASSES (names, label vectors and sums
+    are all sized by it)."""
+    limits.check(
+        "max_classes",
+        meta.output_dim or 0,
+        "output_dim {value:,}",
+        file=file,
+        field="output_dim",
+    )
+
+
 def label_names_from(meta: Metadata, label_file_lines: list[str] | None = None) -> list[str] | None:
     """Class names in column order: from ``label_to_index_map`` (missing indices
     named by their number), else from a ``<name>_label.name`` file when it has
@@ -266,6 +285,7 @@ def spec_from_metadata(
             file=file,
             field="output_dim",
         )
+    check_classes(meta, file)
     if meta.matrix_spec_count == 0:
         raise FormatError(
             f"{file}: there is no matrix_spec.",

@@ -35,6 +35,8 @@ from typing import Any, BinaryIO, NamedTuple
 import google_crc32c
 
 from autodl.errors import FormatError
+from autodl.formats import limits
+from autodl.formats.archive import READ_ERRORS
 
 _MASK_DELTA = 0xA282EAD8
 _U32 = 0xFFFFFFFF
@@ -84,7 +86,28 @@ def _corrupt(path: Any, index: int, offset: int, what: str, expected: str) -> Fo
 
 
 _CHUNK = 1 << 20
-_MAX_RECORD = 1 << 31  # TF's own writer never exceeds this; guards an unverified length
+_BIG_READ = 16 << 20
+
+
+def _unreadable(path: Any, index: int, offset: int, e: BaseException) -> FormatError:
+    at = f"record {index} at byte {offset}: " if index >= 0 else ""
+    return FormatError(
+        f"{_display(path)}: {at}the file cannot be read ({e}).",
+        "The archive member is damaged. Re-create the archive or re-export this split.",
+        file=_display(path),
+        record=index,
+    )
+
+
+def _too_long(path: Any, index: int, length: int, cap: int) -> FormatError:
+    return limits.exceeded(
+        "max_record_bytes",
+        f"a record of {length:,} bytes (its length field)",
+        limit=cap,
+        file=_display(path),
+        record=index,
+        unit=" bytes",
+    )
 
 
 def iter_framed(
@@ -95,8 +118,12 @@ def iter_framed(
     Reads the stream in 1 MB chunks (two small reads per record would cost
     more than decoding a tabular row). Raises `FormatError` naming the file,
     the record number and its byte offset when a record is truncated or a CRC
-    does not match (when ``verify``).
+    does not match (when ``verify``). A length field above the cap
+    (AUTODL_MAX_RECORD_BYTES, never above 2 GiB) raises `limits.LimitExceeded`
+    before a byte of the record is read, CRCs verified or not: a matching CRC
+    only says the length was not damaged, not that it is sane.
     """
+    cap = limits.current().record_bytes
     buf = b""
     pos = index = offset = 0
     eof = False
@@ -106,7 +133,12 @@ def iter_framed(
         parts = [buf[pos:]]
         have = len(parts[0])
         while have < n and not eof:
-            more = stream.read(max(_CHUNK, n - have))
+            # At most _BIG_READ at once: a file object allocates the size asked for
+            # before reading, and a length field is a claim until the bytes arrive.
+            try:
+                more = stream.read(min(max(_CHUNK, n - have), _BIG_READ))
+            except READ_ERRORS as e:
+                raise _unreadable(path, index, offset, e) from None
             if not more:
                 eof = True
             parts.append(more)
@@ -134,8 +166,8 @@ def iter_framed(
                     f"the CRC of the length field is {length_crc:#010x}",
                     f"{expected:#010x} (a damaged header)",
                 )  # fmt: skip
-        elif length > _MAX_RECORD:
-            raise _corrupt(path, index, offset, f"the length field says {length} bytes", "< 2 GiB")
+        if length > cap:
+            raise _too_long(path, index, length, cap)
         need = 16 + length
         if len(buf) - pos < need:
             fill(need)
@@ -166,9 +198,9 @@ def _open(path: Any) -> BinaryIO:
         path = Path(path)
     try:
         return path.open("rb")
-    except OSError as e:
+    except READ_ERRORS as e:
         raise FormatError(
-            f"{_display(path)}: cannot be read ({e.strerror or e}).",
+            f"{_display(path)}: cannot be read ({getattr(e, 'strerror', None) or e}).",
             "Check that the file exists and is readable.",
             file=_display(path),
         ) from e
@@ -187,22 +219,44 @@ def read_records(path: Any, *, verify: bool = True, limit: int | None = None) ->
 
 
 def count_records(path: Any) -> int:
-    """Number of records in a file, reading only the headers (seeks over the data)."""
-    n = 0
+    """Number of records in a file, reading only the headers (seeks over the data).
+
+    The caps apply (record length, AUTODL_MAX_RECORDS records per file).
+    """
+    caps = limits.current()
     with _open(path) as f:
-        seekable = f.seekable()
-        while True:
-            header = f.read(12)
-            if not header:
-                return n
-            if len(header) < 12:
-                raise _corrupt(path, n, -1, "the file ends inside a record header", "12 bytes")
-            (length,) = struct.unpack_from("<Q", header)
-            if seekable:
-                f.seek(length + 4, 1)
-            else:
-                f.read(length + 4)
-            n += 1
+        try:
+            return _count(f, path, caps.record_bytes, caps.max_records)
+        except READ_ERRORS as e:
+            raise _unreadable(path, -1, -1, e) from None
+
+
+def _count(f: BinaryIO, path: Any, cap: int, most: int) -> int:
+    n = 0
+    seekable = f.seekable()
+    while True:
+        header = f.read(12)
+        if not header:
+            return n
+        if len(header) < 12:
+            raise _corrupt(path, n, -1, "the file ends inside a record header", "12 bytes")
+        (length,) = struct.unpack_from("<Q", header)
+        if length > cap:
+            raise _too_long(path, n, length, cap)
+        if seekable:
+            f.seek(length + 4, 1)
+        else:
+            while length + 4 > 0:  # skip in chunks: never one read of a claimed size
+                skipped = len(f.read(min(length + 4, _CHUNK)))
+                if not skipped:
+                    break
+                length -= skipped
+        n += 1
+        if n > most:
+            raise limits.exceeded(
+                "max_records", "the file holds more than the {limit} records allowed",
+                file=_display(path),
+            )  # fmt: skip
 
 
 def split_files(folder: Any) -> list[Any]:

@@ -65,3 +65,16 @@ def test_a_bad_image_is_named_by_its_file_not_by_a_buffer(tmp_path):
         format_dataset(src, tmp_path / "out", workers=1)
     assert "bad.png: not a readable image" in e.value.message
     assert "BytesIO" not in e.value.message and "0x" not in e.value.message
+
+
+def test_format_names_follow_the_dataset_name_rule(tmp_path):
+    from autodl.formats.convert.options import default_name
+    from autodl.formats.names import valid_dataset_name
+
+    assert valid_dataset_name(default_name(tmp_path / ("a" * 80 + ".csv")))
+    assert default_name(tmp_path / ("x" * 63 + "-y.csv")) == "x" * 63
+    path = _measurements(tmp_path)
+    with pytest.raises(FormatError, match="--name 'bad name' is not valid"):
+        format_dataset(path, tmp_path / "out", label="kind", name="bad name", workers=1)
+    with pytest.raises(FormatError, match="--name"):
+        format_dataset(path, tmp_path / "out", label="kind", name="n" * 65, workers=1)

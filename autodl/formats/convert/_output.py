@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from autodl._csv import safe_row
 from autodl.errors import FormatError
 from autodl.formats.spec import metadata_for, render_metadata
 from autodl.formats.tfrecord import TFRecordWriter
@@ -192,7 +193,7 @@ class DatasetOutput:
             dense = np.zeros((1, len(self.classes)))
             dense[0, labels] = 1.0
             self._solution.write(format_solution(dense, "int"))
-        self._manifest[split].writerow([split, rid, source, row])
+        self._manifest[split].writerow(safe_row([split, rid, source, row]))  # see autodl._csv
         return rid
 
     def _merge_shape(self, shape: tuple[int, ...]) -> None:

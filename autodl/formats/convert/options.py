@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from autodl.errors import FormatError
+from autodl.formats.names import DATASET_NAME_RULE, valid_dataset_name
 
 DOMAINS = ("tabular", "image", "text", "audio", "video", "series")
 #: Languages written without spaces between words: tokenised one character at a time.
 CHAR_LANGUAGES = ("zh", "ja", "th", "lo", "km", "my")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 @dataclass
@@ -70,7 +70,7 @@ def _positive(v: Any) -> bool:
 # option -> (test, what a valid value is, the flag users type). A None value is
 # always accepted: it means "not given".
 RULES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
-    "name": (lambda v: bool(NAME_PATTERN.match(v)), "letters, digits, '_', '-' or '.' (at most 100)", "--name"),
+    "name": (valid_dataset_name, f"1 to 64 letters, digits, '_', '-' or '.', starting with a letter or digit ({DATASET_NAME_RULE})", "--name"),
     "domain": (lambda v: v in DOMAINS, "one of " + ", ".join(DOMAINS), "--domain"),
     "label_separator": (lambda v: len(v) >= 1, "a non-empty string such as '|' or ' '", "--label-separator"),
     "test_size": (
@@ -119,4 +119,4 @@ def default_name(path: Path) -> str:
         if stem.lower().endswith(ext):
             stem = stem[: -len(ext)]
     name = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_-").lower()
-    return name[:100] or "dataset"
+    return name[:64].rstrip("_-") or "dataset"
