@@ -1,14 +1,24 @@
 """Run an engine on a dataset under a hard deadline and record its predictions.
 
-The engine runs in a child process (``spawn``: a clean interpreter, so a crash,
-a hang or a memory blow-up cannot take the caller down) and talks to this
-process over a pipe. The protocol, one message at a time:
+The engine runs in a child process (a fresh interpreter, exec'd: a crash, a hang or
+a memory blow-up cannot take the caller down) and talks to this process over a
+socket pair. The child is confined (`autodl._confine`, from ``limits``): a memory
+limit (a cgroup where one can be made, else RLIMIT_AS unless CUDA is visible), a
+file-size limit, ``oom_score_adj`` 1000, and an environment without the secret key,
+the database or broker URL. Messages are JSON plus raw array bytes, never pickle, and
+bounded in size: the caller (the service's job process holds the database URL) does
+not run what a process working on untrusted data sends. The protocol, one message at
+a time:
 
     child  -> ("ready",)                        engine imported (not timed)
     parent -> ("go", start_time, time_budget)   the clock has started
     child  -> ("log", message)                  any number of times
     child  -> ("prediction", test, unlabelled, learner, valid_score, note)
-    child  -> ("done",) | ("error", message, traceback)
+    child  -> ("done",) | ("error", message, traceback, kind)
+
+A run that ends without success has a typed ``failure`` (`MEMORY` from a MemoryError,
+an OOM kill in the cgroup or a SIGKILL we did not send; `ERROR`, `CRASH`, `TIMEOUT`…):
+callers decide from it, never from the message's text.
 
 As in the official AutoDL ingestion program, the clock starts after the engine
 is constructed and before any data is read; construction includes the engine
@@ -31,20 +41,37 @@ the folder is re-scored.
 
 from __future__ import annotations
 
-import importlib
+import csv
+import io
 import json
-import multiprocessing as mp
 import os
-import sys
+import signal
+import subprocess
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from autodl._confine import Limits, MemoryCgroup
+from autodl._csv import safe_row
+from autodl._engine_process import (  # noqa: F401 - the failure kinds are part of this API
+    CRASH,
+    ERROR,
+    FILE_SIZE,
+    INVALID,
+    LOAD,
+    MEMORY,
+    NO_PREDICTION,
+    TIMEOUT,
+    _Channel,
+    _spawn,
+)
+from autodl._units import human_bytes
 from autodl.errors import IngestionError
+from autodl.formats.names import dataset_name_problem, valid_dataset_name
+from autodl.scoring._keyvalue import key_value_text
 
 DEFAULT_ENGINE = "autodl.engine:run"
 # How long the child may take to import the engine before we give up (not timed
@@ -81,6 +108,11 @@ class IngestionResult:
     late: int = 0  # predictions that arrived after the deadline (not counted)
     killed: bool = False  # the engine was still running at the deadline
     unlabelled: np.ndarray | None = None
+    #: Why it did not succeed: one of ERROR, MEMORY, FILE_SIZE, CRASH, INVALID, TIMEOUT,
+    #: NO_PREDICTION (None on success).
+    failure: str | None = None
+    #: The engine's memory limit in bytes (0: none); the MEMORY failure names it.
+    memory_limit: int = 0
 
     @property
     def predictions_dir(self) -> Path:
@@ -103,69 +135,12 @@ class Progress:
     message: str = ""
 
 
-# --------------------------------------------------------------------- child
-
-
-def _load_engine(spec: str) -> tuple[Callable, Callable | None]:
-    """The engine's run function, and its module's ``warm_up(spec)`` if it has one."""
-    module_name, _, attr = spec.partition(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, attr or "run"), getattr(module, "warm_up", None)
-
-
-def _child(conn, dataset_path: str, engine_spec: str, seed: int, threads: int) -> None:
-    """Entry point of the engine process."""
-    # The engine's libraries may print (LightGBM's C++ warnings write to fd 1); the
-    # caller's standard output is its own (`autodl run --json`), so send theirs to stderr.
-    sys.stdout.flush()
-    os.dup2(2, 1)
-    if threads > 0:
-        # Set before numpy/torch/BLAS load so every library sees it.
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(threads)
-    try:
-        engine_run, warm_up = _load_engine(engine_spec)
-        from autodl.engine.budget import Budget
-        from autodl.formats.dataset import open_dataset
-    except BaseException as e:  # noqa: BLE001 - reported to the parent
-        conn.send(("error", f"the engine could not be loaded: {e}", traceback.format_exc()))
-        return
-    warm_note = None
-    if warm_up is not None:  # construction, untimed: it sees the metadata, no data
-        try:
-            warm_note = warm_up(open_dataset(dataset_path).spec, seed=seed)
-        except Exception as e:  # noqa: BLE001 - the timed run reports a bad dataset
-            warm_note = f"warm-up skipped ({type(e).__name__}: {e})"
-    conn.send(("ready",))
-    msg = conn.recv()
-    if msg[0] != "go":
-        return
-    _, start_time, time_budget = msg
-
-    def log(message: str) -> None:
-        conn.send(("log", str(message)))
-
-    if warm_note:
-        log(warm_note)
-    try:
-        budget = Budget(max(0.0, time_budget - (time.time() - start_time)))
-        dataset = open_dataset(dataset_path)
-        for p in engine_run(
-            dataset.train, dataset.test, dataset.unlabelled, budget, seed=seed, log=log
-        ):
-            conn.send(("prediction", p.test, p.unlabelled, p.learner, p.valid_score, p.note))
-        conn.send(("done",))
-    except BaseException as e:  # noqa: BLE001 - reported to the parent
-        message = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
-        conn.send(("error", message, traceback.format_exc()))
-
-
 # -------------------------------------------------------------------- parent
 
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8", newline="")  # names may be any Unicode
     os.replace(tmp, path)
 
 
@@ -182,17 +157,21 @@ class _Recorder:
     """Writes the official prediction folder and the run log as events arrive."""
 
     def __init__(self, output_dir: Path, task: str, time_budget: float, start_time: float):
+        if not valid_dataset_name(task):
+            # The task names files and start.txt's task_name: see autodl.formats.names.
+            raise IngestionError(dataset_name_problem(str(task)) or f"bad task name {task!r}")
         self.dir = output_dir / "predictions"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.output_dir = output_dir
         self.task = task
         self.time_budget = time_budget
         self.start_time = start_time
-        self.start_lines = [
-            "ingestion_pid: 0",
-            f"task_name: {task}",
-            f"time_budget: {time_budget:g}",
-            f"start_time: {start_time!r}",
+        budget = int(time_budget) if float(time_budget).is_integer() else float(time_budget)
+        self.start_pairs: list[tuple] = [
+            ("ingestion_pid", 0),
+            ("task_name", task),
+            ("time_budget", budget),
+            ("start_time", start_time),
         ]
         self._write_start()
         self.log_file = open(output_dir / "engine.log", "a", encoding="utf-8")  # noqa: SIM115
@@ -200,7 +179,7 @@ class _Recorder:
         self.event("start", time_budget=time_budget, start_time=start_time)
 
     def _write_start(self) -> None:
-        _atomic_write(self.dir / "start.txt", "\n".join(self.start_lines) + "\n")
+        _atomic_write(self.dir / "start.txt", key_value_text(self.start_pairs))
 
     def event(self, kind: str, **fields) -> None:
         record = {"t": round(time.time() - self.start_time, 4), "event": kind, **fields}
@@ -217,7 +196,7 @@ class _Recorder:
     def prediction(self, k: int, test: np.ndarray, timestamp: float) -> Path:
         path = self.dir / f"{self.task}.predict_{k}"
         _atomic_write(path, format_prediction(test))
-        self.start_lines.append(f"{k}: {timestamp!r}")
+        self.start_pairs.append((k, timestamp))
         self._write_start()
         return path
 
@@ -226,29 +205,30 @@ class _Recorder:
         folder = self.output_dir / "unlabelled"
         folder.mkdir(exist_ok=True)
         _atomic_write(folder / f"{self.task}.predict", format_prediction(array))
-        header = "id," + ",".join(_csv_field(n) for n in label_names) + "\n"
-        rows = (
-            f"{i}," + ",".join(f"{v:.6g}" for v in row) + "\n"
+        # Label names are the user's text: csv-quoted, formula starts neutralised
+        # (autodl._csv). The other cells are numbers we format ourselves. Lines end with
+        # CR LF (RFC 4180): the csv module then also quotes a carriage return in a name.
+        out = io.StringIO(newline="")
+        writer = csv.writer(out)
+        writer.writerow(["id", *safe_row(label_names)])
+        writer.writerows(
+            [i, *(f"{v:.6g}" for v in row)]
             for i, row in zip(ids.tolist(), array.tolist(), strict=True)
         )
-        _atomic_write(folder / "predictions.csv", header + "".join(rows))
+        _atomic_write(folder / "predictions.csv", out.getvalue())
 
     def end(self, success: bool, end_time: float) -> None:
-        text = (
-            f"ingestion_duration: {end_time - self.start_time!r}\n"
-            f"ingestion_success: {1 if success else 0}\n"
-            f"end_time: {end_time!r}\n"
+        text = key_value_text(
+            [
+                ("ingestion_duration", end_time - self.start_time),
+                ("ingestion_success", 1 if success else 0),
+                ("end_time", end_time),
+            ]
         )
         _atomic_write(self.dir / "end.txt", text)
         self.event("end", success=success)
         self.log_file.close()
         self.events.close()
-
-
-def _csv_field(text: str) -> str:
-    if any(c in text for c in ',"\n'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
 
 
 def _check_prediction(array, n_rows: int, n_cols: int, what: str) -> np.ndarray:
@@ -276,12 +256,24 @@ def ingest(
     grace: float = 5.0,
     on_progress: Callable[[Progress], None] | None = None,
     tick: float = 0.5,
+    limits: Limits | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> IngestionResult:
     """Run ``engine`` on the dataset for at most ``time_budget`` seconds.
 
     Returns an `IngestionResult`; an engine that crashes or overruns is not an
     exception here: its predictions so far are kept, ``end.txt`` says
-    ``ingestion_success: 0`` and ``result.error`` says why.
+    ``ingestion_success: 0``, ``result.error`` says why and ``result.failure`` is the
+    typed reason.
+
+    ``limits`` confine the engine's process (`autodl._confine`: memory, file size,
+    ``oom_score_adj``, an environment without secrets); None means `Limits()`: no memory
+    or file-size limit, but the secrets still stay out and the kernel still kills the
+    engine first. ``autodl run`` and the service pass `job_limits(settings)`.
+
+    ``on_ready`` is called once the engine has started, before the clock and before
+    anything is written (`pipeline.run` clears an earlier run there, so a run that
+    cannot start leaves the earlier one in place).
     """
     from autodl.formats.dataset import open_dataset
 
@@ -295,29 +287,39 @@ def ingest(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    ctx = mp.get_context("spawn")
-    parent_conn, child_conn = ctx.Pipe()
-    proc = ctx.Process(
-        target=_child,
-        args=(child_conn, str(Path(dataset_path).resolve()), engine, seed, threads),
-        name=f"autodl-engine-{task}",
-        daemon=True,
-    )
-    proc.start()
-    child_conn.close()
+    limits = limits or Limits()
+    # The largest message the engine may send: its two predictions as float64, plus slack.
+    max_message = 8 * (n_test + n_unlabelled) * max(1, spec.output_dim) + 4 * 1024 * 1024
+    proc, parent_conn, cgroup = _spawn(dataset_path, engine, seed, threads, limits)
     try:
         if not parent_conn.poll(STARTUP_TIMEOUT):
             raise IngestionError(f"the engine did not start within {STARTUP_TIMEOUT:g} s")
-        first = parent_conn.recv()
-    except (EOFError, OSError) as e:
-        raise IngestionError(f"the engine process died while starting ({e})") from None
+        first = parent_conn.recv(max_message)
+    except (EOFError, OSError, ValueError) as e:
+        _stop(proc, 0, cgroup)
+        code = proc.returncode
+        why = str(e) or (
+            f"exit code {code}" if code is not None and code >= 0 else f"signal {-(code or 0)}"
+        )
+        raise IngestionError(
+            f"the engine process died while starting ({why})",
+            "Its error, if it printed one, is just above on standard error.",
+        ) from None
     if first[0] == "error":
+        _stop(proc, 0, cgroup)
         raise IngestionError(first[1], "See the traceback in the log.")
 
+    if on_ready is not None:
+        try:
+            on_ready()
+        except BaseException:
+            _stop(proc, 0, cgroup)
+            raise
     start_time = time.time()
     deadline = start_time + time_budget
     rec = _Recorder(output_dir, task, time_budget, start_time)
     result = IngestionResult(output_dir, task, time_budget, start_time)
+    result.memory_limit = limits.memory_bytes
     parent_conn.send(("go", start_time, time_budget))
 
     def progress(event: str, message: str = "") -> None:
@@ -339,7 +341,7 @@ def ingest(
     while not finished:
         now = time.time()
         if now >= deadline:
-            result.killed = proc.is_alive()
+            result.killed = proc.poll() is None
             if result.killed:
                 rec.log(f"time budget of {time_budget:g} s used up: stopping the engine")
             break
@@ -348,16 +350,22 @@ def ingest(
         except (EOFError, OSError):
             has_msg = False
         if not has_msg:
-            if not proc.is_alive() and not parent_conn.poll(0):
-                result.error = f"the engine process died unexpectedly (exit code {proc.exitcode})"
+            if proc.poll() is not None and not parent_conn.poll(0):
+                _died(result, proc.returncode, cgroup)
                 rec.log(result.error)
                 break
             progress("tick")
             continue
         try:
-            msg = parent_conn.recv()
-        except (EOFError, OSError):
+            msg = parent_conn.recv(max_message)
+        except EOFError:
             continue
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            if proc.poll() is not None and isinstance(e, OSError):
+                continue  # the pipe broke as the process died: the branch above says why
+            result.error, result.failure = f"the engine sent a malformed message ({e})", INVALID
+            rec.log(f"error: {result.error}")
+            break
         kind = msg[0]
         if kind == "log":
             rec.log(msg[1])
@@ -374,7 +382,7 @@ def ingest(
                 if n_unlabelled and msg[2] is not None:
                     unl = _check_prediction(msg[2], n_unlabelled, spec.output_dim, "unlabelled")
             except IngestionError as e:
-                result.error = e.message
+                result.error, result.failure = e.message, INVALID
                 rec.log(f"error: {e.message}")
                 break
             k = len(result.predictions)
@@ -398,15 +406,24 @@ def ingest(
             finished = True
             rec.log("the engine finished")
         elif kind == "error":
-            result.error, result.error_traceback = msg[1], msg[2]
+            result.error, result.error_traceback = str(msg[1]), str(msg[2])
+            result.failure = msg[3] if msg[3] in (MEMORY, FILE_SIZE) else ERROR
+            if result.failure == MEMORY:
+                result.error = _memory_error(limits.memory_bytes)
+            elif result.failure == FILE_SIZE:
+                result.error = (
+                    f"the model wrote a file larger than {human_bytes(limits.file_bytes)}, "
+                    "the limit per file"
+                )
             rec.log(f"error: {msg[1]}\n{msg[2]}")
             break
 
-    _stop(proc, grace)
+    _stop(proc, grace, cgroup)
     parent_conn.close()
     result.end_time = time.time()
     if result.error is None and not result.predictions:
         result.error = "the engine made no prediction within the time budget"
+        result.failure = TIMEOUT if result.killed else NO_PREDICTION
     result.success = result.error is None
     if result.unlabelled is not None:
         rec.unlabelled(result.unlabelled, label_names, _split_ids(dataset.unlabelled))
@@ -423,10 +440,37 @@ def _split_ids(split) -> np.ndarray:
     return np.asarray([ex.id for ex in split], dtype=np.int64)
 
 
-def _stop(proc, grace: float) -> None:
-    if proc.is_alive():
+def _died(result: IngestionResult, code: int, cgroup: MemoryCgroup | None) -> None:
+    """The engine's process ended without a word: why, from its exit status and cgroup."""
+    if (cgroup is not None and cgroup.oom_killed()) or code == -signal.SIGKILL:
+        # Not our kill (that happens only after the loop): the kernel's OOM killer, which
+        # picks this process first (oom_score_adj 1000).
+        result.failure = MEMORY
+        result.error = _memory_error(result.memory_limit)
+        return
+    result.failure = CRASH
+    what = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+    result.error = f"the engine process died unexpectedly ({what})"
+
+
+def _memory_error(limit: int) -> str:
+    if limit > 0:
+        return f"the model needed more than {human_bytes(limit)} of memory"
+    return "the model ran out of the machine's memory"
+
+
+def _stop(proc: subprocess.Popen, grace: float, cgroup: MemoryCgroup | None = None) -> None:
+    if proc.poll() is None:
         proc.terminate()
-        proc.join(grace)
-    if proc.is_alive():
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    if proc.poll() is None:
         proc.kill()
-    proc.join(5)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+    if cgroup is not None:
+        cgroup.remove()

@@ -144,7 +144,6 @@ def run(
     ds = open_dataset(dataset)
     output_dir = Path(output_dir)
     check_output(output_dir, force)
-    clear_output(output_dir)
     result = ingest(
         dataset,
         output_dir,
@@ -155,6 +154,7 @@ def run(
         grace=settings.grace_seconds,
         on_progress=on_progress,
         limits=job_limits(settings),
+        on_ready=lambda: clear_output(output_dir),  # the earlier run goes once this one runs
     )
     summary = dataset_summary(ds)
     report = RunReport(output_dir, summary, result, None)

@@ -83,3 +83,44 @@ def test_a_failed_run_still_reports_its_error(tmp_path):
     assert "exploded on purpose" in html
     assert report.score is not None and len(report.score.nauc) == 1
     assert json.loads((tmp_path / "out" / "run.json").read_text())["success"] is False
+
+
+def test_the_api_runs_from_a_plain_script_and_keeps_the_old_run_until_the_new_one_starts(
+    tmp_path,
+):
+    """No `if __name__ == "__main__"` guard, and from stdin too: the engine's process
+    never re-imports the caller's script (issue 13)."""
+    import subprocess
+    import sys
+
+    from tests.service.conftest import ROOT
+
+    root = make_tabular(tmp_path / "tab")
+    out = tmp_path / "out"
+    script = (
+        "import autodl\n"
+        "print('script ran')\n"
+        f"r = autodl.run({str(root)!r}, {str(out)!r}, time_budget=3, force=True,"
+        " engine='tests.ingestion.engines:quick')\n"
+        "print('success', r.success, len(r.ingestion.predictions))\n"
+    )
+    (tmp_path / "script.py").write_text(script)
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
+    for args, stdin in (([str(tmp_path / "script.py")], None), (["-"], script)):
+        proc = subprocess.run(
+            [sys.executable, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.count("script ran") == 1
+        assert "success True 2" in proc.stdout
+    # A run that cannot start (the engine does not import) leaves the earlier one in place.
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(AutoDLError):
+        autodl.run(root, out, time_budget=3, force=True, engine="tests.no_such_module:run")
+    assert sorted(p.name for p in out.iterdir()) == before and (out / "scores.json").is_file()

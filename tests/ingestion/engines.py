@@ -72,3 +72,68 @@ def chatty(train, test, unlabelled, budget, *, seed=0, log=None):
     sys.stdout.flush()
     os.write(1, b"C-level chatter\n")
     yield from quick(train, test, unlabelled, budget, seed=seed, log=log)
+
+
+def report_confinement(train, test, unlabelled, budget, *, seed=0, log=None):
+    """Logs what its process may do (environment, /proc/self/environ, oom_score_adj,
+    rlimits) as one JSON line, then makes one prediction."""
+    import json
+    import os
+    import resource
+
+    with open("/proc/self/environ", "rb") as f:
+        raw = [e.split(b"=", 1)[0].decode() for e in f.read().split(b"\0") if e]
+    with open("/proc/self/oom_score_adj") as f:
+        oom = int(f.read())
+    facts = {
+        "environ": sorted(os.environ),
+        "proc_environ": sorted(raw),
+        "oom_score_adj": oom,
+        "fsize": resource.getrlimit(resource.RLIMIT_FSIZE)[0],
+        "as": resource.getrlimit(resource.RLIMIT_AS)[0],
+        "pid": os.getpid(),
+        "parent_oom_score_adj": int(open(f"/proc/{os.getppid()}/oom_score_adj").read()),
+    }
+    log("CONFINEMENT " + json.dumps(facts))
+    t, u = _prior(train, test, unlabelled)
+    yield Prediction(t, u, "prior", None)
+
+
+def predict_then_hog(train, test, unlabelled, budget, *, seed=0, log=None):
+    """One prediction, then takes memory 64 MB at a time (touching it) until it is refused."""
+    t, u = _prior(train, test, unlabelled)
+    yield Prediction(t, u, "prior", None)
+    hoard = []
+    while True:
+        hoard.append(bytearray(64 * 1024 * 1024))
+
+
+def hog_before_predicting(train, test, unlabelled, budget, *, seed=0, log=None):
+    """Asks for more memory than any limit before its first prediction."""
+    hoard = np.ones((1 << 40) // 8)  # 1 TB: refused at once under RLIMIT_AS
+    yield Prediction(hoard[:1], None, "never", None)  # pragma: no cover
+
+
+def predict_then_write_big_file(train, test, unlabelled, budget, *, seed=0, log=None):
+    """One prediction, then writes a file past any small RLIMIT_FSIZE."""
+    import tempfile
+
+    t, u = _prior(train, test, unlabelled)
+    yield Prediction(t, u, "prior", None)
+    with tempfile.TemporaryFile() as f:
+        for _ in range(64):
+            f.write(b"\0" * (1024 * 1024))
+    yield Prediction(t, u, "after-write", None)
+
+
+def crash_at_once(train, test, unlabelled, budget, *, seed=0, log=None):
+    """Fails on the data before any prediction (as an engine that cannot handle it would)."""
+    raise ValueError("this data breaks the engine on purpose")
+    yield  # pragma: no cover
+
+
+def hang_without_predicting(train, test, unlabelled, budget, *, seed=0, log=None):
+    """Never predicts and ignores its budget: stopped at the deadline with nothing."""
+    while True:
+        time.sleep(0.05)
+    yield  # pragma: no cover

@@ -1,0 +1,246 @@
+"""The engine's process: started by `autodl.ingestion` as a fresh interpreter (exec, not
+fork) with a scrubbed environment; it confines itself, imports the engine and speaks
+the protocol of `autodl.ingestion` over a socket pair.
+
+Messages go through `_Channel`: JSON plus raw numeric array bytes, never pickle, and
+bounded in size, so the caller (the service's job process holds the database URL)
+never runs what a process working on untrusted data sends. Starting the child with
+``python -c`` and our own entry point (never multiprocessing's spawn, which re-imports
+the caller's ``__main__``) lets the Python API run from any script, notebook or stdin
+without an ``if __name__ == "__main__"`` guard.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from autodl._confine import Limits, MemoryCgroup, scrubbed_environ
+
+# The typed outcome of a run that did not succeed (`IngestionResult.failure`).
+ERROR = "error"  # the engine raised an exception
+MEMORY = "memory"  # it broke its memory limit (MemoryError, cgroup OOM kill, SIGKILL by the kernel)
+FILE_SIZE = "file_size"  # it wrote a file past RLIMIT_FSIZE
+CRASH = "crash"  # its process died otherwise (a signal, an exit)
+INVALID = "invalid"  # it sent a prediction of the wrong shape, NaN, or a malformed message
+TIMEOUT = "timeout"  # it made no prediction before the deadline and was stopped
+NO_PREDICTION = "no_prediction"  # it ended by itself without a prediction
+LOAD = "load"  # the engine could not be imported (ours, never the data)
+
+
+def _load_engine(spec: str) -> tuple[Callable, Callable | None]:
+    """The engine's run function, and its module's ``warm_up(spec)`` if it has one."""
+    module_name, _, attr = spec.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attr or "run"), getattr(module, "warm_up", None)
+
+
+def _child_main(argv: list[str]) -> None:
+    """Entry point of the engine process: ``python -c ... FD CONFIG_JSON``.
+
+    It confines itself (`autodl._confine.apply`) before it imports the engine or reads
+    any data; its environment was scrubbed by the parent at exec time.
+    """
+    from multiprocessing.connection import Connection
+
+    from autodl import _confine
+
+    fd, config = int(argv[0]), json.loads(argv[1])
+    _set_parent_death_signal()
+    _confine.apply(_confine.Limits.from_json(config["limits"]), config.get("cgroup"))
+    conn = Connection(fd)
+    try:
+        _child(
+            _Channel(conn), config["dataset"], config["engine"], config["seed"], config["threads"]
+        )
+    finally:
+        conn.close()
+
+
+def _set_parent_death_signal() -> None:
+    """SIGKILL this process when its parent dies (Linux), as the daemon process it replaces."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):
+        pass
+
+
+def _failure_kind(e: BaseException) -> str:
+    """The typed outcome of an exception in the engine (the parent never reads its text)."""
+    if isinstance(e, MemoryError):
+        return MEMORY
+    if isinstance(e, OSError) and e.errno == errno.EFBIG:
+        return FILE_SIZE
+    return ERROR
+
+
+def _child(conn, dataset_path: str, engine_spec: str, seed: int, threads: int) -> None:
+    """The engine's side of the protocol."""
+    # The engine's libraries may print (LightGBM's C++ warnings write to fd 1); the
+    # caller's standard output is its own (`autodl run --json`), so send theirs to stderr.
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    try:
+        engine_run, warm_up = _load_engine(engine_spec)
+        from autodl.engine.budget import Budget
+        from autodl.formats.dataset import open_dataset
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        conn.send(("error", f"the engine could not be loaded: {e}", traceback.format_exc(), LOAD))
+        return
+    warm_note = None
+    if warm_up is not None:  # construction, untimed: it sees the metadata, no data
+        try:
+            warm_note = warm_up(open_dataset(dataset_path).spec, seed=seed)
+        except MemoryError:
+            warm_note = "warm-up skipped (out of memory)"
+        except Exception as e:  # noqa: BLE001 - the timed run reports a bad dataset
+            warm_note = f"warm-up skipped ({type(e).__name__}: {e})"
+    conn.send(("ready",))
+    msg = conn.recv()
+    if msg[0] != "go":
+        return
+    _, start_time, time_budget = msg
+
+    def log(message: str) -> None:
+        conn.send(("log", str(message)))
+
+    if warm_note:
+        log(warm_note)
+    try:
+        budget = Budget(max(0.0, time_budget - (time.time() - start_time)))
+        dataset = open_dataset(dataset_path)
+        for p in engine_run(
+            dataset.train, dataset.test, dataset.unlabelled, budget, seed=seed, log=log
+        ):
+            conn.send(
+                (
+                    "prediction",
+                    _array(p.test),
+                    _array(p.unlabelled),
+                    p.learner,
+                    p.valid_score,
+                    p.note,
+                )
+            )
+        conn.send(("done",))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        message = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
+        conn.send(("error", message, traceback.format_exc(), _failure_kind(e)))
+
+
+def _array(value) -> np.ndarray | None:
+    if value is None:
+        return None
+    array = np.asarray(value)
+    return array if array.dtype.kind in "biuf" else array.astype(np.float64)
+
+
+class _Channel:
+    """Messages over a pipe without pickle: JSON for scalars and strings, raw bytes for
+    arrays. The parent (which holds the job's database URL) never unpickles what the
+    process running on user data sends, and bounds each message's size."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def send(self, msg: tuple) -> None:
+        header, blobs = [], []
+        for item in msg:
+            if isinstance(item, np.ndarray):
+                a = np.ascontiguousarray(item)
+                header.append({"nd": a.dtype.str, "shape": list(a.shape)})
+                blobs.append(a.tobytes())
+            elif isinstance(item, np.generic):
+                header.append(item.item())
+            elif item is None or isinstance(item, bool | int | float | str):
+                header.append(item)
+            else:
+                header.append(str(item))
+        head = json.dumps(header).encode()
+        self.conn.send_bytes(len(head).to_bytes(4, "little") + head + b"".join(blobs))
+
+    def recv(self, maxlength: int | None = None) -> tuple:
+        return _unpack(self.conn.recv_bytes(maxlength))
+
+    def poll(self, timeout: float = 0.0) -> bool:
+        return self.conn.poll(timeout)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _unpack(data: bytes) -> tuple:
+    """Decode one message; ValueError for anything but scalars and numeric arrays."""
+    size = int.from_bytes(data[:4], "little")
+    header = json.loads(data[4 : 4 + size])
+    if not isinstance(header, list):
+        raise ValueError("a message must be a list")
+    pos, out = 4 + size, []
+    for item in header:
+        if isinstance(item, dict):
+            dtype = np.dtype(str(item["nd"]))
+            shape = tuple(int(n) for n in item["shape"])
+            if dtype.kind not in "biuf" or any(n < 0 for n in shape):
+                raise ValueError(f"refused array of {dtype} {shape}")
+            count = int(np.prod(shape, dtype=np.int64))
+            end = pos + count * dtype.itemsize
+            if end > len(data):
+                raise ValueError("an array is longer than its message")
+            out.append(np.frombuffer(data, dtype, count, pos).reshape(shape))
+            pos = end
+        elif item is None or isinstance(item, bool | int | float | str):
+            out.append(item)
+        else:
+            raise ValueError(f"refused a {type(item).__name__} in a message")
+    return tuple(out)
+
+
+def _spawn(dataset_path, engine: str, seed: int, threads: int, limits: Limits):
+    """Start the engine process: a fresh interpreter (exec, not fork) with a scrubbed
+    environment, the limits it applies to itself, and one end of a socket pair."""
+    ours, theirs = socket.socketpair()
+    cgroup = MemoryCgroup.create("autodl-engine", limits.memory_bytes)
+    config = {
+        "dataset": str(Path(dataset_path).resolve()),
+        "engine": engine,
+        "seed": seed,
+        "threads": threads,
+        "limits": limits.to_json(),
+        "cgroup": str(cgroup.path) if cgroup else None,
+    }
+    env = scrubbed_environ() if limits.scrub_env else dict(os.environ)
+    if threads > 0:  # set before numpy/torch/BLAS load so every library sees it
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(threads)
+    code = "import sys; from autodl._engine_process import _child_main; _child_main(sys.argv[1:])"
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(theirs.fileno()), json.dumps(config)],
+            stdin=subprocess.DEVNULL,
+            pass_fds=(theirs.fileno(),),
+            env=env,
+            close_fds=True,
+        )
+    except BaseException:
+        ours.close()
+        if cgroup is not None:
+            cgroup.remove()
+        raise
+    finally:
+        theirs.close()
+    from multiprocessing.connection import Connection
+
+    return proc, _Channel(Connection(ours.detach())), cgroup

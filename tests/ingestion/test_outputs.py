@@ -1,0 +1,99 @@
+"""What ingestion writes from users' names: start.txt and predictions.csv cannot be injected."""
+
+from __future__ import annotations
+
+import csv
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from autodl._csv import csv_text, safe_cell
+from autodl.errors import IngestionError
+from autodl.ingestion import _Recorder
+from autodl.scoring._keyvalue import key_value_text, parse_key_value_lines
+from autodl.scoring.curve import read_prediction_folder
+
+
+def _record(tmp_path, task="digits", names=("a", "b")):
+    rec = _Recorder(tmp_path, task, 300.0, time.time())
+    array = np.array([[0.25, 0.75], [-1e-5, 1.0]])
+    rec.prediction(0, array, time.time())
+    rec.unlabelled(array, list(names), np.array([7, 8]))
+    rec.end(True, time.time())
+    return tmp_path
+
+
+def test_label_names_cannot_be_spreadsheet_formulas(tmp_path):
+    names = ['=HYPERLINK("http://evil","x")', "+cmd|' /C calc'!A0", "@SUM(A1)"]
+    names += ["-2+3", "\tx", "\rx", "a,b", 'say "hi"', "-1", "+1", "plain", "a\rb\nc", "é"]
+    rec = _Recorder(tmp_path, "digits", 300.0, time.time())
+    rec.unlabelled(np.full((2, len(names)), 0.5), names, np.array([3, 4]))
+    with open(tmp_path / "unlabelled" / "predictions.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == [
+        "id",
+        '\'=HYPERLINK("http://evil","x")',
+        "'+cmd|' /C calc'!A0",
+        "'@SUM(A1)",
+        "'-2+3",
+        "'\tx",
+        "'\rx",
+        "a,b",
+        'say "hi"',
+        "-1",
+        "+1",
+        "plain",
+        "a\rb\nc",
+        "é",
+    ]
+    assert rows[1] == ["3"] + ["0.5"] * len(names) and len(rows) == 3
+
+
+def test_negative_scores_stay_numbers(tmp_path):
+    _record(tmp_path)
+    raw = (tmp_path / "unlabelled" / "predictions.csv").read_bytes()
+    assert raw == b"id,a,b\r\n7,0.25,0.75\r\n8,-1e-05,1\r\n"
+
+
+@pytest.mark.parametrize("task", ["x\nstart_time: 0", "a:b", "../x", "", "x" * 65])
+def test_a_task_name_that_could_inject_lines_or_paths_is_refused(tmp_path, task):
+    with pytest.raises(IngestionError, match="not allowed"):
+        _Recorder(tmp_path, task, 300.0, time.time())
+    assert not (tmp_path / "predictions" / "start.txt").exists()
+
+
+@pytest.mark.parametrize("task", ["digits", "123", "1.5", "yes", "null", "2024-01-01", "1e5"])
+def test_start_txt_reads_back_the_same_for_us_and_the_official_scorer(tmp_path, task):
+    _record(tmp_path, task)
+    text = (tmp_path / "predictions" / "start.txt").read_text()
+    official = yaml.safe_load(text)  # the official scorer reads start.txt with PyYAML
+    assert official["task_name"] == task and official["time_budget"] == 300
+    assert isinstance(official[0], float) and official["ingestion_pid"] == 0
+    ours = read_prediction_folder(tmp_path / "predictions")
+    assert ours.task == task and len(ours.files) == 1 and ours.time_budget == 300
+    end = yaml.safe_load((tmp_path / "predictions" / "end.txt").read_text())
+    assert end["ingestion_success"] == 1 and isinstance(end["end_time"], float)
+
+
+def test_key_value_writer_refuses_or_quotes_what_would_not_read_back():
+    for bad in ("a\nb", "a\rb", "x\x00", "a\u2028b"):
+        with pytest.raises(ValueError, match="control character"):
+            key_value_text([("task_name", bad)])
+    for bad_key in ("a b", "a:b", "", "x\n0"):
+        with pytest.raises(ValueError, match="cannot be a key"):
+            key_value_text([(bad_key, 1)])
+    values = ["it's", "a: b", "#x", "- x", "[1]", "{a: 1}", "~", "No", "é", "a'b''c"]
+    text = key_value_text([(f"k{i}", v) for i, v in enumerate(values)])
+    assert parse_key_value_lines(text.splitlines(), "t") == {
+        f"k{i}": v for i, v in enumerate(values)
+    }
+    assert yaml.safe_load(text) == {f"k{i}": v for i, v in enumerate(values)}
+
+
+def test_csv_text_neutralises_every_cell():
+    text = csv_text(["name", "=1+1"], [["@x", 3, "-3"], ["a\nb", None, "+"]])
+    rows = list(csv.reader(text.splitlines(keepends=True)))
+    assert rows == [["name", "'=1+1"], ["'@x", "3", "-3"], ["a\nb", "", "'+"]]
+    assert safe_cell(-5) == -5 and safe_cell("-5.5e3") == "-5.5e3" and safe_cell("-") == "'-"
