@@ -34,9 +34,13 @@ def serve(host: str | None, port: int | None) -> None:
 
     settings = Settings.from_env()
     settings = dataclasses.replace(settings, host=host or settings.host, port=port or settings.port)
-    if settings.development and settings.secret_key == Settings().secret_key:
+    # No key is public any more (unset, one is generated into the data directory), but
+    # development cookies are not marked Secure: over plain HTTP they can be sniffed.
+    if settings.development and settings.host not in ("127.0.0.1", "localhost", "::1"):
         click.secho(
-            "Warning: AUTODL_SECRET_KEY is the development default; set it before exposing this server.",
+            f"Warning: serving on {settings.host} with AUTODL_ENV=development: session cookies "
+            "are not marked Secure. Put the server behind HTTPS and set AUTODL_ENV=production "
+            "(with AUTODL_SECRET_KEY) before exposing it.",
             fg="yellow",
             err=True,
         )

@@ -2,7 +2,8 @@
 
 The database schema is brought up to date when the app is made (Alembic), so
 ``autodl serve`` works on an empty data directory. The supervisor starts and
-stops with the app (the lifespan), never at import.
+stops with the app (the lifespan), never at import. Request bodies are bounded
+by `limits.RequestLimits`; the secret key comes from `auth.secret_key`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from autodl.service import auth
 from autodl.service.db import Database
-from autodl.service.deps import NotSignedIn, Service, ServiceError
-from autodl.service.storage import Storage
+from autodl.service.deps import UPLOAD_PATHS, NotSignedIn, Service, ServiceError
+from autodl.service.limits import RateLimited, RateLimiter, RequestLimits
+from autodl.service.storage import TMP_MAX_AGE, Storage
 from autodl.service.supervisor import Dispatcher, Supervisor
+from autodl.service.uploads import MULTIPART_SLACK
 from autodl.settings import Settings
 
 HERE = Path(__file__).parent
@@ -32,16 +35,20 @@ def create_app(
 ) -> FastAPI:
     """The ASGI app. ``dispatcher`` replaces the embedded supervisor (tests, or Celery later)."""
     settings = settings or Settings.from_env()
-    settings.check_secret()
+    key = auth.secret_key(settings)  # refuses a short key, or none in production
     storage = Storage(settings.data_dir)
+    # Uploads left behind by a server that died mid-upload; younger ones may be another
+    # server's upload being checked (see storage.TMP_MAX_AGE).
+    storage.sweep_tmp(max(TMP_MAX_AGE, 2 * settings.validate_wall_seconds))
     db = Database(settings.sqlalchemy_url)
     db.upgrade()
     service = Service(
         settings=settings,
         db=db,
         storage=storage,
-        signer=auth.SessionSigner(settings.secret_key),
+        signer=auth.SessionSigner(key),
         dispatcher=dispatcher or make_dispatcher(settings, db, storage),
+        limiter=RateLimiter(settings.login_attempts, settings.login_window_seconds),
     )
 
     @asynccontextmanager
@@ -63,6 +70,11 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
+    app.add_middleware(
+        RequestLimits,
+        upload_paths=UPLOAD_PATHS,
+        upload_limit=settings.max_upload_bytes + MULTIPART_SLACK,
+    )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     from autodl.service import api, pages
@@ -111,6 +123,35 @@ def _error_handlers(app: FastAPI) -> None:
             headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
             return JSONResponse(body, status_code=exc.status, headers=headers)
         return error_page(request, exc.status, exc.message, exc.hint)
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(request: Request, exc: RateLimited):
+        return _answer(
+            request,
+            429,
+            exc.message,
+            "Wait, then try again.",
+            {"Retry-After": str(exc.retry_after)},
+        )
+
+    @app.exception_handler(auth.HashingBusy)
+    async def hashing_busy(request: Request, exc: auth.HashingBusy):
+        return _answer(
+            request,
+            503,
+            "The server is checking too many passwords at once.",
+            f"Try again in {exc.retry_after} s.",
+            {"Retry-After": str(exc.retry_after)},
+        )
+
+    def _answer(request: Request, status: int, message: str, hint: str | None, headers: dict):
+        if _is_api(request):
+            return JSONResponse(
+                {"detail": message, "hint": hint}, status_code=status, headers=headers
+            )
+        response = error_page(request, status, message, hint)
+        response.headers.update(headers)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

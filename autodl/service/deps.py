@@ -1,7 +1,12 @@
 """The service object every route shares, and the FastAPI dependencies that hand it out.
 
 `current_user` accepts a Bearer token (API clients) or the session cookie (the
-browser); cookie-authenticated unsafe requests must carry the CSRF token.
+browser); cookie-authenticated unsafe requests must carry the CSRF token, in the
+``X-CSRF-Token`` header or the form's ``csrf_token`` field, never in the URL (URLs
+end up in logs, histories and Referer headers). An upload form (multipart, on
+`UPLOAD_PATHS` only) cannot be read before the route streams it: there the check
+is handed to `autodl.service.uploads.receive`, which makes it before the first byte
+of the file is stored.
 Routes declare what they need with ``Annotated`` aliases: `DB`, `User`, `Admin`.
 
 `DB` is a read-only session for safe methods (GET, HEAD, OPTIONS) and a writing one
@@ -16,17 +21,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from autodl.service import auth
 from autodl.service.db import Database
+from autodl.service.limits import RateLimiter
 from autodl.service.models import User as UserRow
 from autodl.service.storage import Storage
 from autodl.service.supervisor import Dispatcher
 from autodl.settings import Settings
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+#: A row id in a URL: past 2**63-1 the database cannot take it (a 422, not a 500).
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+#: The routes that take an upload (POST): the only ones that accept a multipart body.
+UPLOAD_PATHS = frozenset({"/api/v1/jobs", "/jobs/new"})
 
 
 class ServiceError(Exception):
@@ -53,6 +63,7 @@ class Service:
     storage: Storage
     signer: auth.SessionSigner
     dispatcher: Dispatcher
+    limiter: RateLimiter  # sign-in, sign-up and password attempts (in this process)
     curves: dict = field(default_factory=dict)  # job id -> live curve cache (api.curves)
 
 
@@ -106,7 +117,7 @@ def optional_user(request: Request, service: ServiceDep) -> UserRow | None:
             if data is None:
                 return None
             user = db.get(UserRow, data.user_id)
-            if user is None or user.session_version != data.version:
+            if not service.signer.matches(data, user):
                 return None
             request.state.auth = "cookie"
             request.state.sid = data.sid
@@ -121,7 +132,8 @@ OptionalUser = Annotated[UserRow | None, Depends(optional_user)]
 
 
 async def csrf_token_of(request: Request) -> str | None:
-    token = request.headers.get("x-csrf-token") or request.query_params.get("csrf_token")
+    """The CSRF token a request carries: its header, or its URL-encoded form's field."""
+    token = request.headers.get("x-csrf-token")
     if token:
         return token
     ctype = request.headers.get("content-type", "")
@@ -132,16 +144,34 @@ async def csrf_token_of(request: Request) -> str | None:
     return None
 
 
+def _is_upload_form(request: Request) -> bool:
+    return (
+        request.method == "POST"
+        and request.url.path in UPLOAD_PATHS
+        and request.headers.get("content-type", "").startswith("multipart/form-data")
+        and not request.headers.get("x-csrf-token")
+    )
+
+
+def _bad_csrf() -> ServiceError:
+    return ServiceError(
+        403,
+        "The form's security token is missing or out of date.",
+        "Reload the page and try again.",
+    )
+
+
 async def current_user(request: Request, service: ServiceDep, user: OptionalUser) -> UserRow:
     if user is None:
         raise NotSignedIn()
     if request.method not in SAFE_METHODS and request.state.auth == "cookie":
-        if not service.signer.csrf_ok(request.state.sid, await csrf_token_of(request)):
-            raise ServiceError(
-                403,
-                "The form's security token is missing or out of date.",
-                "Reload the page and try again.",
-            )
+        sid = request.state.sid
+        if _is_upload_form(request):
+            # uploads.receive calls this with the form's csrf_token field before it
+            # stores any file data; it refuses the upload if it was never called.
+            request.state.csrf_check = lambda token: service.signer.csrf_ok(sid, token)
+        elif not service.signer.csrf_ok(sid, await csrf_token_of(request)):
+            raise _bad_csrf()
     return user
 
 

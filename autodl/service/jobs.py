@@ -19,7 +19,6 @@ claims nothing more.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
@@ -30,7 +29,9 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from autodl.errors import AutoDLError, FormatError
+from autodl.formats.names import dataset_name_problem, valid_dataset_name
 from autodl.service.db import Database
+from autodl.service.jobinfo import clean_job_name, compact_report
 from autodl.service.models import Job, JobEvent, User, utcnow
 from autodl.service.storage import Storage
 from autodl.settings import Settings
@@ -157,12 +158,27 @@ def next_queued(db: Session, exclude: set[int]) -> Job | None:
 def create_job(
     db: Session, user: User, *, name: str, time_budget: float, report: dict, stored_bytes: int
 ) -> Job:
+    """Record a checked upload as a queued job.
+
+    ``report`` is the check report; its ``name`` (the dataset's, which names files)
+    must follow the dataset name rule: the form's ``name`` is only a display label,
+    cleaned by `clean_job_name`, and never stands in for it. The report is stored
+    compact (`compact_report`).
+    """
+    dataset_name = report.get("name")
+    if not valid_dataset_name(dataset_name):
+        # check_dataset refuses such an upload first; this guards every other caller.
+        raise ValueError(
+            dataset_name_problem(dataset_name)
+            if isinstance(dataset_name, str)
+            else f"A dataset name {dataset_name!r} is not allowed: the report holds no name."
+        )
     now = utcnow()
     job = Job(
         user_id=user.id,
-        name=name,
-        dataset_name=report.get("name") or name,
-        dataset_info=json.dumps(report),
+        name=clean_job_name(name) or dataset_name,
+        dataset_name=dataset_name,
+        dataset_info=compact_report(report),
         time_budget=time_budget,
         state="queued",
         created_at=now,
@@ -190,13 +206,45 @@ def cancel(db: Session, job: Job) -> bool:
     )
 
 
+#: The columns a deleted job's row keeps (its tombstone): who, when, how much compute,
+#: and whether it counts against the quota; nothing of the data. `delete` blanks the others
+#: (name "(deleted)", dataset_info "{}", the rest empty, null or 0).
+TOMBSTONE = (
+    "id",
+    "user_id",
+    "created_at",
+    "time_budget",
+    "state",
+    "started_at",
+    "ended_at",
+    "duration",
+    "quota_refunded",
+    "deleted_at",
+    # the scheduler's counters: how often it was retried, nothing of the data
+    "attempts",
+    "requeues",
+    "handbacks",
+    "redispatches",
+)
+
+
 def delete(db: Session, job: Job, storage: Storage) -> None:
-    """Remove the job's dataset and results; keep a blank row so the daily quota still counts it."""
+    """Remove the job's files and scrub its row down to the `TOMBSTONE` columns.
+
+    The dataset name, the display name, the check report, the reason, the note, the
+    scores and the events (with their messages) go; the row stays so that the daily
+    quotas (jobs and compute time) still count the job.
+    """
     if job.state not in TERMINAL:
         cancel(db, job)
     job.deleted_at = utcnow()
     job.name, job.dataset_name, job.dataset_info = "(deleted)", "", "{}"
-    job.stored_bytes = 0
+    job.reason = job.note = job.fault = None
+    job.alc = job.final_nauc = job.final_accuracy = None
+    job.n_predictions, job.stored_bytes = 0, 0
+    job.worker = job.node = None
+    job.queued_at = job.scoring_at = job.heartbeat_at = job.dispatched_at = None
+    job.events.clear()  # delete-orphan: the rows go
     db.flush()
     storage.delete_job(job.id)
 
@@ -376,9 +424,21 @@ def _run(
 
 
 PLATFORM = "This is a fault of the platform, not of your data: your daily quota was given back."
+#: What the user is told when a failure was caused by the data (it costs quota).
+CHARGED = "This run counts against your daily quota."
 
 
 def _finish(job_id: int, report, transition, storage: Storage) -> None:
+    """Record the run's outcome from ingestion's typed ``failure``.
+
+    Any prediction made counts: the job finishes, with a note when the engine stopped
+    early (memory limit included). Without one, the failure was caused by the data — a
+    time-out with no prediction, the memory or file-size limit, the engine failing on
+    it — and costs quota (fault "data"); only the platform's faults are given back
+    (`_run`'s exceptions, lost workers, restarts).
+    """
+    from autodl import ingestion as I
+
     ing, score = report.ingestion, report.score
     values = {
         "n_predictions": len(ing.predictions),
@@ -390,22 +450,27 @@ def _finish(job_id: int, report, transition, storage: Storage) -> None:
     if ing.predictions:
         note = None
         if not ing.success:
-            note = f"The engine stopped early ({ing.error}); the scores count the {len(ing.predictions)} prediction(s) it made before."
+            note = f"The engine stopped early ({_why(ing)}); the scores count the {len(ing.predictions)} prediction(s) it made before."
         transition("finished", message="Finished.", note=note, **values)
-    elif ing.error == "the engine made no prediction within the time budget":
-        transition(
-            "failed",
-            message=f"The model made no prediction within the time budget of {ing.time_budget:g} s. A larger dataset needs more time: submit it again with a larger budget. Your daily quota was given back.",
-            fault="platform",
-            **values,
-        )
-    else:
-        transition(
-            "failed",
-            message=f"The engine stopped with an error before its first prediction: {ing.error}. {PLATFORM}",
-            fault="platform",
-            **values,
-        )
+        return
+    if ing.failure in (I.TIMEOUT, I.NO_PREDICTION):
+        message = f"The model made no prediction within the time budget of {ing.time_budget:g} s. A larger dataset needs more time: submit it again with a larger budget."
+    elif ing.failure == I.MEMORY:
+        message = f"{_why(ing)[0].upper()}{_why(ing)[1:]} before its first prediction. Make the dataset smaller (fewer or smaller records, fewer classes), or ask the operator for more memory per job."
+    elif ing.failure == I.FILE_SIZE:
+        message = f"{ing.error[0].upper()}{ing.error[1:]} before its first prediction."
+    else:  # ERROR, CRASH, INVALID: the engine failed on this data
+        message = f"The engine stopped with an error before its first prediction: {ing.error}."
+    transition("failed", message=f"{message} {CHARGED}", fault="data", **values)
+
+
+def _why(ing) -> str:
+    """The run's error, with the memory limit's setting named (the user's hint to ask for more)."""
+    from autodl import ingestion as I
+
+    if ing.failure == I.MEMORY and ing.memory_limit:
+        return f"{ing.error} (the memory limit of one job, AUTODL_JOB_MEMORY_BYTES)"
+    return ing.error or "no reason given"
 
 
 def requeue_or_fail(

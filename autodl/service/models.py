@@ -59,6 +59,8 @@ class User(Base):
     #: None: the operator's default (AUTODL_JOBS_PER_DAY / AUTODL_STORAGE_QUOTA_BYTES).
     jobs_per_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
     storage_quota_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: None: AUTODL_COMPUTE_SECONDS_PER_DAY (seconds of time budget in any 24 hours).
+    compute_seconds_per_day: Mapped[float | None] = mapped_column(Float, nullable=True)
     #: Bumped on password change or "sign out everywhere": older cookies stop working.
     session_version: Mapped[int] = mapped_column(Integer, default=0)
 

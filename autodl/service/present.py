@@ -5,6 +5,9 @@ files ingestion writes atomically (``predictions/start.txt`` and
 ``<task>.predict_<k>``), with an incremental `Scorer` cached per job so that a
 poll only scores the predictions that are new. A finished job's curve comes from
 its scores.json.
+
+Every file is found with `Storage.find_job_file`, which resolves the path and
+refuses whatever lies outside the job's folder (``..`` in a stored name, a link).
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.orm import Session
 
+from autodl.service.jobinfo import dataset_details, dataset_summary, is_whole_summary
 from autodl.service.jobs import TERMINAL, queue_position, running_count
 from autodl.service.models import Job
-from autodl.service.storage import Storage
+from autodl.service.storage import OutsideJob, Storage
 
 DOWNLOADS = {
     "predictions.csv": ("unlabelled/predictions.csv", "text/csv"),
-    "predictions.predict": ("unlabelled/{task}.predict", "text/plain"),
+    "predictions.predict": ("unlabelled/<task>.predict", "text/plain"),
     "results.zip": (None, "application/zip"),
     "report.html": ("report.html", "text/html"),
     "learning-curve.png": ("learning-curve.png", "image/png"),
@@ -41,18 +45,35 @@ def download_path(storage: Storage, job: Job, name: str) -> Path | None:
     if name not in DOWNLOADS:
         return None
     if name == "results.zip":
-        if job.state != "finished" or not storage.results_dir(job.id).is_dir():
+        if job.state != "finished" or not _results_folder(storage, job):
             return None
-        return storage.results_zip(job.id)
-    rel = DOWNLOADS[name][0].format(task=job.dataset_name)
-    path = storage.results_dir(job.id) / rel
+        storage.results_zip(job.id)
+        return storage.find_job_file(job.id, "results.zip")
     if job.state not in TERMINAL and name != "engine.log":
         return None  # half-way files belong to the run, not to the user yet
-    return path if path.is_file() else None
+    rel = DOWNLOADS[name][0].replace("<task>", job.dataset_name).split("/")
+    return storage.find_job_file(job.id, "results", *rel)
 
 
-def job_json(db: Session, storage: Storage, job: Job, *, detail: bool = True) -> dict:
-    info = json.loads(job.dataset_info or "{}")
+def _results_folder(storage: Storage, job: Job) -> bool:
+    try:
+        return storage.job_file(job.id, "results").is_dir()
+    except (OutsideJob, OSError, RuntimeError):  # a link out, or a link loop
+        return False
+
+
+def job_json(
+    db: Session, storage: Storage, job: Job, *, detail: bool = True, summary: str | None = None
+) -> dict:
+    """The job as the API gives it.
+
+    ``detail=False`` (listings) reads no file and only the fixed-size summary line of
+    the check report, so a row costs the same for every dataset; ``summary`` is that
+    line as `listing.page_of_jobs` read it (else it is read from ``job``).
+    """
+    if not (detail is False and is_whole_summary(summary)):
+        summary = job.dataset_info  # (an old one-object row is read whole)
+    info = dataset_summary(summary)
     out = {
         "id": job.id,
         "name": job.name,
@@ -61,7 +82,7 @@ def job_json(db: Session, storage: Storage, job: Job, *, detail: bool = True) ->
             "name": job.dataset_name,
             "domain": info.get("domain"),
             "classes": info.get("output_dim"),
-            "label_names": info.get("label_names"),
+            "label_names": None,
             "train": (info.get("train") or {}).get("count"),
             "test": (info.get("test") or {}).get("count"),
             "unlabelled": (info.get("unlabelled") or {}).get("count"),
@@ -85,6 +106,12 @@ def job_json(db: Session, storage: Storage, job: Job, *, detail: bool = True) ->
         "page": f"/jobs/{job.id}",
     }
     if detail:
+        details = dataset_details(job.dataset_info)
+        out["dataset"].update(
+            label_names=details["label_names"],
+            problems=details["problems"],
+            problems_total=info.get("problems_total", len(details["problems"])),
+        )
         out["queue_position"] = queue_position(db, job)
         out["jobs_running"] = running_count(db) if job.state == "queued" else None
         out["events"] = [
@@ -100,7 +127,7 @@ def job_json(db: Session, storage: Storage, job: Job, *, detail: bool = True) ->
 
 def download_path_exists(storage: Storage, job: Job, name: str) -> bool:
     if name == "results.zip":
-        return job.state == "finished" and storage.results_dir(job.id).is_dir()
+        return job.state == "finished" and _results_folder(storage, job)
     return download_path(storage, job, name) is not None
 
 
@@ -115,10 +142,9 @@ class _Live:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _predictions_table(results: Path) -> list[dict]:
+def _predictions_table(path: Path | None) -> list[dict]:
     rows = []
-    path = results / "run.jsonl"
-    if not path.is_file():
+    if path is None:
         return rows
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
@@ -139,15 +165,14 @@ def _predictions_table(results: Path) -> list[dict]:
 
 def curve_json(cache: dict, storage: Storage, job: Job) -> dict:
     """The learning curve so far: points (t, NAUC, accuracy, learner), ALC, per-class AUC."""
-    results = storage.results_dir(job.id)
-    table = _predictions_table(results)
+    table = _predictions_table(storage.find_job_file(job.id, "results", "run.jsonl"))
     result = None
-    scores = results / "scores.json"
-    if job.state in TERMINAL and scores.is_file():
+    scores = storage.find_job_file(job.id, "results", "scores.json")
+    if job.state in TERMINAL and scores is not None:
         from autodl.scoring import ScoreResult
 
         result = ScoreResult.from_json(json.loads(scores.read_text()))
-    elif job.state in ("running", "scoring") or (job.state in TERMINAL and not scores.is_file()):
+    elif job.state in ("running", "scoring") or (job.state in TERMINAL and scores is None):
         result = _live_result(cache, storage, job)
     out = {
         "id": job.id,
@@ -199,19 +224,19 @@ def _live_result(cache: dict, storage: Storage, job: Job):
     from autodl.scoring import Scorer
     from autodl.scoring.curve import read_prediction_folder
 
-    folder = storage.results_dir(job.id) / "predictions"
-    if not (folder / "start.txt").is_file():
+    if storage.find_job_file(job.id, "results", "predictions", "start.txt") is None:
         return None
+    folder = storage.job_file(job.id, "results", "predictions")
     live = cache.get(job.id)
     if live is None or live.attempt != job.attempts:
         scorer = None
         try:
-            ds = open_dataset(storage.dataset_dir(job.id))
+            ds = open_dataset(storage.job_file(job.id, "dataset"))
             if ds.solution is not None:
                 scorer = Scorer(
                     ds.solution, job.time_budget, label_names=ds.spec.label_names, task=ds.name
                 )
-        except AutoDLError:
+        except (AutoDLError, OutsideJob):
             scorer = None
         live = cache[job.id] = _Live(job.attempts, scorer)
     if live.scorer is None:
@@ -222,8 +247,11 @@ def _live_result(cache: dict, storage: Storage, job: Job):
         except AutoDLError:
             return live.scorer.result() if live.n else None
         for k in range(live.n, len(pf.files)):
+            path = storage.find_job_file(job.id, "results", "predictions", pf.files[k].name)
+            if path is None:
+                break
             try:
-                live.scorer.add(np.loadtxt(pf.files[k], ndmin=2), pf.timestamps[k])
+                live.scorer.add(np.loadtxt(path, ndmin=2), pf.timestamps[k])
             except (OSError, ValueError, AutoDLError):
                 break
             live.n = k + 1
@@ -231,8 +259,8 @@ def _live_result(cache: dict, storage: Storage, job: Job):
 
 
 def log_tail(storage: Storage, job: Job, max_bytes: int = 200_000) -> str:
-    path = storage.results_dir(job.id) / "engine.log"
-    if not path.is_file():
+    path = storage.find_job_file(job.id, "results", "engine.log")
+    if path is None:
         return ""
     with open(path, "rb") as f:
         size = f.seek(0, 2)

@@ -33,7 +33,12 @@ Delivery guarantees, in layers:
   exits within seconds instead of waiting for jobs of up to an hour. A job already
   scoring finishes first;
 * `jobs.run_job` claims a job only while queued (compare-and-set), so a redelivered
-  or duplicate message never runs a job twice.
+  or duplicate message never runs a job twice;
+* fair share (`autodl.service.fairness`): before starting the job a message names, the
+  worker asks `may_start`; when another user's turn comes first (per-user running limit
+  while others wait, then round robin) it sends the message again with a countdown of
+  `DEFER_SECONDS` and returns `DEFERRED`, so a user's queue of ten cannot hold every
+  worker.
 
 ``worker_prefetch_multiplier=1`` and ``worker_max_tasks_per_child=1``: a worker holds
 only the jobs it runs, and every job starts in a fresh pool process.
@@ -55,12 +60,17 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 
 from autodl.service.db import Database
+from autodl.service.fairness import may_start
 from autodl.service.jobs import HANDED_BACK, reap, record_redispatch, stale_before
 from autodl.service.models import Job, WorkerNode, utcnow
 from autodl.service.storage import Storage
 from autodl.settings import Settings
 
 TASK = "autodl.run_job"
+#: `execute`'s answer when the job must wait for its user's turn; its message is sent
+#: again with a countdown of DEFER_SECONDS.
+DEFERRED = "deferred"
+DEFER_SECONDS = 5.0
 QUEUE = "autodl"
 #: Slack on top of the longest job for the broker's visibility timeout and Celery's limit.
 SLACK_SECONDS = 600.0
@@ -109,14 +119,29 @@ def time_limit(settings: Settings, budget: float) -> float:
     return budget + settings.grace_seconds + settings.job_margin_seconds + 60
 
 
-def send_job(celery, settings: Settings, job_id: int, budget: float) -> None:
-    """Send the job's task (only its id) to the broker."""
-    celery.send_task(TASK, args=[job_id], queue=QUEUE, time_limit=time_limit(settings, budget))
+def send_job(
+    celery, settings: Settings, job_id: int, budget: float, countdown: float | None = None
+) -> None:
+    """Send the job's task (only its id) to the broker (``countdown``: not before then)."""
+    celery.send_task(
+        TASK,
+        args=[job_id],
+        queue=QUEUE,
+        time_limit=time_limit(settings, budget),
+        countdown=countdown,
+    )
 
 
-def dispatch(celery, db: Database, settings: Settings, job_id: int, budget: float) -> None:
+def dispatch(
+    celery,
+    db: Database,
+    settings: Settings,
+    job_id: int,
+    budget: float,
+    countdown: float | None = None,
+) -> None:
     """Send the job's task and record when (the lost-message check counts from then)."""
-    send_job(celery, settings, job_id, budget)
+    send_job(celery, settings, job_id, budget, countdown)
     with db.session() as s:
         s.execute(update(Job).where(Job.id == job_id).values(dispatched_at=utcnow()))
 
@@ -334,7 +359,9 @@ def run_worker(settings: Settings, concurrency: int = 1) -> None:
         )
     host = socket.gethostname()
     name = settings.worker_name or f"{host}-{os.getpid()}"
-    settings = replace(settings, worker_name=name)
+    # AUTODL_WORKERS of a job process = this machine's slots: the automatic memory limit
+    # per job (AUTODL_JOB_MEMORY_BYTES=0) is the machine's share per slot.
+    settings = replace(settings, worker_name=name, workers=max(1, concurrency))
     gpus = detect_gpus()
     db = Database(settings.sqlalchemy_url)
     db.upgrade()
@@ -461,6 +488,22 @@ def execute(
             job = s.get(Job, job_id)
             if job is None or job.state != "queued" or job.deleted_at is not None:
                 return job.state if job is not None else "missing"  # no process for a no-op
+            if not may_start(s, job, settings):
+                budget = job.time_budget
+                defer = True
+            else:
+                defer = False
+        if defer:
+            # Not this user's turn (fair share): back to the broker for a little while; the
+            # worker takes the next message meanwhile. (Without ``celery``, the server's
+            # lost-message check sends it again.)
+            if celery is not None:
+                dispatch(celery, db, settings, job_id, budget, countdown=DEFER_SECONDS)
+            return DEFERRED
+        with db.session() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.state != "queued" or job.deleted_at is not None:
+                return job.state if job is not None else "missing"
             run_settings = settings
             if env:
                 os.environ.update(env)  # the job process inherits this slot's GPU

@@ -9,7 +9,17 @@
 
 Files that others read are written under a temporary name and renamed into place,
 so a half-written file is never served. Every path comes from a job id (an
-integer), never from a user's string.
+integer), never from a user's string, and every file the service reads or serves
+for a job goes through `Storage.job_file`: the path is resolved (links followed)
+and refused unless it lies inside that job's folder. A link that the job's
+process left in its results, or a dataset name that climbs out with ``..``,
+therefore reads nothing of another job.
+
+``<data>/tmp/upload-*`` folders belong to uploads being received or checked; a
+refused upload removes its own at once. A server that died mid-upload leaves one
+behind: `Storage.sweep_tmp` (run when the app starts) removes those untouched
+for `TMP_MAX_AGE` seconds. It cannot remove younger ones, because several
+server processes may share the data directory and one of them may be receiving.
 """
 
 from __future__ import annotations
@@ -17,10 +27,19 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
 RESULT_ZIP_EXCLUDE = {".tmp"}
+#: Seconds an upload's temporary folder may go untouched before `sweep_tmp` removes it:
+#: above the longest validation (AUTODL_VALIDATE_WALL_SECONDS defaults to 600), during
+#: which nothing in the folder is written.
+TMP_MAX_AGE = 1800.0
+
+
+class OutsideJob(ValueError):
+    """A path that does not lie inside the job's folder once resolved (``..`` or a link)."""
 
 
 class Storage:
@@ -48,6 +67,42 @@ class Storage:
     def cache_path(self, name: str) -> Path:
         return self.root / "cache" / name
 
+    def job_file(self, job_id: int, *parts: str) -> Path:
+        """The resolved path of ``parts`` under the job's folder; `OutsideJob` if it leaves it.
+
+        Links are followed before the check, so a link to another job's file (or to
+        anywhere else) is refused like a ``..``. The file need not exist.
+
+        >>> Storage(tmp).job_file(7, "results", "..", "..", "6")  # doctest: +SKIP
+        OutsideJob: ...
+        """
+        base = self.job_dir(job_id)  # the root is resolved: this path holds no link of ours
+        path = base.joinpath(*parts).resolve()
+        if path != base and base not in path.parents:
+            raise OutsideJob(f"{'/'.join(parts)!r} is not inside job {int(job_id)}'s folder")
+        return path
+
+    def find_job_file(self, job_id: int, *parts: str) -> Path | None:
+        """`job_file` when it names a regular file inside the job's folder, else None."""
+        try:
+            path = self.job_file(job_id, *parts)
+        except (OutsideJob, OSError, RuntimeError):  # RuntimeError: a link loop (3.11)
+            return None
+        return path if path.is_file() else None
+
+    def sweep_tmp(self, max_age: float = TMP_MAX_AGE) -> list[str]:
+        """Remove ``tmp/upload-*`` folders untouched for ``max_age`` seconds; their names."""
+        removed = []
+        cutoff = time.time() - max_age
+        for entry in (self.root / "tmp").glob("upload-*"):
+            if _newest_mtime(entry, lstat=True) < cutoff:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+                removed.append(entry.name)
+        return removed
+
     # ------------------------------------------------------------ operations
     def adopt_dataset(self, job_id: int, extracted: Path) -> Path:
         """Move a checked, extracted upload into the job's folder (a rename: same disk)."""
@@ -66,13 +121,17 @@ class Storage:
         """The results folder as one zip (same files as `autodl run` writes), cached."""
         target = self.job_dir(job_id) / "results.zip"
         results = self.results_dir(job_id)
+        if target.is_symlink():  # never ours: made by something else in the folder
+            target.unlink()
         if target.exists() and target.stat().st_mtime >= _newest_mtime(results):
             return target
         tmp = target.with_name(f".results-{_unique()}.zip.tmp")
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-            for path in sorted(results.rglob("*")):
-                if path.is_file() and not path.name.startswith("."):
-                    zf.write(path, path.relative_to(results).as_posix())
+            for rel in _plain_files(results):
+                # Checked again: a folder could have been swapped for a link meanwhile.
+                path = self.find_job_file(job_id, "results", *rel.split("/"))
+                if path is not None:
+                    zf.write(path, rel)
         os.replace(tmp, target)
         return target
 
@@ -88,12 +147,29 @@ def tree_size(path: Path) -> int:
     return total
 
 
-def _newest_mtime(path: Path) -> float:
-    newest = 0.0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
+def _plain_files(folder: Path) -> list[str]:
+    """Relative paths of the regular files under ``folder``: no links, no hidden names."""
+    out = []
+    for dirpath, dirs, files in os.walk(folder):  # os.walk does not enter linked folders
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            path = os.path.join(dirpath, name)
+            if not name.startswith(".") and not os.path.islink(path) and os.path.isfile(path):
+                out.append(Path(path).relative_to(folder).as_posix())
+    return out
+
+
+def _newest_mtime(path: Path, *, lstat: bool = False) -> float:
+    """The newest modification time of ``path`` and everything under it (0 if none)."""
+    stat = os.lstat if lstat else os.stat
+    try:
+        newest = stat(path).st_mtime if lstat else 0.0
+    except OSError:
+        return 0.0
+    for dirpath, dirs, files in os.walk(path):
+        for name in files + (dirs if lstat else []):
             try:
-                newest = max(newest, os.stat(os.path.join(dirpath, name)).st_mtime)
+                newest = max(newest, stat(os.path.join(dirpath, name)).st_mtime)
             except OSError:
                 pass
     return newest

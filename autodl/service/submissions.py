@@ -1,7 +1,8 @@
 """Submitting a dataset: the one flow behind the upload page and ``POST /api/v1/jobs``.
 
-quota check (before reading anything) → stream to disk → archive checks →
-extract → validate → create the queued job → tell the dispatcher. A refusal at
+quota check (before reading anything) → stream to disk → compute-time check (the
+budget is a form field) → archive checks → extract → validate (in a confined child
+process: `autodl.service.confine`) → create the queued job → tell the dispatcher. A refusal at
 any step leaves no file and no job behind, and costs no quota.
 """
 
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from autodl.service.deps import Service
 from autodl.service.jobs import create_job
 from autodl.service.models import User
-from autodl.service.quotas import check_can_submit, usage
+from autodl.service.quotas import check_can_submit, check_compute, usage
 from autodl.service.uploads import UploadRefused, human_bytes, prepare, receive
 from autodl.settings import Settings
 
@@ -60,6 +61,7 @@ async def submit(request: Request, service: Service, user: User) -> int:
                 "Send the zip as the form field 'file' (multipart), or as the request body.",
             )
         budget = parse_budget(received.fields.get("time_budget"), settings)
+        check_compute(u, budget)  # before the dataset is extracted and validated
         name = (received.fields.get("name") or "").strip()[:200]
         extracted_limit = min(settings.max_extracted_bytes, u.storage_left)
         folder, report, size = await run_in_threadpool(
@@ -90,7 +92,9 @@ def current_usage(service: Service, user: User):
 def _queue(service: Service, user: User, name, budget, report, size, folder) -> int:
     with service.db.session() as s:
         owner = s.merge(user)
-        check_can_submit(usage(s, owner, service.settings))  # again: a parallel upload may have won
+        now = usage(s, owner, service.settings)  # again: a parallel upload may have won
+        check_can_submit(now)
+        check_compute(now, budget)
         job = create_job(s, owner, name=name, time_budget=budget, report=report, stored_bytes=size)
         service.storage.adopt_dataset(job.id, folder)
         return job.id

@@ -1,7 +1,8 @@
 """The embedded dispatcher: runs queued jobs in child processes inside the server.
 
 One supervisor thread per data directory (a file lock makes sure of it when the
-server runs several processes). It starts up to ``AUTODL_WORKERS`` jobs at once,
+server runs several processes). It starts up to ``AUTODL_WORKERS`` jobs at once, in
+the fair order of `autodl.service.fairness` (per-user running limit, round robin),
 each as ``python -m autodl.service.worker ID`` in a new process group, and kills
 that group when the job is cancelled or deleted, or when it runs past
 budget + grace + ``AUTODL_JOB_MARGIN_SECONDS``. A job process that dies without
@@ -32,7 +33,8 @@ from typing import Protocol
 from sqlalchemy import select
 
 from autodl.service.db import Database
-from autodl.service.jobs import ACTIVE, HANDED_BACK, next_queued, requeue_or_fail, set_state
+from autodl.service.fairness import next_job
+from autodl.service.jobs import ACTIVE, HANDED_BACK, requeue_or_fail, set_state
 from autodl.service.models import Job
 from autodl.service.storage import Storage
 from autodl.settings import Settings
@@ -117,7 +119,7 @@ class Supervisor:
             for child in list(self.children.values()):
                 self._watch(s, child)
             while len(self.children) < max(1, self.settings.workers) and not self._stop.is_set():
-                job = next_queued(s, set(self.children))
+                job = next_job(s, self.settings, starting=set(self.children))
                 if job is None:
                     break
                 self._spawn(job)
@@ -169,6 +171,7 @@ def watch_child(s, child: _Child, settings: Settings, storage: Storage) -> bool:
         return False
     _kill_group(child.proc.pid)  # the engine, if the job process left it behind
     if job is None:
+        storage.delete_job(child.job_id)  # its account was deleted; it may have written since
         return True
     ours = job.worker is None or job.worker.endswith(f":{child.proc.pid}")
     if job.deleted_at is not None:

@@ -13,21 +13,25 @@ from __future__ import annotations
 
 import re
 import shutil
-import stat
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from autodl.formats.check import check_dataset
+from autodl._units import human_bytes
 from autodl.settings import Settings
 
 CHUNK = 1024 * 1024
-MAX_FIELD_BYTES = 64 * 1024
-MULTIPART_SLACK = 64 * 1024  # headers and fields around the file in a form
+# An upload form holds a file and a few short fields (name, time_budget, csrf_token):
+# everything around the file is bounded, whatever the total upload limit.
+MAX_PARTS = 16
+MAX_FIELDS_BYTES = 64 * 1024  # all the non-file fields together
+MAX_PART_HEADER_BYTES = 8 * 1024
+MULTIPART_SLACK = 256 * 1024  # >= fields + part headers + boundaries around the file
 # Operating-system litter that zip tools add; skipped, not refused.
 JUNK = re.compile(r"(^|/)(__MACOSX|\.DS_Store|Thumbs\.db)(/|$)")
 
@@ -60,7 +64,11 @@ def _too_large(limit: int) -> UploadRefused:
 async def receive(request: Request, dest: Path, limit: int) -> Received:
     """Stream the request body into ``dest``: a multipart form's file part, or a raw zip body.
 
-    Fields of a form (or the query string, for a raw body) come back in ``fields``.
+    Fields of a form (or the query string, for a raw body) come back in ``fields``. A
+    form holds at most ``MAX_PARTS`` parts, one file, ``MAX_FIELDS_BYTES`` of fields.
+    When the caller signed in by cookie without a CSRF header (`deps.current_user`
+    sets ``request.state.csrf_check``), the form's ``csrf_token`` field must come
+    before the file and be right, or nothing is stored.
     """
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + MULTIPART_SLACK:
@@ -71,6 +79,8 @@ async def receive(request: Request, dest: Path, limit: int) -> Received:
         if not boundary:
             raise UploadRefused("The form has no multipart boundary.")
         return await _receive_multipart(request, dest, limit, boundary)
+    if getattr(request.state, "csrf_check", None) is not None:
+        raise _bad_token()
     received = Received(dest, None, fields=dict(request.query_params))
     with open(dest, "wb") as out:
         async for chunk in request.stream():
@@ -81,14 +91,47 @@ async def receive(request: Request, dest: Path, limit: int) -> Received:
     return received
 
 
+def _bad_token() -> UploadRefused:
+    return UploadRefused(
+        "The form's security token is missing or out of date.",
+        403,
+        "Reload the page and try again.",
+    )
+
+
 async def _receive_multipart(request: Request, dest: Path, limit: int, boundary: bytes) -> Received:
     received = Received(None, None, fields=dict(request.query_params))
-    state: dict = {"headers": {}, "name": None, "file": None, "buf": bytearray(), "hname": b""}
+    csrf_check = getattr(request.state, "csrf_check", None)
+    state: dict = {
+        "headers": {},
+        "hbytes": 0,
+        "name": None,
+        "file": None,
+        "buf": bytearray(),
+        "hname": b"",
+        "parts": 0,
+        "fbytes": 0,
+        "csrf": None,  # the form's own field: a csrf_token in the URL is never taken
+    }
+
+    def header_bytes(n: int) -> None:
+        state["hbytes"] += n
+        if state["hbytes"] > MAX_PART_HEADER_BYTES:
+            raise UploadRefused("A part of the form has headers longer than 8 KB.")
+
+    def on_part_begin():
+        state["parts"] += 1
+        if state["parts"] > MAX_PARTS:
+            raise UploadRefused(
+                f"The form holds more than {MAX_PARTS} parts; send the file, name and time_budget only."
+            )
 
     def on_header_field(data, start, end):
+        header_bytes(end - start)
         state["hname"] += data[start:end]
 
     def on_header_value(data, start, end):
+        header_bytes(end - start)
         key = state["hname"].decode("latin-1").lower()
         state["headers"][key] = state["headers"].get(key, b"") + data[start:end]
 
@@ -99,10 +142,15 @@ async def _receive_multipart(request: Request, dest: Path, limit: int, boundary:
         _, opts = parse_options_header(state["headers"].get("content-disposition", b""))
         state["name"] = opts.get(b"name", b"").decode("utf-8", "replace")
         filename = opts.get(b"filename")
-        if filename is not None and received.path is None:
-            received.path = dest
-            received.filename = PurePosixPath(filename.decode("utf-8", "replace")).name
-            state["file"] = open(dest, "wb")  # noqa: SIM115 - closed in on_part_end
+        if filename is None:
+            return
+        if received.path is not None:
+            raise UploadRefused("The form holds more than one file; send one zip.")
+        if csrf_check is not None and not csrf_check(state["csrf"]):
+            raise _bad_token()  # checked before any byte of the file is stored
+        received.path = dest
+        received.filename = PurePosixPath(filename.decode("utf-8", "replace")).name
+        state["file"] = open(dest, "wb")  # noqa: SIM115 - closed in on_part_end
 
     def on_part_data(data, start, end):
         if state["file"] is not None:
@@ -112,8 +160,12 @@ async def _receive_multipart(request: Request, dest: Path, limit: int, boundary:
             state["file"].write(data[start:end])
         else:
             state["buf"] += data[start:end]
-            if len(state["buf"]) > MAX_FIELD_BYTES:
-                raise UploadRefused("A form field is too long.")
+            state["fbytes"] += end - start
+            if state["fbytes"] > MAX_FIELDS_BYTES:
+                raise UploadRefused(
+                    f"The form's fields hold more than {MAX_FIELDS_BYTES // 1024} KB; "
+                    "send the file, name and time_budget only."
+                )
 
     def on_part_end():
         if state["file"] is not None:
@@ -121,11 +173,14 @@ async def _receive_multipart(request: Request, dest: Path, limit: int, boundary:
             state["file"] = None
         elif state["name"]:
             received.fields[state["name"]] = state["buf"].decode("utf-8", "replace")
-        state.update(headers={}, name=None, buf=bytearray())
+            if state["name"] == "csrf_token":
+                state["csrf"] = received.fields["csrf_token"]
+        state.update(headers={}, hbytes=0, name=None, buf=bytearray())
 
     parser = MultipartParser(
         boundary,
         {
+            "on_part_begin": on_part_begin,
             "on_header_field": on_header_field,
             "on_header_value": on_header_value,
             "on_header_end": on_header_end,
@@ -138,66 +193,40 @@ async def _receive_multipart(request: Request, dest: Path, limit: int, boundary:
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
+    except FormParserError as e:  # the parser's own limits and syntax errors: not a 500
+        raise UploadRefused(
+            f"The form is not valid multipart data: {e}.",
+            hint="Send the dataset as the form field 'file', or the zip as the request body.",
+        ) from None
     finally:
         if state["file"] is not None:
             state["file"].close()
+    if csrf_check is not None and received.path is None:
+        raise _bad_token()  # no file: the form's token was never checked
     return received
 
 
 # ---------------------------------------------------------------- archives
 
 
-def _unsafe_name(name: str) -> str | None:
-    if "\x00" in name:
-        return "a name holding a NUL character"
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-        return "an absolute path"
-    if ".." in re.split(r"[/\\]", name):
-        return "a '..' path that points outside the archive"
-    return None
-
-
 def check_archive(path: Path, settings: Settings) -> list[zipfile.ZipInfo]:
-    """The members to extract; UploadRefused if the zip is unsafe or not a zip at all."""
-    if not zipfile.is_zipfile(path):
-        raise UploadRefused(
-            "The upload is not a zip archive.",
-            hint="Zip the dataset (metadata, <name>.data/ and <name>.solution) and upload the .zip file.",
-        )
+    """The members to extract; UploadRefused if the zip is unsafe or not a zip at all.
+
+    The checks are the format layer's (`autodl.formats.archive.check_zip`), the same
+    a ``.data.zip`` inside a dataset folder goes through, with this server's settings.
+    """
+    from autodl.formats.archive import ArchiveRefused, check_zip
+    from autodl.formats.limits import Limits
+
     try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise UploadRefused(f"The zip archive is damaged: {e}.") from None
-    if len(infos) > settings.max_archive_entries:
-        raise UploadRefused(
-            f"The archive holds {len(infos)} entries; at most {settings.max_archive_entries} are allowed."
+        infos = check_zip(path, Limits.from_settings(settings))
+    except ArchiveRefused as e:
+        hint = (
+            "Zip the dataset (metadata, <name>.data/ and <name>.solution) and upload the .zip file."
+            if e.reason == "not_zip"
+            else None
         )
-    total = packed = 0
-    for info in infos:
-        problem = _unsafe_name(info.filename)
-        if problem:
-            raise UploadRefused(f"The archive was refused: {info.filename!r} is {problem}.")
-        if stat.S_ISLNK(info.external_attr >> 16):
-            raise UploadRefused(
-                f"The archive was refused: {info.filename!r} is a symbolic link; "
-                "links are not accepted. Zip the files themselves."
-            )
-        if info.flag_bits & 0x1:
-            raise UploadRefused(f"The archive was refused: {info.filename!r} is encrypted.")
-        total += info.file_size
-        packed += info.compress_size
-    if total > settings.max_extracted_bytes:
-        raise UploadRefused(
-            f"The archive would take {human_bytes(total)} once extracted; "
-            f"at most {human_bytes(settings.max_extracted_bytes)} are allowed.",
-            413,
-        )
-    if total > 1024 * 1024 and total / max(packed, 1) > settings.max_compression_ratio:
-        raise UploadRefused(
-            f"The archive was refused: it expands {total / max(packed, 1):.0f} times "
-            f"(at most {settings.max_compression_ratio:g} is allowed), as zip bombs do."
-        )
+        raise UploadRefused(e.message, 413 if e.reason == "size" else 400, hint) from None
     return [i for i in infos if not JUNK.search(i.filename)]
 
 
@@ -235,18 +264,28 @@ def extract(path: Path, members: list[zipfile.ZipInfo], target: Path, max_bytes:
     return written
 
 
-def validate(folder: Path) -> dict:
-    """check_dataset on the extracted folder; UploadRefused (422) listing every error."""
-    report = check_dataset(folder).to_json()
+def validate(folder: Path, settings: Settings, workdir: Path | None = None) -> dict:
+    """check_dataset on the extracted folder, in a confined child process (never in the
+    server's own: `autodl.service.confine`); UploadRefused (422) listing every error, or
+    naming the limit (memory, CPU time, wall-clock time) the check broke."""
+    from autodl.service.confine import LimitBroken, check_in_child
+
+    try:
+        answer = check_in_child(folder, workdir or folder.parent, settings)
+    except LimitBroken as e:
+        raise UploadRefused(
+            f"{e.message} Nothing was queued and your quota is unchanged.", e.status, e.hint
+        ) from None
+    report = answer["report"]
     # Messages name files relative to the archive, never the server's own paths.
     for p in report["problems"]:
         for key in ("file", "message", "expected"):
             if isinstance(p.get(key), str):
                 p[key] = p[key].replace(f"{folder}/", "").replace(str(folder), "the archive")
-    errors = [p for p in report["problems"] if p.get("severity", "error") == "error"]
+    errors = int(answer.get("errors", 0))
     if errors:
         raise UploadRefused(
-            f"The dataset is not valid: {len(errors)} problem(s) found. Nothing was queued "
+            f"The dataset is not valid: {errors} problem(s) found. Nothing was queued "
             "and your quota is unchanged.",
             422,
             "Fix the problems listed (run `autodl check` on it locally) and upload it again.",
@@ -264,16 +303,8 @@ def prepare(
     folder.mkdir()
     try:
         size = extract(upload, members, folder, max_bytes)
-        report = validate(folder)
+        report = validate(folder, settings, workdir)
     except Exception:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return folder, report, size
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} bytes"

@@ -5,7 +5,9 @@ It runs in its own process group (the supervisor kills the whole group, engine
 included, at the time limit or on cancel) and kills that group itself if its
 parent — the server or the Celery pool process — goes away, so a crashed parent
 leaves no job running unobserved. Settings come from the AUTODL_* environment the
-parent gives it.
+parent gives it; the engine it starts (`autodl.ingestion`) runs confined, with an
+environment without the secret key, the database URL and the broker URL, and
+``oom_score_adj`` 1000 (this process: `JOB_OOM_SCORE_ADJ`).
 
 SIGTERM means "your worker is being stopped": the job is handed back to the queue
 (`jobs.hand_back`, from a thread, since the main thread may be inside a database
@@ -23,11 +25,14 @@ import threading
 import time
 from pathlib import Path
 
+from autodl._confine import set_oom_score_adj
 from autodl.service.jobs import HANDED_BACK, STOPPING, hand_back, run_job
 from autodl.settings import Settings
 
 #: How long a hand-back may take before the parent watch kills the group anyway.
 HAND_BACK_SECONDS = 15.0
+#: This process's out-of-memory priority: below its engine's 1000, far above the server's 0.
+JOB_OOM_SCORE_ADJ = 900
 
 
 def _watch_parent(parent: int) -> None:
@@ -80,6 +85,10 @@ def main(argv: list[str]) -> int:
     job_id = int(argv[1])
     settings = Settings.from_env()
     me = os.getpid()
+    # When memory runs out the kernel kills the engine (1000) first, then this process,
+    # never the server (0). This process keeps the database URL; the engine's process
+    # gets an environment without it (`autodl._confine`).
+    set_oom_score_adj(JOB_OOM_SCORE_ADJ)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
 
     def on_sigterm(_sig, _frame) -> None:

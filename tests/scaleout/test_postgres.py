@@ -28,7 +28,7 @@ def test_autodl_db_upgrade_on_postgresql(scale_settings, pg_url):
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    assert "0003" in out.stdout and current_revision(pg_url) == "0003"
+    assert "0004" in out.stdout and current_revision(pg_url) == "0004"
     db = Database(pg_url)
     try:
         tables = set(inspect(db.engine).get_table_names())
@@ -45,7 +45,7 @@ def test_autodl_db_upgrade_on_postgresql(scale_settings, pg_url):
     command.downgrade(alembic_config(pg_url), "0001")
     assert current_revision(pg_url) == "0001"
     upgrade(pg_url)
-    assert current_revision(pg_url) == "0003"
+    assert current_revision(pg_url) == "0004"
 
 
 def _db_with_job(settings, tabular_dir, budget=3):
@@ -174,7 +174,9 @@ def test_workers_page_lists_workers_for_admins_only(scale_settings):
             s.add(WorkerNode(name="gpu1-77", host="gpu1", devices="GPU ×2 (NVIDIA H100)"))
             s.add(WorkerNode(name="cpu1-78", host="cpu1", devices="CPU", jobs_done=3))
             user = s.scalar(select(User).where(User.name == "bob"))
-            job = J.create_job(s, user, name="t", time_budget=5, report={}, stored_bytes=0)
+            job = J.create_job(
+                s, user, name="t", time_budget=5, report={"name": "t"}, stored_bytes=0
+            )
             J.set_state(s, job, "running", node="gpu1-77", heartbeat_at=utcnow())
             job_id = job.id
 

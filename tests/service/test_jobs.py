@@ -105,9 +105,7 @@ def test_run_job_finishes_and_is_idempotent(world, settings):
     assert state(db, job_id).attempts == 1
 
 
-def test_an_engine_without_predictions_fails_with_a_reason_and_gives_the_quota_back(
-    world, settings
-):
+def test_an_engine_without_predictions_fails_with_a_reason_and_costs_quota(world, settings):
     db, _, new_job = world
     job_id = new_job(budget=2)
     assert (
@@ -115,7 +113,8 @@ def test_an_engine_without_predictions_fails_with_a_reason_and_gives_the_quota_b
         == "failed"
     )
     job = state(db, job_id)
-    assert job.fault == "platform" and job.quota_refunded
+    # The data's fault (issue 12): a dataset that makes the engine predict nothing costs quota.
+    assert job.fault == "data" and not job.quota_refunded
     assert "made no prediction within the time budget of 2 s" in job.reason
 
 
@@ -160,3 +159,60 @@ def test_the_real_default_engine_end_to_end(world, settings):
     assert job.n_predictions >= 1 and job.alc > 0 and job.final_nauc > 0
     csv = (storage.results_dir(job_id) / "unlabelled" / "predictions.csv").read_text().splitlines()
     assert csv[0] == "id,class0,class1,class2" and len(csv) == 11
+
+
+def test_delete_scrubs_the_row_down_to_its_tombstone(world, settings):
+    """Names, notes, reasons, scores and events go; what the quotas need stays."""
+    from sqlalchemy import inspect, select
+
+    from autodl.service.models import JobEvent
+
+    db, storage, new_job = world
+    job_id = new_job()
+    assert J.run_job(job_id, replace(settings, engine="tests.ingestion.engines:crash_after_one"))
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        job.reason = "secret reason"
+        before = {c.key: getattr(job, c.key) for c in inspect(Job).columns}
+        assert job.note and job.alc is not None and job.events
+        J.delete(s, job, storage)
+    assert not storage.job_dir(job_id).exists()
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        assert s.scalars(select(JobEvent).where(JobEvent.job_id == job_id)).all() == []
+        for column in inspect(Job).columns:
+            value = getattr(job, column.key)
+            if column.key in J.TOMBSTONE:
+                if column.key != "deleted_at":
+                    assert value == before[column.key], column.key
+            else:
+                assert value in (None, 0, False, "", "{}", "(deleted)"), (column.key, value)
+        assert job.dataset_name == "" and job.note is None and job.reason is None
+        assert job.duration is not None and job.time_budget == 3  # compute used still counts
+    text = json.dumps({k: str(v) for k, v in before.items()})
+    assert "tinytabular" in text  # (the row did hold the name before)
+
+
+def test_create_job_never_takes_the_form_name_as_the_dataset_name(world):
+    db, _, _ = world
+    with db.session() as s:
+        user = s.scalars(__import__("sqlalchemy").select(User)).first()
+        for bad in ("", "../../../7/results/unlabelled/digits", "a\nb", None):
+            with pytest.raises(ValueError, match="not allowed"):
+                J.create_job(
+                    s, user, name="digits", time_budget=5, report={"name": bad}, stored_bytes=0
+                )
+        job = J.create_job(
+            s,
+            user,
+            name="  my\nrun\r\n\u202e" + "x" * 300,
+            time_budget=5,
+            report={"name": "digits"},
+            stored_bytes=0,
+        )
+        assert job.dataset_name == "digits"
+        assert job.name.startswith("my run ") and "\n" not in job.name and len(job.name) == 100
+        blank = J.create_job(
+            s, user, name="\n\t ", time_budget=5, report={"name": "digits"}, stored_bytes=0
+        )
+        assert blank.name == "digits"

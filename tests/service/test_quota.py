@@ -88,3 +88,89 @@ def test_storage_quota(settings, tabular_zip, tabular_dir):
         assert upload(client, token, tabular_zip).status_code == 201
         r = upload(client, token, tabular_zip)
         assert r.status_code == 413, r.json()
+
+
+ENGINES = "tests.ingestion.engines"
+
+
+@pytest.mark.parametrize(
+    ("engine", "state", "fault", "words"),
+    [
+        ("never_predicts", "failed", "data", "made no prediction within the time budget"),
+        ("hang_without_predicting", "failed", "data", "made no prediction within the time budget"),
+        ("crash_at_once", "failed", "data", "this data breaks the engine on purpose"),
+        ("hog_before_predicting", "failed", "data", "needed more than 1.5 GB of memory"),
+        ("predict_then_hog", "finished", None, "needed more than 1.5 GB of memory"),
+        ("no_such_engine", "failed", "platform", "could not be run"),
+    ],
+)
+def test_who_pays_for_a_failure(settings, tabular_zip, engine, state, fault, words):
+    """The data's failures cost quota; only the platform's are given back."""
+    s = replace(settings, engine=f"{ENGINES}:{engine}", job_memory_bytes=int(1.5 * 1024**3))
+    with _client(s, jobs_per_day=5) as client:
+        token = add_user(client, "ann")
+        job_id = upload(client, token, tabular_zip, time_budget=3).json()["id"]
+        assert J.run_job(job_id, s, client.app.state.service.db) == state
+        with client.app.state.service.db.session() as db:
+            job = db.get(Job, job_id)
+            assert job.fault == fault
+            assert job.quota_refunded == (fault == "platform")
+            assert words in (job.reason or job.note), (job.reason, job.note)
+            if state == "finished":  # the prediction before the limit is kept and scored
+                assert job.n_predictions == 1 and job.alc is not None
+        assert _usage(client, token)["jobs_today"] == (0 if fault == "platform" else 1)
+
+
+def test_compute_time_per_day(settings, tabular_zip):
+    with _client(settings, compute_seconds_per_day=10, max_time_budget=60) as client:
+        token = add_user(client, "ann")
+        assert upload(client, token, tabular_zip, time_budget=6).status_code == 201
+        r = upload(client, token, tabular_zip, time_budget=6)
+        assert r.status_code == 429
+        assert "asks for 6 s but you have 4 s of compute time left" in r.json()["detail"]
+        assert "smaller time budget" in r.json()["hint"]
+        assert upload(client, token, tabular_zip, time_budget=4).status_code == 201
+        me = _usage(client, token)
+        assert me["compute_seconds_per_day"] == 10 and me["compute_seconds_left"] == 0
+        r = upload(client, token, tabular_zip, time_budget=1)  # refused before reading
+        assert r.status_code == 429 and "0 s of compute time left" in r.json()["detail"]
+        # Another user has their own budget.
+        assert (
+            upload(client, add_user(client, "bob"), tabular_zip, time_budget=6).status_code == 201
+        )
+
+
+def test_compute_time_counts_what_a_job_ran_and_nothing_for_the_platforms_faults(
+    settings, tabular_zip
+):
+    with _client(settings, compute_seconds_per_day=10, max_time_budget=60) as client:
+        token = add_user(client, "ann")
+        a = upload(client, token, tabular_zip, time_budget=6).json()["id"]
+        b = upload(client, token, tabular_zip, time_budget=4).json()["id"]
+        _end(client, a, "finished", duration=2.5)  # converged early: 3.5 s come back
+        _end(client, b, "failed", message="The worker was lost.", fault="platform")
+        assert _usage(client, token)["compute_seconds_used"] == 2.5
+
+
+def test_an_administrator_sets_a_users_compute_time(settings, tabular_zip):
+    with _client(settings, compute_seconds_per_day=5) as client:
+        token, admin = add_user(client, "ann"), add_user(client, "root", admin=True)
+        assert upload(client, token, tabular_zip, time_budget=10).status_code == 429
+        ann = client.get("/api/v1/me", headers=bearer(token)).json()["id"]
+        r = client.patch(
+            f"/api/v1/admin/users/{ann}",
+            headers=bearer(admin),
+            json={"compute_seconds_per_day": 3600},
+        )
+        assert r.status_code == 200 and r.json()["usage"]["compute_seconds_per_day"] == 3600
+        assert upload(client, token, tabular_zip, time_budget=10).status_code == 201
+
+
+def test_the_account_and_new_job_pages_show_the_compute_time(settings):
+    from tests.service.test_pages import sign_up
+
+    with _client(settings, compute_seconds_per_day=7200) as client:
+        sign_up(client)
+        for page in ("/account", "/jobs/new"):
+            text = client.get(page).text
+            assert "Compute time" in text and "2 h" in text, page

@@ -78,8 +78,14 @@ def test_two_workers_run_two_jobs_at_once(make):
     sup, db, new_job = make(workers=2, engine="tests.service.engines:steady")
     a, b = new_job(budget=3), new_job(budget=3)
     sup.start()
-    wait_for(lambda: get(db, a).state == "running" and get(db, b).state == "running", timeout=30)
+    assert wait_for(lambda: get(db, a).state == get(db, b).state == "running", timeout=30)
     wait_for(lambda: get(db, b).state == "finished" and get(db, a).state == "finished", timeout=60)
+    ja, jb = get(db, a), get(db, b)
+    # The runs overlapped in time (one worker would run them one after the other), in two
+    # different child processes.
+    spans = [(ja.started_at, ja.ended_at), (jb.started_at, jb.ended_at)]
+    assert ja.started_at < jb.ended_at and jb.started_at < ja.ended_at, spans
+    assert ja.worker != jb.worker, (ja.worker, jb.worker)
 
 
 def _alive(pid: int) -> bool:
@@ -197,3 +203,26 @@ def add_user_via_db(settings, name):
             return auth.create_token(s, user, "t")[1]
     finally:
         db.dispose()
+
+
+def test_a_jobs_engine_runs_confined(make, settings):
+    """The job process keeps the database URL it needs; its engine gets no secret, the
+    automatic memory limit, the file-size limit and the kernel's first place to be killed."""
+    import json
+
+    from autodl import _confine
+
+    sup, db, new_job = make(
+        engine="tests.ingestion.engines:report_confinement", job_file_bytes=3 * 1024**3
+    )
+    job_id = new_job(budget=3)
+    sup.start()
+    wait_for(lambda: get(db, job_id).state == "finished", timeout=60)
+    log = (Storage(settings.data_dir).results_dir(job_id) / "engine.log").read_text()
+    facts = json.loads(log.split("CONFINEMENT ", 1)[1].splitlines()[0])
+    for name in ("AUTODL_SECRET_KEY", "AUTODL_DATABASE_URL", "AUTODL_BROKER_URL"):
+        assert name not in facts["proc_environ"]
+    assert "AUTODL_JOB_FILE_BYTES" in facts["proc_environ"]  # other settings travel
+    assert facts["oom_score_adj"] == 1000 and facts["parent_oom_score_adj"] == 900
+    assert facts["fsize"] == 3 * 1024**3
+    assert facts["as"] == _confine.job_memory_bytes(0, settings.workers)

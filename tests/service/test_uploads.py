@@ -175,3 +175,51 @@ def test_macos_litter_is_ignored(app_client, tabular_dir, tmp_path):
         zf.writestr("__MACOSX/._metadata", b"junk")
         zf.writestr(".DS_Store", b"junk")
     assert upload(app_client, token, path).status_code == 201
+
+
+def test_the_form_name_is_a_display_label_only(app_client, tabular_zip):
+    token = add_user(app_client, "ann")
+    r = upload(app_client, token, tabular_zip, name="../../x\nEvil: 1\r\n" + "y" * 500)
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["dataset"]["name"] == "tinytabular"  # files are named from the dataset only
+    assert "\n" not in job["name"] and "\r" not in job["name"] and len(job["name"]) == 100
+    assert job["name"].startswith("../../x Evil: 1 y")
+
+
+def test_refused_uploads_leave_nothing_in_tmp(settings, tabular_dir, tabular_zip, tmp_path):
+    import shutil
+
+    bad_name = tmp_path / "bad"
+    shutil.copytree(tabular_dir, bad_name)
+    (bad_name / "tinytabular.data").rename(bad_name / "bad name.data")
+    with _client(settings, jobs_per_day=1) as client:
+        token = add_user(client, "ann")
+        tmp = client.app.state.service.storage.root / "tmp"
+        r = upload(client, token, zip_folder(bad_name, tmp_path / "bad.zip"))
+        assert r.status_code == 422 and "'bad name'" in r.text
+        assert list(tmp.iterdir()) == []
+        r = upload(client, token, tabular_zip, time_budget="soon")
+        assert r.status_code == 422 and list(tmp.iterdir()) == []
+        assert upload(client, token, tabular_zip).status_code == 201
+        r = upload(client, token, tabular_zip)  # over the daily quota
+        assert r.status_code == 429 and list(tmp.iterdir()) == []
+
+
+def test_old_upload_leftovers_are_swept_at_start_up_and_fresh_ones_kept(settings):
+    import os
+    import time
+
+    tmp = settings.data_dir / "tmp"
+    old, fresh = tmp / "upload-old", tmp / "upload-fresh"
+    for folder in (old, fresh):
+        (folder / "dataset").mkdir(parents=True)
+        (folder / "upload.zip").write_bytes(b"x" * 10)
+    (tmp / "upload-oldfile").write_bytes(b"x")
+    long_ago = time.time() - 2 * 3600
+    for path in (old, old / "dataset", old / "upload.zip", tmp / "upload-oldfile"):
+        os.utime(path, (long_ago, long_ago))
+    (tmp / "keep-me").mkdir()
+    os.utime(tmp / "keep-me", (long_ago, long_ago))  # not an upload: not ours to remove
+    with _client(settings):
+        assert sorted(p.name for p in tmp.iterdir()) == ["keep-me", "upload-fresh"]

@@ -1,21 +1,23 @@
-"""The signed-in user, API tokens, and the administrators' quota controls."""
+"""The signed-in user, API tokens, password and account deletion; administrators' quotas."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from sqlalchemy import select
 
-from autodl.service import auth
+from autodl.service import accounts, auth
 from autodl.service.api.schemas import (
+    AccountDeleteIn,
     ErrorOut,
     MeOut,
+    PasswordIn,
     QuotaIn,
     TokenCreatedOut,
     TokenIn,
     TokenOut,
     UserAdminOut,
 )
-from autodl.service.deps import DB, Admin, ServiceDep, ServiceError, User
+from autodl.service.deps import DB, Admin, RowId, ServiceDep, ServiceError, User
 from autodl.service.models import ApiToken
 from autodl.service.models import User as UserRow
 from autodl.service.present import iso
@@ -49,6 +51,33 @@ def me(db: DB, service: ServiceDep, user: User):
     return user_json(db, user, service.settings)
 
 
+@router.post(
+    "/account/password",
+    status_code=204,
+    tags=["account"],
+    summary="Change your password (signs out every browser session; API tokens stay)",
+    responses={403: {"model": ErrorOut}, 422: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+)
+def change_password(body: PasswordIn, db: DB, service: ServiceDep, user: User):
+    accounts.change_password(service, db, user, body.current_password, body.new_password)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/account/delete",
+    status_code=204,
+    tags=["account"],
+    summary="Delete your account: every job (with its files), token and session",
+    responses={403: {"model": ErrorOut}, 409: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+)
+def delete_account(body: AccountDeleteIn, db: DB, service: ServiceDep, user: User):
+    ids = accounts.delete_account(service, db, user, body.password)
+    db.commit()  # gone before the dispatcher looks
+    for job_id in ids:
+        service.dispatcher.notify(job_id)
+    return Response(status_code=204)
+
+
 @router.get("/tokens", response_model=list[TokenOut], tags=["account"], summary="Your API tokens")
 def list_tokens(db: DB, user: User):
     return [
@@ -77,7 +106,7 @@ def create_token(body: TokenIn, db: DB, user: User):
 @router.delete(
     "/tokens/{token_id}", status_code=204, tags=["account"], summary="Revoke an API token"
 )
-def revoke_token(token_id: int, db: DB, user: User):
+def revoke_token(token_id: RowId, db: DB, user: User):
     row = db.get(ApiToken, token_id)
     if row is None or row.user_id != user.id:
         raise ServiceError(404, f"No token {token_id} among your tokens.")
@@ -104,7 +133,7 @@ def list_users(db: DB, service: ServiceDep, admin: Admin):
     tags=["admin"],
     summary="Change a user's quotas (administrators)",
 )
-def set_quota(user_id: int, body: QuotaIn, db: DB, service: ServiceDep, admin: Admin):
+def set_quota(user_id: RowId, body: QuotaIn, db: DB, service: ServiceDep, admin: Admin):
     user = db.get(UserRow, user_id)
     if user is None:
         raise ServiceError(404, f"No user {user_id}.")
@@ -113,6 +142,8 @@ def set_quota(user_id: int, body: QuotaIn, db: DB, service: ServiceDep, admin: A
         user.jobs_per_day = body.jobs_per_day
     if "storage_quota_bytes" in fields:
         user.storage_quota_bytes = body.storage_quota_bytes
+    if "compute_seconds_per_day" in fields:
+        user.compute_seconds_per_day = body.compute_seconds_per_day
     db.flush()
     return user_json(db, user, service.settings)
 

@@ -6,12 +6,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
-from sqlalchemy import func
 from starlette.concurrency import run_in_threadpool
 
 from autodl.service import jobs as J
 from autodl.service.api.schemas import CurveOut, ErrorOut, JobListOut, JobOut
-from autodl.service.deps import DB, ServiceDep, ServiceError, User
+from autodl.service.deps import DB, RowId, ServiceDep, ServiceError, User
+from autodl.service.listing import DEFAULT_LIMIT, MAX_LIMIT, BadCursor, page_of_jobs
 from autodl.service.models import Job
 from autodl.service.present import DOWNLOADS, curve_json, download_path, job_json, log_tail
 from autodl.service.quotas import usage
@@ -22,15 +22,6 @@ router = APIRouter(
     prefix="/jobs", tags=["jobs"], responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}}
 )
 
-SORTS = {
-    "created": Job.created_at,
-    "name": func.lower(Job.name),
-    "state": Job.state,
-    "budget": Job.time_budget,
-    "alc": Job.alc,
-    "duration": Job.duration,
-    "dataset": func.lower(Job.dataset_name),
-}
 SortKey = Literal[
     "created",
     "-created",
@@ -59,28 +50,47 @@ def load_job(db, user, job_id: int) -> Job:
     return job
 
 
-def sorted_jobs(db, user, sort: str, everyone: bool = False) -> list[Job]:
-    query = J.visible_jobs(user)
-    if not (user.is_admin and everyone):
-        query = query.where(Job.user_id == user.id)
-    column = SORTS[sort.lstrip("-")]
-    order = column.desc() if sort.startswith("-") else column.asc()
-    nulls = order.nulls_last() if sort.lstrip("-") in ("alc", "duration") else order
-    return list(db.scalars(query.order_by(nulls, Job.id.desc())))
+def page(db, user, sort: str, everyone: bool, limit: int, cursor: str | None):
+    """One page of jobs and the next page's cursor; a cursor that does not decode is a 422."""
+    try:
+        return page_of_jobs(db, user, sort, everyone=everyone, limit=limit, cursor=cursor)
+    except BadCursor as e:
+        raise ServiceError(
+            422, f"cursor: {e}", "Start again without a cursor, then pass each page's 'next'."
+        ) from None
 
 
-@router.get("", response_model=JobListOut, summary="Your jobs, newest first (or sorted)")
+@router.get(
+    "",
+    response_model=JobListOut,
+    summary="Your jobs, newest first (or sorted), one page at a time",
+    description=(
+        f"Pages of `limit` jobs (default {DEFAULT_LIMIT}, at most {MAX_LIMIT}). When more "
+        "jobs follow, `next` holds a cursor: pass it as `cursor` with the same `sort` for "
+        "the next page. The rows of a listing leave out `label_names`, `events` and "
+        "`downloads`: read one job for those."
+    ),
+    responses={422: {"model": ErrorOut}},
+)
 def list_jobs(
     db: DB,
     service: ServiceDep,
     user: User,
     sort: SortKey = "-created",
     all: Annotated[bool, Query(description="Administrators: every user's jobs")] = False,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description=f"Jobs per page, 1 to {MAX_LIMIT}")
+    ] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=1000, description="The `next` of the previous page (opaque)"),
+    ] = None,
 ):
-    rows = sorted_jobs(db, user, sort, all)
+    rows, next_cursor = page(db, user, sort, all, limit, cursor)
     return {
-        "jobs": [job_json(db, service.storage, j, detail=False) for j in rows],
+        "jobs": [job_json(db, service.storage, j, detail=False, summary=t) for j, t in rows],
         "usage": usage(db, user, service.settings).to_json(),
+        "next": next_cursor,
     }
 
 
@@ -137,7 +147,7 @@ def _job_out(service, job_id: int) -> dict:
 @router.get(
     "/{job_id}", response_model=JobOut, summary="One job: state, queue position, scores, downloads"
 )
-def read(job_id: int, db: DB, service: ServiceDep, user: User):
+def read(job_id: RowId, db: DB, service: ServiceDep, user: User):
     return job_json(db, service.storage, load_job(db, user, job_id))
 
 
@@ -146,7 +156,7 @@ def read(job_id: int, db: DB, service: ServiceDep, user: User):
     status_code=204,
     summary="Delete a job with its dataset and results (cancels it first)",
 )
-def remove(job_id: int, db: DB, service: ServiceDep, user: User):
+def remove(job_id: RowId, db: DB, service: ServiceDep, user: User):
     J.delete(db, load_job(db, user, job_id), service.storage)
     service.curves.pop(job_id, None)
     service.dispatcher.notify(job_id)
@@ -159,7 +169,7 @@ def remove(job_id: int, db: DB, service: ServiceDep, user: User):
     summary="Cancel a queued or running job",
     responses={409: {"model": ErrorOut}},
 )
-def cancel(job_id: int, db: DB, service: ServiceDep, user: User):
+def cancel(job_id: RowId, db: DB, service: ServiceDep, user: User):
     job = load_job(db, user, job_id)
     if not J.cancel(db, job):
         raise ServiceError(
@@ -174,7 +184,7 @@ def cancel(job_id: int, db: DB, service: ServiceDep, user: User):
     response_model=CurveOut,
     summary="The learning curve so far (live while the job runs)",
 )
-def curve(job_id: int, db: DB, service: ServiceDep, user: User):
+def curve(job_id: RowId, db: DB, service: ServiceDep, user: User):
     return curve_json(service.curves, service.storage, load_job(db, user, job_id))
 
 
@@ -183,7 +193,7 @@ def curve(job_id: int, db: DB, service: ServiceDep, user: User):
     response_class=PlainTextResponse,
     summary="The engine's log (its end, up to 200 kB)",
 )
-def log(job_id: int, db: DB, service: ServiceDep, user: User):
+def log(job_id: RowId, db: DB, service: ServiceDep, user: User):
     return log_tail(service.storage, load_job(db, user, job_id))
 
 
@@ -192,7 +202,7 @@ def log(job_id: int, db: DB, service: ServiceDep, user: User):
     summary="Download: predictions.csv, predictions.predict, results.zip, report.html, learning-curve.png, scores.json, engine.log",
     response_class=FileResponse,
 )
-def download(job_id: int, name: str, db: DB, service: ServiceDep, user: User):
+def download(job_id: RowId, name: str, db: DB, service: ServiceDep, user: User):
     job = load_job(db, user, job_id)
     if name not in DOWNLOADS:
         raise ServiceError(404, f"No download called {name!r}.", "One of: " + ", ".join(DOWNLOADS))

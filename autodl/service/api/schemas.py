@@ -14,14 +14,23 @@ class ErrorOut(BaseModel):
 
 
 class DatasetOut(BaseModel):
-    name: str
+    name: str = Field(description="The dataset's name (its <name>.data folder); names files.")
     domain: str | None
     classes: int | None
-    label_names: list[str] | None
+    label_names: list[str] | None = Field(
+        description="The class names; null in listings (read one job for them)."
+    )
     train: int | None
     test: int | None
     unlabelled: int | None
     shape: list[int] | None
+    problems: list[dict] | None = Field(
+        None,
+        description="Warnings of the upload's check (at most 100); only when reading one job.",
+    )
+    problems_total: int | None = Field(
+        None, description="How many problems the check found in all; only when reading one job."
+    )
 
 
 class EventOut(BaseModel):
@@ -64,11 +73,18 @@ class UsageOut(BaseModel):
     storage_quota_bytes: int
     storage_used_bytes: int
     storage_left_bytes: int
+    compute_seconds_per_day: float = 0.0
+    compute_seconds_used: float = 0.0
+    compute_seconds_left: float = 0.0
 
 
 class JobListOut(BaseModel):
-    jobs: list[JobOut]
+    jobs: list[JobOut] = Field(description="One page of jobs, in the order asked for.")
     usage: UsageOut
+    next: str | None = Field(
+        None,
+        description="Pass as ?cursor= (with the same sort) for the next page; null on the last.",
+    )
 
 
 class PointOut(BaseModel):
@@ -132,5 +148,22 @@ class UserAdminOut(BaseModel):
 
 
 class QuotaIn(BaseModel):
-    jobs_per_day: int | None = Field(None, ge=0, description="null: the operator's default")
-    storage_quota_bytes: int | None = Field(None, ge=0, description="null: the operator's default")
+    # Upper bounds keep values within the database's columns (a 422, never a 500).
+    jobs_per_day: int | None = Field(
+        None, ge=0, le=1_000_000, description="null: the operator's default"
+    )
+    storage_quota_bytes: int | None = Field(
+        None, ge=0, le=2**60, description="null: the operator's default"
+    )
+    compute_seconds_per_day: float | None = Field(
+        None, ge=0, le=1e9, description="seconds of time budget in any 24 hours; null: default"
+    )
+
+
+class PasswordIn(BaseModel):
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(min_length=8, max_length=1024)
+
+
+class AccountDeleteIn(BaseModel):
+    password: str = Field(max_length=1024, description="Your current password, to confirm.")

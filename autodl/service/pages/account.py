@@ -1,4 +1,13 @@
-"""Sign up, sign in, sign out; the account page (API tokens, quota); the admin page."""
+"""Sign up, sign in, sign out; the account page (API tokens, quota, password, deletion);
+the admin page.
+
+Sign-in is limited per client address and per account name, sign-up per address
+and per name (`limits.RateLimiter`, AUTODL_LOGIN_ATTEMPTS in
+AUTODL_LOGIN_WINDOW_SECONDS): past it, 429 with Retry-After. Sign-up says when a
+name is taken (there is no e-mail to send a neutral answer to, and a person must
+be able to pick another name); that answer counts against the address's limit, so
+finding out which names exist costs as much as guessing passwords.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +17,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
-from autodl.service import auth
-from autodl.service.deps import DB, Admin, OptionalUser, ServiceDep, ServiceError, User
+from autodl.service import accounts, auth
+from autodl.service.deps import DB, Admin, OptionalUser, RowId, ServiceDep, ServiceError, User
+from autodl.service.limits import client_address
 from autodl.service.models import ApiToken
 from autodl.service.models import User as UserRow
 from autodl.service.pages.render import PRE_COOKIE, render
@@ -37,6 +47,11 @@ def _safe_next(target: str | None) -> str:
 
 def _signed_in(service, user: UserRow, target: str) -> RedirectResponse:
     response = RedirectResponse(_safe_next(target), status_code=303)
+    _set_session(service, response, user)
+    return response
+
+
+def _set_session(service, response, user: UserRow) -> None:
     response.set_cookie(
         auth.COOKIE_NAME,
         service.signer.dumps(user),
@@ -45,7 +60,6 @@ def _signed_in(service, user: UserRow, target: str) -> RedirectResponse:
         samesite="lax",
         secure=not service.settings.development,
     )
-    return response
 
 
 @router.get("/signup")
@@ -70,6 +84,12 @@ def signup(
         raise ServiceError(
             403, "Sign-up is closed on this server.", "Ask the operator for an account."
         )
+    address = "signup:" + client_address(request)
+    name_key = "signup-" + accounts.name_key(name)
+    service.limiter.check(address, name_key, what="sign-up attempts")
+    # Every attempt counts for the address: each creates an account or answers
+    # whether a name is taken; a refused one counts for the name too.
+    service.limiter.hit(address)
     error = "The two passwords differ." if password2 and password2 != password else None
     if error is None:
         try:
@@ -77,6 +97,7 @@ def signup(
         except auth.AuthError as e:
             error = e.message
     if error:
+        service.limiter.hit(name_key)
         return render(request, "signup.html", status=422, error=error, name=name)
     return _signed_in(service, user, "/jobs")
 
@@ -99,6 +120,9 @@ def login(
     next: Annotated[str, Form()] = "/jobs",
 ):
     _check_anonymous_csrf(request, service, csrf_token)
+    keys = ("login:" + client_address(request), accounts.name_key(name))
+    service.limiter.check(*keys, what="sign-in attempts")
+    service.limiter.hit(*keys)  # before the hash: a burst of requests cannot outrun its count
     user = auth.authenticate(db, name.strip(), password)
     if user is None:
         return render(
@@ -109,24 +133,92 @@ def login(
             name=name,
             next=_safe_next(next),
         )
+    service.limiter.forgive(keys[0])  # only failures count for the address
+    service.limiter.reset(keys[1])  # the account's owner: the name's count starts again
     return _signed_in(service, user, next)
 
 
 @router.post("/logout")
-def logout(user: User):
+def logout(db: DB, user: User):
+    """Sign out: every session of the user ends (a copied cookie stops working too)."""
+    db.merge(user).session_version += 1
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(auth.COOKIE_NAME)
     return response
 
 
+DONE = {
+    "revoked": "The token was revoked.",
+    "password": "Your password was changed; every other device was signed out.",
+}
+
+
 @router.get("/account")
 def account_page(
-    request: Request, service: ServiceDep, db: DB, user: User, new_token: str | None = None
+    request: Request, service: ServiceDep, db: DB, user: User, done: str | None = None
 ):
     tokens = db.scalars(
         select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)
     ).all()
-    return render(request, "account.html", tokens=tokens, usage=usage(db, user, service.settings))
+    return render(
+        request,
+        "account.html",
+        tokens=tokens,
+        usage=usage(db, user, service.settings),
+        message=DONE.get(done or ""),
+    )
+
+
+@router.get("/account/password")
+def password_page(request: Request, user: User):
+    return render(request, "password.html")
+
+
+@router.post("/account/password")
+def password_change(
+    request: Request,
+    service: ServiceDep,
+    db: DB,
+    user: User,
+    current_password: Text,
+    new_password: Text,
+    new_password2: Text,
+):
+    try:
+        row = accounts.change_password(
+            service, db, user, current_password, new_password, new_password2
+        )
+    except ServiceError as e:
+        if e.status not in (403, 422):
+            raise
+        return render(request, "password.html", status=e.status, error=e.message)
+    response = RedirectResponse("/account?done=password", status_code=303)
+    _set_session(service, response, row)  # this browser stays signed in
+    return response
+
+
+@router.get("/account/delete")
+def delete_page(request: Request, db: DB, user: User):
+    return render(request, "delete_account.html", summary=accounts.account_summary(db, user))
+
+
+@router.post("/account/delete")
+def delete_account(request: Request, service: ServiceDep, db: DB, user: User, password: Text):
+    try:
+        ids = accounts.delete_account(service, db, user, password)
+    except ServiceError as e:
+        if e.status not in (403, 409):
+            raise
+        summary = accounts.account_summary(db, user)
+        return render(
+            request, "delete_account.html", status=e.status, error=e.message, summary=summary
+        )
+    db.commit()  # gone before the dispatcher looks, and before the answer
+    for job_id in ids:
+        service.dispatcher.notify(job_id)
+    response = render(request, "delete_account.html", user=None, deleted=True)
+    response.delete_cookie(auth.COOKIE_NAME)
+    return response
 
 
 @router.post("/account/tokens")
@@ -157,7 +249,7 @@ def create_token(request: Request, service: ServiceDep, db: DB, user: User, name
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-def revoke_token(token_id: int, db: DB, user: User):
+def revoke_token(token_id: RowId, db: DB, user: User):
     row = db.get(ApiToken, token_id)
     if row is None or row.user_id != user.id:
         raise ServiceError(404, "No such token among yours.")
@@ -180,20 +272,55 @@ def admin_page(request: Request, service: ServiceDep, db: DB, admin: Admin):
     return render(request, "admin.html", rows=rows)
 
 
+#: The largest quotas the admin form takes: beyond them a value is a typo, and they
+#: keep within the database's integer columns.
+MAX_JOBS_PER_DAY = 1_000_000
+MAX_STORAGE_GB = 1_000_000  # about a petabyte
+
+
+def _quota_number(field: str, raw: str, *, whole: bool, most: float) -> float | None:
+    """A quota from the admin form: None when empty; ServiceError 422 naming the field."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    kind = "a whole number" if whole else "a number"
+    try:
+        value = int(raw) if whole else float(raw)
+    except ValueError:
+        value = None
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        raise ServiceError(
+            422,
+            f"{field} is {raw[:40]!r}: not {kind}.",
+            f"Type {kind} from 0 to {most:g}, or leave it empty for the server's default.",
+        )
+    if not 0 <= value <= most:
+        raise ServiceError(
+            422,
+            f"{field} is {raw[:40]}: it must be from 0 to {most:g}.",
+            "Leave it empty for the server's default.",
+        )
+    return value
+
+
 @router.post("/admin/users/{user_id}/quota")
-def admin_quota(user_id: int, db: DB, admin: Admin, jobs_per_day: Text = "", storage_gb: Text = ""):
+def admin_quota(
+    user_id: RowId,
+    db: DB,
+    admin: Admin,
+    jobs_per_day: Text = "",
+    storage_gb: Text = "",
+    compute_hours: Text = "",
+):
+    jobs = _quota_number("Jobs/day", jobs_per_day, whole=True, most=MAX_JOBS_PER_DAY)
+    gb = _quota_number("GB", storage_gb, whole=False, most=MAX_STORAGE_GB)
+    hours = _quota_number("Compute h/day", compute_hours, whole=False, most=24 * 365)
     user = db.get(UserRow, user_id)
     if user is None:
         raise ServiceError(404, f"No user {user_id}.")
-    try:
-        user.jobs_per_day = int(jobs_per_day) if jobs_per_day.strip() else None
-        user.storage_quota_bytes = int(float(storage_gb) * 1024**3) if storage_gb.strip() else None
-    except ValueError:
-        raise ServiceError(
-            422, "Quotas are whole numbers of jobs and numbers of GB (empty: the default)."
-        ) from None
-    if (user.jobs_per_day or 0) < 0 or (user.storage_quota_bytes or 0) < 0:
-        raise ServiceError(422, "Quotas cannot be negative.")
+    user.jobs_per_day = None if jobs is None else int(jobs)
+    user.storage_quota_bytes = None if gb is None else round(gb * 1024**3)
+    user.compute_seconds_per_day = None if hours is None else hours * 3600
     return RedirectResponse("/admin?done=quota", status_code=303)
 
 

@@ -10,8 +10,9 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from autodl.service import jobs as J
-from autodl.service.api.jobs import SORTS, load_job, sorted_jobs
-from autodl.service.deps import DB, ServiceDep, ServiceError, User
+from autodl.service.api.jobs import load_job, page
+from autodl.service.deps import DB, RowId, ServiceDep, ServiceError, User
+from autodl.service.listing import DEFAULT_LIMIT, SORTS, count_jobs
 from autodl.service.pages.render import render
 from autodl.service.present import job_json
 from autodl.service.quotas import usage
@@ -34,18 +35,27 @@ def my_jobs(
     sort: str = "-created",
     all: bool = False,
     done: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    page_number: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1,
 ):
+    """One page of jobs (`DEFAULT_LIMIT`); "Next page" carries the cursor, and ``page``
+    only numbers the page for the reader."""
     if sort.lstrip("-") not in SORTS:
         sort = "-created"
-    rows = sorted_jobs(db, user, sort, all)
+    everyone = all and user.is_admin
+    rows, next_cursor = page(db, user, sort, everyone, DEFAULT_LIMIT, cursor)
     return render(
         request,
         "jobs.html",
-        jobs=[job_json(db, service.storage, j, detail=False) for j in rows],
+        jobs=[job_json(db, service.storage, j, detail=False, summary=t) for j, t in rows],
         sort=sort,
-        everyone=all and user.is_admin,
+        everyone=everyone,
         usage=usage(db, user, service.settings),
         message=DONE.get(done or ""),
+        next_cursor=next_cursor,
+        page_number=page_number if cursor else 1,
+        page_size=DEFAULT_LIMIT,
+        total=count_jobs(db, user, everyone=everyone),
     )
 
 
@@ -75,7 +85,12 @@ async def new_job_post(request: Request, service: ServiceDep, user: User):
 
 @router.get("/jobs/{job_id}")
 def job_page(
-    request: Request, job_id: int, service: ServiceDep, db: DB, user: User, done: str | None = None
+    request: Request,
+    job_id: RowId,
+    service: ServiceDep,
+    db: DB,
+    user: User,
+    done: str | None = None,
 ):
     job = load_job(db, user, job_id)
     data = job_json(db, service.storage, job)
@@ -85,7 +100,7 @@ def job_page(
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel(job_id: int, service: ServiceDep, db: DB, user: User):
+def cancel(job_id: RowId, service: ServiceDep, db: DB, user: User):
     job = load_job(db, user, job_id)
     if not J.cancel(db, job):
         raise ServiceError(
@@ -96,7 +111,7 @@ def cancel(job_id: int, service: ServiceDep, db: DB, user: User):
 
 
 @router.post("/jobs/{job_id}/delete")
-def delete(job_id: int, service: ServiceDep, db: DB, user: User):
+def delete(job_id: RowId, service: ServiceDep, db: DB, user: User):
     J.delete(db, load_job(db, user, job_id), service.storage)
     service.curves.pop(job_id, None)
     service.dispatcher.notify(job_id)

@@ -10,7 +10,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from autodl.service.uploads import human_bytes
+from autodl._units import human_bytes
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "templates")
 PRE_COOKIE = "autodl_pre"  # binds the sign-in/sign-up forms' CSRF token to this browser
