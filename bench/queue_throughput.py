@@ -13,11 +13,15 @@
    queue); a job dispatched less than AUTODL_HEARTBEAT_TIMEOUT ago waits that long first.
 
     .venv/bin/python bench/queue_throughput.py [--jobs 12] [--workers 2] [--concurrency 1]
+
+On the servers named by AUTODL_TEST_PG and AUTODL_TEST_REDIS (as the scale-out tests), else
+on servers of its own started from the test extra's wheels (tests/scaleout/servers.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import shutil
@@ -32,7 +36,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
 import redis  # noqa: E402
 from sqlalchemy import func, select, update  # noqa: E402
 
@@ -44,8 +47,12 @@ from autodl.service.scaleout import CeleryDispatcher  # noqa: E402
 from autodl.service.storage import Storage  # noqa: E402
 from autodl.settings import Settings  # noqa: E402
 from tests.scaleout.conftest import WorkerProc  # noqa: E402
-
-PG = "postgresql://postgres@127.0.0.1:5432/test"
+from tests.scaleout.servers import (  # noqa: E402
+    admin_connect,
+    database_url,
+    postgres_server,
+    redis_server,
+)
 
 
 def main() -> None:
@@ -58,16 +65,18 @@ def main() -> None:
     # A timeout's SIGTERM must still stop the workers and drop the database (finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
+    servers = contextlib.ExitStack()
+    pg = servers.enter_context(postgres_server())
+    redis_url = servers.enter_context(redis_server()) + "/15"
     name = f"autodl_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(PG, autocommit=True) as c:
+    with admin_connect(pg) as c:
         c.execute(f'CREATE DATABASE "{name}"')
     tmp = Path(tempfile.mkdtemp(prefix="autodl-qbench-"))
-    redis_url = "redis://127.0.0.1:6379/15"
     redis.Redis.from_url(redis_url).flushdb()
     settings = Settings(
         data_dir=tmp / "shared",
         engine="tests.ingestion.engines:quick",
-        database_url=f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
+        database_url=database_url(pg, name),
         broker_url=redis_url,
         heartbeat_seconds=1.0,
         heartbeat_timeout=args.heartbeat_timeout,
@@ -193,9 +202,10 @@ def main() -> None:
         dispatcher.stop()
         db.dispose()
         redis.Redis.from_url(redis_url).flushdb()
-        with psycopg.connect(PG, autocommit=True) as c:
+        with admin_connect(pg) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         shutil.rmtree(tmp, ignore_errors=True)
+        servers.close()
 
 
 if __name__ == "__main__":

@@ -43,6 +43,21 @@ CHECK_JSON_KEYS = [
     "problems",
 ]
 
+# Parametrized cases over ~3 s on 2 cores, marked here since marking their function would
+# also leave its quick cases out of `pytest -m "not slow"`: the image plans' third learner
+# (EfficientNet-Lite0 on ImageNet weights, 3 epochs).
+SLOW_CASES = (
+    "tests/engine/test_learners.py::test_learner_conformance[image-2-",
+    "tests/engine/test_learners.py::test_learner_conformance[image-variable-2-",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(SLOW_CASES):
+            item.add_marker(pytest.mark.slow)
+
+
 needs_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(),
     reason=f"compatibility reference data not found at {SHARED_DATA} (only in the project's CI)",

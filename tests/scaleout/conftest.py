@@ -1,22 +1,31 @@
-"""Real PostgreSQL and Redis for the scale-out tests (never skipped: CI fails without them).
+"""Real PostgreSQL and Redis for the scale-out tests (never skipped).
 
-Each test gets a database of its own (created, then dropped) and a Redis database
-number of its own (flushed before and after), so parallel runs do not collide.
+The servers named by ``AUTODL_TEST_PG`` and ``AUTODL_TEST_REDIS`` (CI's system servers),
+else servers of our own started once per session from the test extra's wheels
+(``tests/scaleout/servers.py``). Each test gets a database of its own (created, then
+dropped) and a Redis database number of its own (flushed after), so parallel runs on
+shared servers do not collide.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
-import psycopg
 import pytest
 import redis
 
 from autodl.settings import Settings
+from tests.scaleout.servers import (
+    ServerError,
+    admin_connect,
+    database_url,
+    postgres_server,
+    redis_server,
+)
 from tests.service.conftest import (  # noqa: F401 - fixtures shared with the service tests
     QUICK,
     ROOT,
@@ -25,51 +34,64 @@ from tests.service.conftest import (  # noqa: F401 - fixtures shared with the se
     tabular_zip,
 )
 
-PG_ADMIN = os.environ.get("AUTODL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS = os.environ.get("AUTODL_TEST_REDIS", "redis://127.0.0.1:6379")
 
-
-def _pg_admin():
+def _server(make):
+    """Enter a server's context for the session; a server that fails is a test failure."""
+    stack = ExitStack()
     try:
-        return psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as e:
-        pytest.fail(
-            f"PostgreSQL is not answering at {PG_ADMIN} ({e}); start it (.ci/run does)",
-            pytrace=False,
-        )
+        url = stack.enter_context(make())
+    except ServerError as e:
+        stack.close()
+        pytest.fail(str(e), pytrace=False)
+    with stack:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pg_admin():
+    """The admin URL of the session's PostgreSQL server (configured, or embedded)."""
+    yield from _server(postgres_server)
+
+
+@pytest.fixture(scope="session")
+def redis_base():
+    """The URL, without a database number, of the session's Redis server."""
+    yield from _server(redis_server)
+
+
+def _pg_admin(admin: str):
+    try:
+        return admin_connect(admin)
+    except ServerError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 @pytest.fixture
-def pg_url():
+def pg_url(pg_admin):
     """A fresh, empty PostgreSQL database; its SQLAlchemy URL."""
     name = f"autodl_t_{secrets.token_hex(6)}"
-    with _pg_admin() as conn:
+    with _pg_admin(pg_admin) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    yield f"{base}/{name}"
-    with _pg_admin() as conn:
+    yield database_url(pg_admin, name)
+    with _pg_admin(pg_admin) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
-def redis_url():
+def redis_url(redis_base):
     """A Redis database number of its own, empty."""
-    try:
-        redis.Redis.from_url(REDIS, socket_timeout=5).ping()
-    except redis.RedisError as e:
-        pytest.fail(
-            f"Redis is not answering at {REDIS} ({e}); start it (.ci/run does)", pytrace=False
-        )
     for _ in range(50):
         n = secrets.randbelow(14) + 2
-        client = redis.Redis.from_url(f"{REDIS}/{n}")
+        client = redis.Redis.from_url(f"{redis_base}/{n}")
         # Claim the number for this test (a key with a lifetime, in case we die).
         if client.set("autodl-test-claim", "1", nx=True, ex=900) and client.dbsize() == 1:
             break
+        client.close()
     else:
         pytest.fail("no free Redis database number")
-    yield f"{REDIS}/{n}"
+    yield f"{redis_base}/{n}"
     client.flushdb()
+    client.close()
 
 
 @pytest.fixture
