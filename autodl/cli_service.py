@@ -180,6 +180,13 @@ def db_upgrade() -> None:
     "--time-budget", type=float, default=None, help="Seconds (default: the server's, 1200)."
 )
 @click.option("--name", default=None, help="Job name (default: the dataset's name).")
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    help="Raw data given as a table: the column that holds the classes (default: guessed "
+    "from names such as 'label' or 'class'; repeat for 0/1 class columns).",
+)
 @click.option("--wait", is_flag=True, help="Follow the job until it ends.")
 @click.option(
     "--output",
@@ -193,22 +200,25 @@ def submit(
     api_token: str,
     time_budget: float | None,
     name: str | None,
+    labels: tuple[str, ...],
     wait: bool,
     output: Path | None,
 ) -> None:
-    """Upload a dataset (folder or zip) to a server, follow the job, fetch the results."""
+    """Upload a dataset (folder or zip) to a server, follow the job, fetch the results.
+
+    Raw data (a CSV, TSV or Parquet table; one folder per class of images, audio, video
+    or text) is converted first with `autodl format`'s defaults into a temporary folder,
+    and the zip it writes is uploaded; a zip of raw data is uploaded as it is and the
+    server converts it."""
     from autodl.service.client import Client
 
     if output is not None and output.exists() and any(output.iterdir()):
         raise AutoDLError(f"{output} already holds files", "Choose an empty --output folder.")
     client = Client(server, api_token)
+    client.check_token()  # before a conversion that may take minutes
     with tempfile.TemporaryDirectory(prefix="autodl-submit-") as tmp:
-        archive = (
-            dataset
-            if dataset.is_file()
-            else zip_dataset(dataset, Path(tmp) / f"{dataset.name}.zip")
-        )
-        job = client.upload(archive, name=name, time_budget=time_budget)
+        archive, label = _submission_zip(dataset, Path(tmp), labels)
+        job = client.upload(archive, name=name, time_budget=time_budget, label=label)
     click.echo(f"Job {job['id']} queued: {server.rstrip('/')}{job['page']}")
     if not (wait or output):
         return
@@ -220,6 +230,62 @@ def submit(
     if output is not None:
         client.download_results(job["id"], output)
         click.echo(f"Results in {output}")
+
+
+def _submission_zip(dataset: Path, tmp: Path, labels: tuple[str, ...]) -> tuple[Path, str | None]:
+    """The zip to upload for DATASET and the label field to send with it."""
+    from autodl.formats.convert.detect import describe_raw
+
+    if dataset.is_file() and zipfile.is_zipfile(dataset):
+        # A dataset zip, or a zip of raw data that the server converts (it takes one column).
+        if len(labels) > 1:
+            raise AutoDLError(
+                f"{dataset} is a zip: the server takes one --label column for it",
+                f"Unzip it and give the folder or table: `autodl submit FOLDER --label "
+                f"{' --label '.join(labels)} …` converts it here.",
+            )
+        raw = describe_raw(dataset)
+        if raw is not None:
+            click.echo(
+                f"{dataset} is raw data, {raw.summary}: the server converts it with "
+                "`autodl format`'s defaults.",
+                err=True,
+            )
+        return dataset, labels[0] if labels else None
+    raw = describe_raw(dataset)
+    if raw is None:
+        if labels:
+            raise AutoDLError(
+                f"--label is for raw data, and {dataset} is an AutoDL dataset",
+                "Leave --label out: the dataset names its classes.",
+            )
+        if dataset.is_file():
+            return dataset, None  # not a zip: the server says what is wrong with it
+        return zip_dataset(dataset, tmp / f"{dataset.name}.zip"), None
+    return _convert(dataset, raw, tmp / "formatted", labels), None
+
+
+def _convert(dataset: Path, raw, target: Path, labels: tuple[str, ...]) -> Path:
+    """Raw data converted into ``target`` with `autodl format`'s defaults: the zip it wrote."""
+    from autodl.formats.convert import format_dataset
+
+    label = list(labels) or ([raw.label] if raw.label else [])
+    if raw.kind == "table" and not label:
+        raise AutoDLError(
+            f"{dataset} is raw data, {raw.summary}: which column holds the labels?",
+            f"Name it: `autodl submit {dataset} --label COLUMN …`, or convert it first: "
+            f"`{raw.command()}`.",
+        )
+    said = f" (label column {', '.join(map(repr, label))})" if raw.kind == "table" else ""
+    click.echo(
+        f"{dataset} is raw data, {raw.summary}: converting it first with `autodl format`'s "
+        f"defaults{said} into a temporary folder",
+        err=True,
+    )
+    result = format_dataset(dataset, target, label=label or None, progress=sys.stderr)
+    for warning in result.warnings:
+        click.secho(f"Warning: {warning}", fg="yellow", err=True)
+    return result.zip
 
 
 def _f(v) -> str:

@@ -68,6 +68,7 @@ from autodl._engine_process import (  # noqa: F401 - the failure kinds are part 
     _Channel,
     _spawn,
 )
+from autodl._load import LoadMeter, MachineLoad
 from autodl._units import human_bytes
 from autodl.errors import IngestionError
 from autodl.formats.names import dataset_name_problem, valid_dataset_name
@@ -77,6 +78,8 @@ DEFAULT_ENGINE = "autodl.engine:run"
 # How long the child may take to import the engine before we give up (not timed
 # against the budget, but a hang here must not hang the caller forever).
 STARTUP_TIMEOUT = 300.0
+# "done" this long before the deadline is an early end (converged), not the budget's end
+EARLY = 1.0
 
 
 @dataclass
@@ -113,6 +116,13 @@ class IngestionResult:
     failure: str | None = None
     #: The engine's memory limit in bytes (0: none); the MEMORY failure names it.
     memory_limit: int = 0
+    #: The engine ended by itself (it sent "done": every learner had converged, see
+    #: `autodl.engine.loop` step 7) more than `EARLY` seconds before the deadline; the
+    #: worker was freed that much earlier. ``converged_at``: seconds into the run.
+    converged: bool = False
+    converged_at: float | None = None
+    #: How busy the machine was during the run (`autodl._load`); None if it never started.
+    load: MachineLoad | None = None
 
     @property
     def predictions_dir(self) -> Path:
@@ -320,6 +330,7 @@ def ingest(
     rec = _Recorder(output_dir, task, time_budget, start_time)
     result = IngestionResult(output_dir, task, time_budget, start_time)
     result.memory_limit = limits.memory_bytes
+    meter = LoadMeter(proc.pid, threads)
     parent_conn.send(("go", start_time, time_budget))
 
     def progress(event: str, message: str = "") -> None:
@@ -349,6 +360,7 @@ def ingest(
             has_msg = parent_conn.poll(min(tick, deadline - now))
         except (EOFError, OSError):
             has_msg = False
+        meter.sample()
         if not has_msg:
             if proc.poll() is not None and not parent_conn.poll(0):
                 _died(result, proc.returncode, cgroup)
@@ -404,7 +416,12 @@ def ingest(
             progress("prediction")
         elif kind == "done":
             finished = True
-            rec.log("the engine finished")
+            at = time.time() - start_time
+            if deadline - time.time() > EARLY:
+                result.converged, result.converged_at = True, round(at, 2)
+                rec.log(f"the engine finished early: converged at {at:.1f} s")
+            else:
+                rec.log("the engine finished")
         elif kind == "error":
             result.error, result.error_traceback = str(msg[1]), str(msg[2])
             result.failure = msg[3] if msg[3] in (MEMORY, FILE_SIZE) else ERROR
@@ -418,6 +435,7 @@ def ingest(
             rec.log(f"error: {msg[1]}\n{msg[2]}")
             break
 
+    result.load = meter.finish()  # before the stop: the engine's CPU time is still readable
     _stop(proc, grace, cgroup)
     parent_conn.close()
     result.end_time = time.time()
@@ -425,8 +443,11 @@ def ingest(
         result.error = "the engine made no prediction within the time budget"
         result.failure = TIMEOUT if result.killed else NO_PREDICTION
     result.success = result.error is None
+    if not result.success:  # an early end without a usable run is a failure, not convergence
+        result.converged, result.converged_at = False, None
     if result.unlabelled is not None:
         rec.unlabelled(result.unlabelled, label_names, _split_ids(dataset.unlabelled))
+    rec.event("load", **result.load.to_json())
     rec.end(result.success, result.end_time)
     progress("end", result.error or "")
     return result

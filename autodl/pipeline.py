@@ -53,6 +53,11 @@ class RunReport:
                 "error": ing.error,
                 "time_budget": ing.time_budget,
                 "duration": round(ing.duration, 3),
+                # the engine ended by itself before the deadline (loop step 7)
+                "converged_at": ing.converged_at if ing.converged else None,
+                "finished": finished_text(ing),
+                # how busy the machine was (autodl._load): compare runs with it in mind
+                "machine": ing.load.to_json() if ing.load is not None else None,
                 "n_predictions": len(ing.predictions),
                 "late_predictions": ing.late,
                 "predictions": [
@@ -70,6 +75,27 @@ class RunReport:
             }
         )
         return data
+
+
+def finished_text(ing: IngestionResult) -> str:
+    """How the run ended: "finished early: converged at X s", at the deadline, or failed."""
+    if ing.converged:
+        return f"finished early: converged at {ing.converged_at:.1f} s"
+    return "finished at the deadline" if ing.success else "failed"
+
+
+def job_threads(threads: int, workers: int, cores: int | None = None) -> int:
+    """The engine's thread count: ``threads`` (AUTODL_THREADS) when set, else the job's
+    share of the cores, ``cores // workers`` (AUTODL_WORKERS jobs, or ``autodl worker
+    --concurrency``, run at once), at least 1; 0 (every core) for one job at a time.
+
+    >>> job_threads(0, 1, 16), job_threads(0, 4, 16), job_threads(0, 3, 2), job_threads(6, 4, 16)
+    (0, 4, 1, 6)
+    """
+    if threads > 0 or workers <= 1:
+        return threads
+    cores = cores or len(os.sched_getaffinity(0))
+    return max(1, cores // workers)
 
 
 def dataset_summary(dataset) -> dict:
@@ -150,7 +176,7 @@ def run(
         budget,
         engine=engine,
         seed=settings.seed if seed is None else seed,
-        threads=settings.threads,
+        threads=job_threads(settings.threads, settings.workers),
         grace=settings.grace_seconds,
         on_progress=on_progress,
         limits=job_limits(settings),
@@ -199,6 +225,8 @@ def publish(report: RunReport, dataset) -> None:
             for p in ing.predictions
         ],
         time_budget=ing.time_budget,
+        notes=[finished_text(ing).capitalize() + "."]
+        + ([f"Machine: {ing.load.text()}."] if ing.load is not None else []),
     )
     (out / "run.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
 

@@ -35,7 +35,8 @@ class Settings:
     grace_seconds: float = 5.0
     #: AUTODL_SEED: random seed of the engine.
     seed: int = 0
-    #: AUTODL_THREADS: CPU threads the engine may use (0 = all cores).
+    #: AUTODL_THREADS: CPU threads the engine may use (0 = all cores, or a job's share,
+    #: cores // AUTODL_WORKERS, when several jobs run at once: `pipeline.job_threads`).
     threads: int = 0
     #: AUTODL_ENV: "development" (the default) or "production"; production demands an
     #: explicit AUTODL_SECRET_KEY and marks cookies Secure (serve it behind HTTPS).

@@ -8,12 +8,14 @@ sends every hostile upload and request of issue 12, one after the other:
     nested-bzip2       an upload holding only x.data.zip, whose bzip2 member is a
                        TFRecord whose header claims 2^40 bytes (1 GB of zeros inside)
     png-9000x40        forty 9000 x 9000 PNG frames (a few hundred KB in all)
-    png-inflate-bomb   a 64 x 64 PNG whose IDAT inflates to 1 GB
+    png-inflate-bomb   a 64 x 64 PNG whose IDAT inflates to 1 GB (only the rows its
+                       header announces are inflated: a valid frame, accepted)
     zip-bomb           a zip expanding 1000 times
     zip-slip           a member named ../../evil
     dotdata-traversal  a dataset folder named ".data" uploaded with the form name
                        ../../../<victim job>/results/unlabelled/digits
-    forged-cookie      an admin session cookie signed with the old public default key
+    forged-cookie      an admin session cookie signed with the old public default key,
+                       sent to the administrators' API
     many-fields        a multipart form of 100,000 fields
     long-field         a 10 MB form field
     chunked-login      a 200 MB chunked body sent to /login (no Content-Length)
@@ -38,6 +40,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -336,14 +339,21 @@ def run_attacks(a: Attacks, work: Path, admin_user_id: int) -> None:
     a.run("dotdata-traversal", a.upload("attacker", dotdata(work), name=traversal))
     a.run(
         "forged-cookie",
-        lambda c: c.get("/admin", cookies={"autodl_session": forged_cookie()}),
-        note="GET /admin with a forged admin cookie",
+        lambda c: c.get("/api/v1/admin/users", cookies={"autodl_session": forged_cookie()}),
+        note="GET /api/v1/admin/users with a forged admin cookie",
     )
-    many = {f"f{i}": "x" for i in range(100_000)}
+    boundary = "abusebench"
+    part = f'--{boundary}\r\nContent-Disposition: form-data; name="f"\r\n\r\nx\r\n'
+    many = (part * 100_000 + f"--{boundary}--\r\n").encode()  # encoded once, before the clock
     a.run(
         "many-fields",
         lambda c: c.post(
-            "/api/v1/jobs", headers=a.auth("attacker"), files={"file": ("d.zip", b"PK")}, data=many
+            "/api/v1/jobs",
+            headers={
+                **a.auth("attacker"),
+                "content-type": f"multipart/form-data; boundary={boundary}",
+            },
+            content=many,
         ),
     )
     a.run(
@@ -377,9 +387,13 @@ def run_attacks(a: Attacks, work: Path, admin_user_id: int) -> None:
     )
 
     def flood(c: httpx.Client) -> httpx.Response:
+        page = c.get("/login").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
         last = None
         for _ in range(60):
-            last = c.post("/login", data={"name": "victim", "password": "wrong-password"})
+            last = c.post(
+                "/login", data={"name": "victim", "password": "wrong-pw", "csrf_token": csrf}
+            )
             if last.status_code == 429:
                 break
         return last

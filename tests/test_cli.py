@@ -94,6 +94,7 @@ def test_score_with_a_broken_prediction_is_one_clear_error(tab, tmp_path):
     assert proc.stderr.startswith("Error:") and f"{name}.predict_0" in proc.stderr
 
 
+@pytest.mark.slow
 def test_run_shows_progress_and_prints_json(tab, tmp_path):
     out = tmp_path / "out"
     proc = autodl("run", tab, "--time-budget", 6, "--output", out, "--json")
@@ -117,6 +118,7 @@ def test_run_of_a_missing_dataset_is_one_error_with_a_hint(tmp_path):
     assert bad.returncode == 1 and "'soon' is not a valid float" in bad.stderr
 
 
+@pytest.mark.slow
 def test_sample_writes_a_valid_dataset(tmp_path):
     proc = autodl("sample", "digits", "--output", tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -146,6 +148,7 @@ def test_check_of_raw_data_says_what_it_is_and_the_format_command(tmp_path):
     assert "dataset: None" not in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_run_converts_raw_data_first(tmp_path):
     table = _iris_like(tmp_path)
     out = tmp_path / "run"

@@ -20,6 +20,7 @@ def tab_run(tmp_path_factory):
     return root, out, autodl.run(root, out, time_budget=8)
 
 
+@pytest.mark.slow
 def test_run_scores_and_publishes_everything(tab_run):
     _, out, report = tab_run
     assert report.success, report.ingestion.error
@@ -59,6 +60,7 @@ def test_an_existing_run_is_not_overwritten_without_force(tab_run, tmp_path):
     assert "force=True" in e.value.hint and "output_dir=" in e.value.hint
 
 
+@pytest.mark.slow
 def test_force_replaces_the_previous_run(tmp_path):
     root = make_tabular(tmp_path / "tab")
     out = tmp_path / "out"
@@ -73,6 +75,7 @@ def test_force_replaces_the_previous_run(tmp_path):
     assert (out / "notes.txt").read_text() == "mine"  # only our own files are replaced
 
 
+@pytest.mark.slow
 def test_a_failed_run_still_reports_its_error(tmp_path):
     root = make_tabular(tmp_path / "tab")
     report = autodl.run(
@@ -85,6 +88,7 @@ def test_a_failed_run_still_reports_its_error(tmp_path):
     assert json.loads((tmp_path / "out" / "run.json").read_text())["success"] is False
 
 
+@pytest.mark.slow
 def test_the_api_runs_from_a_plain_script_and_keeps_the_old_run_until_the_new_one_starts(
     tmp_path,
 ):
@@ -124,3 +128,28 @@ def test_the_api_runs_from_a_plain_script_and_keeps_the_old_run_until_the_new_on
     with pytest.raises(AutoDLError):
         autodl.run(root, out, time_budget=3, force=True, engine="tests.no_such_module:run")
     assert sorted(p.name for p in out.iterdir()) == before and (out / "scores.json").is_file()
+
+
+def test_run_json_says_how_the_run_ended_and_how_busy_the_machine_was(tab_run):
+    _, out, report = tab_run
+    data = json.loads((out / "run.json").read_text())
+    machine = data["machine"]
+    assert machine["cores"] >= 1 and machine["threads"] >= 1
+    assert 0 <= machine["cpu_available"] <= 1 and machine["load_mean"] >= 0
+    ing = report.ingestion
+    if ing.converged:  # the tiny table converges well within 8 s on an idle machine
+        assert data["finished"] == f"finished early: converged at {ing.converged_at:.1f} s"
+        assert data["converged_at"] == ing.converged_at
+    else:
+        assert data["finished"] == "finished at the deadline" and data["converged_at"] is None
+    page = (out / "report.html").read_text()
+    assert data["finished"].capitalize() in page and "of the CPU free for the engine" in page
+
+
+def test_a_job_gets_its_share_of_the_cores():
+    from autodl.pipeline import job_threads
+
+    assert job_threads(0, 1, 16) == 0  # one job at a time: every core
+    assert job_threads(0, 4, 16) == 4  # four slots share sixteen cores
+    assert job_threads(0, 3, 2) == 1  # never fewer than one thread
+    assert job_threads(6, 4, 16) == 6  # AUTODL_THREADS wins when set

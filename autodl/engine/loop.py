@@ -41,6 +41,15 @@
 6. Later: when every learner (refits included) has converged and time is left, the
    domain's ``LATER`` learners (`bag.Bag`: seed-averaged copies of the plan's best
    kinds of learner) run one at a time, scored, emitted and blended like the others.
+7. Converged: the run ends before the deadline (the engine sends "done", the job's
+   worker is free) when nothing left can raise the emitted hold-out score: every
+   learner, refit and later learner has converged; or the emitted score is a perfect
+   1.0 on a hold-out of at least ``PERFECT_ROWS`` rows (nothing can beat it: only the
+   emitted model's own refit still runs); or, once
+   the later learners have started, the emitted score has not gained ``GAIN`` for
+   ``STALE`` times the time it took to reach it (on ALC's log time axis a stretch as
+   long as the whole run so far, where a late gain would count for little). ALC holds
+   the last score to the deadline, so an early end does not lower it.
 
 Text is held out in runs of consecutive rows (see `_holdout`): records cut from one
 document sit together, and a row-wise hold-out rewards memorising documents.
@@ -86,6 +95,12 @@ ENSEMBLE_MARGIN = 1e-4  # hold-out NAUC an ensemble must gain over the best to b
 BLEND_ERROR = 3.0  # ensemble members: hold-out error at most this times the best one's
 BLEND_SLACK = 0.005  # ... or at most this error
 REFIT_NOTE = "refit on all training rows; score from the hold-out"
+GAIN = 1e-4  # hold-out NAUC an emitted prediction must gain to count as progress (step 7)
+STALE = 1.0  # later stage: end after this times the run's time to its last gain (step 7)
+PERFECT = 1.0 - 1e-9  # an emitted hold-out NAUC that nothing can beat
+#: ... on a hold-out of at least this many rows: on a small one a perfect score is often
+#: luck (issue 14: a one-epoch CNN scored 1.000 on 12 rows and 33 % on the test set).
+PERFECT_ROWS = 200
 
 controller()  # find the thread pools now, at import, not on the clock
 
@@ -199,6 +214,39 @@ class _Run:
     spent: dict[int, float] = field(default_factory=dict)
     failed: set[int] = field(default_factory=set)
     pool: dict[int, _Member] = field(default_factory=dict)
+    gained_at: float = 0.0  # seconds into the run of the last gain of GAIN (step 7)
+    gained: float | None = None  # the emitted score at that time
+    converged: str = ""  # why the run ended before its deadline (step 7); "" if it did not
+
+    def emitted(self, score: float | None) -> None:
+        """Record an emitted hold-out score: a gain of ``GAIN`` restarts the stale clock."""
+        if score is not None and (self.gained is None or score >= self.gained + GAIN):
+            self.gained, self.gained_at = score, self.budget.elapsed()
+
+    def stale(self) -> bool:
+        """No gain of ``GAIN`` for ``STALE`` times the run's time to the last one."""
+        return self.budget.elapsed() - self.gained_at >= STALE * max(self.gained_at, 1.0)
+
+    def settle(self, active: list[Learner], waiting: list[Learner], refits: dict[int, int]) -> bool:
+        """With a perfect emitted score, drop what cannot change the emitted prediction:
+        every learner but the emitted ones (still training, or their refits). True when
+        something was dropped."""
+        best = self.best
+        if not best.emitted or best.score is None or best.score < PERFECT:
+            return False
+        keys = {k for k, m in self.pool.items() if any(m is b for b in best.members)}
+        if best.learner is not None:
+            keys.add(id(best.learner))
+        keep = [lr for lr in active if id(lr) in keys or refits.get(id(lr)) in keys]
+        if len(keep) == len(active) and not waiting:
+            return False
+        dropped = [lr.name for lr in active if lr not in keep] + [lr.name for lr in waiting]
+        self.say(
+            f"hold-out NAUC {best.score:.4f} cannot be beaten: stopping {', '.join(dropped)}"
+            + ("; the emitted model's refit goes on" if keep else "")
+        )
+        active[:], waiting[:] = keep, []
+        return True
 
     def predict(self, learner: Learner) -> tuple[np.ndarray, np.ndarray | None]:
         with self.threads():
@@ -235,13 +283,26 @@ class _Run:
         waiting = list(later)
         self.pool = {}
         refits: dict[int, int] = {}  # id(clone refitted on full) -> id(its hold-out learner)
+        later_started = False
         while active or waiting:
             if not active:
                 active.append(waiting.pop(0))
+                later_started = True
             for learner in list(active):
                 left = self.budget.remaining()
                 if left < MIN_STEP or (until is not None and until()):
                     return
+                if later_started and self.stale():
+                    self.converged = f"no hold-out gain of {GAIN:g} since {self.gained_at:.1f}s"
+                    return
+                if (
+                    full is not None
+                    and valid is not None
+                    and len(valid.labels) >= PERFECT_ROWS
+                    and self.settle(active, waiting, refits)
+                ):
+                    self.converged = "perfect hold-out score"
+                    break  # ``active`` changed: the next round goes over what is left
                 seconds = left * (1 - RESERVE) / len(active)
                 if until is not None:
                     seconds = min(seconds, QUICK_TURN)
@@ -280,6 +341,7 @@ class _Run:
                         self.pool[id(learner)] = _Member(learner.name, score, p_valid, test, unl)
                     if self.best.beaten_by(score):
                         self.best = _Best(score, learner, True)
+                        self.emitted(score)
                         yield Prediction(test, unl, learner.name, score, note)
                         if once:
                             return
@@ -339,6 +401,7 @@ class _Run:
         name = _ensemble_name(chosen)
         self.say(f"{name}: valid NAUC {score:.4f}")
         self.best = _Best(score, None, True, tuple(chosen))
+        self.emitted(score)
         yield Prediction(test, unl, name, score, note)
 
     def refit(
@@ -480,3 +543,6 @@ def run(
                 say(f"{state.best.learner.name}: re-scoring failed: {type(e).__name__}: {e}")
         say(f"loaded {len(data)} train rows at {budget.elapsed():.2f}s")
     yield from state.stage(plan, _rows(data, ~mask), _rows(data, mask), full=data, later=later)
+    if budget.remaining() >= MIN_STEP:  # ended by itself: say so (ingestion sees "done")
+        why = state.converged or "every learner has converged"
+        say(f"converged at {budget.elapsed():.1f}s ({why}); ending the run")

@@ -46,6 +46,7 @@ def html_report(
     predictions_table: Sequence[dict] | None = None,
     time_budget: float | None = None,
     title: str | None = None,
+    notes: Sequence[str] = (),
 ) -> Path:
     """Write a self-contained HTML report (inline CSS, figure as a data URI, no network).
 
@@ -53,7 +54,8 @@ def html_report(
     usually says why). ``dataset`` is shown as a summary table; ``predictions_table``
     gives extra columns per prediction (dicts in prediction order; a key ``index``
     or ``elapsed`` already shown is skipped); ``budget_used`` is the seconds the
-    run took, shown against ``time_budget`` (default: the result's budget).
+    run took, shown against ``time_budget`` (default: the result's budget); ``notes``
+    are lines under the key figures (how the run ended, how busy the machine was).
     """
     figure = None
     if result is not None and result.n_predictions:
@@ -68,6 +70,7 @@ def html_report(
         predictions_table=predictions_table,
         time_budget=time_budget,
         title=title,
+        notes=notes,
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -93,14 +93,28 @@ class Client:
                 f"cannot reach {self.base}: {e}", "Check --server and that the service is running."
             ) from None
 
-    def upload(self, archive: Path, *, name: str | None, time_budget: float | None) -> dict:
-        # A refused token is found with one small request, not after sending the archive.
+    def check_token(self) -> None:
+        """One small request: a refused token is found before anything is sent or converted."""
         self.request("GET", "/api/v1/me")
+
+    def upload(
+        self,
+        archive: Path,
+        *,
+        name: str | None,
+        time_budget: float | None,
+        label: str | None = None,
+    ) -> dict:
+        """POST the zip to /api/v1/jobs; ``label``: a raw table's label column (the server
+        converts a zip of raw data)."""
+        self.check_token()
         data = {}
         if name:
             data["name"] = name
         if time_budget is not None:
             data["time_budget"] = str(time_budget)
+        if label:
+            data["label"] = label
         wrapper = _Progress(archive)
         try:
             r = self.request(

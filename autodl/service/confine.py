@@ -25,6 +25,7 @@ from pathlib import Path
 
 from autodl import _confine
 from autodl._checkproc import EXIT_MEMORY
+from autodl._units import human_bytes
 from autodl.settings import Settings
 
 CONCURRENT_CHECKS = 2
@@ -44,7 +45,8 @@ def check_limits(settings: Settings) -> _confine.Limits:
     return _confine.Limits(
         memory_bytes=settings.validate_memory_bytes,
         cpu_seconds=settings.validate_cpu_seconds,
-        file_bytes=MAX_REPORT_BYTES * 2,
+        # Raw data is converted in that process too: its files may be as large as an upload.
+        file_bytes=max(MAX_REPORT_BYTES * 2, settings.max_extracted_bytes),
         address_space=True,  # the readers use no GPU
     )
 
@@ -57,8 +59,13 @@ def child_environ(settings: Settings) -> dict[str, str]:
     return env
 
 
-def check_in_child(folder: Path, workdir: Path, settings: Settings) -> dict:
-    """`check_dataset(folder)` in a confined child: {"report", "errors", "problems_total"}."""
+def check_in_child(
+    folder: Path, workdir: Path, settings: Settings, task: dict | None = None
+) -> dict:
+    """`check_dataset(folder)` in a confined child: {"report", "errors", "problems_total"}.
+
+    ``task`` ``{"convert": DIR, "label": COLUMN | None}``: raw data in ``folder`` is
+    converted into DIR in that child first (`autodl._checkproc`)."""
     wall = settings.validate_wall_seconds
     start = time.monotonic()
     if not _TURNS.acquire(timeout=wall):
@@ -68,17 +75,20 @@ def check_in_child(folder: Path, workdir: Path, settings: Settings) -> dict:
             status=503,
         )
     try:
-        return _run(folder, workdir, settings, wall - (time.monotonic() - start))
+        return _run(folder, workdir, settings, wall - (time.monotonic() - start), task)
     finally:
         _TURNS.release()
 
 
-def _run(folder: Path, workdir: Path, settings: Settings, wall: float) -> dict:
+def _run(
+    folder: Path, workdir: Path, settings: Settings, wall: float, task: dict | None = None
+) -> dict:
     out, log = workdir / "check.json", workdir / "check.log"
     limits = check_limits(settings)
     cgroup = _confine.MemoryCgroup.create("autodl-check", limits.memory_bytes)
     cmd = [sys.executable, "-m", "autodl._checkproc", str(folder), str(out)]
-    cmd += [json.dumps(limits.to_json())] + ([str(cgroup.path)] if cgroup else [])
+    cmd += [json.dumps(limits.to_json()), str(cgroup.path) if cgroup else ""]
+    cmd += [json.dumps(task)] if task else []
     try:
         with open(log, "wb") as err:
             proc = subprocess.Popen(
@@ -108,7 +118,7 @@ def _run(folder: Path, workdir: Path, settings: Settings, wall: float) -> dict:
         # this process its first choice).
         raise LimitBroken(
             f"Validating this dataset needs more than "
-            f"{_confine.human_bytes(settings.validate_memory_bytes)} of memory "
+            f"{human_bytes(settings.validate_memory_bytes)} of memory "
             "(AUTODL_VALIDATE_MEMORY_BYTES).",
             _HINT,
             "AUTODL_VALIDATE_MEMORY_BYTES",

@@ -448,9 +448,19 @@ def _finish(job_id: int, report, transition, storage: Storage) -> None:
         "final_accuracy": score.final_accuracy if score is not None else None,
     }
     if ing.predictions:
-        note = None
+        notes = []
         if not ing.success:
-            note = f"The engine stopped early ({_why(ing)}); the scores count the {len(ing.predictions)} prediction(s) it made before."
+            notes.append(
+                f"The engine stopped early ({_why(ing)}); the scores count the {len(ing.predictions)} prediction(s) it made before."
+            )
+        elif ing.converged:  # typed: the engine ended by itself before the deadline
+            notes.append(
+                f"Finished early: converged at {ing.converged_at:.1f} s of {ing.time_budget:g} s "
+                "(nothing left could raise the hold-out score; the score holds to the deadline)."
+            )
+        if ing.load is not None:  # so that runs compared later are compared fairly
+            notes.append(f"Machine during the run: {ing.load.text()}.")
+        note = " ".join(notes) or None
         transition("finished", message="Finished.", note=note, **values)
         return
     if ing.failure in (I.TIMEOUT, I.NO_PREDICTION):

@@ -2,13 +2,16 @@
 
 quota check (before reading anything) → stream to disk → compute-time check (the
 budget is a form field) → archive checks → extract → validate (in a confined child
-process: `autodl.service.confine`) → create the queued job → tell the dispatcher. A refusal at
+process: `autodl.service.confine`; a zip of raw data — a table, class folders of
+images, audio, video or text — is converted there first, the form's ``label`` naming
+a table's label column) → create the queued job → tell the dispatcher. A refusal at
 any step leaves no file and no job behind, and costs no quota.
 """
 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -64,8 +67,16 @@ async def submit(request: Request, service: Service, user: User) -> int:
         check_compute(u, budget)  # before the dataset is extracted and validated
         name = (received.fields.get("name") or "").strip()[:200]
         extracted_limit = min(settings.max_extracted_bytes, u.storage_left)
+        label = (received.fields.get("label") or "").strip() or None
         folder, report, size = await run_in_threadpool(
-            prepare, received.path, work, settings, extracted_limit
+            lambda: prepare(
+                received.path,
+                work,
+                settings,
+                extracted_limit,
+                label=label,
+                name=_dataset_name(received.filename),
+            )
         )
         job_id = await run_in_threadpool(
             _queue,
@@ -84,6 +95,13 @@ async def submit(request: Request, service: Service, user: User) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _dataset_name(filename: str | None) -> str | None:
+    """The name a zip of class folders gets: its file's ("Shapes v2.zip" -> "shapes_v2")."""
+    from autodl.formats.convert.options import default_name
+
+    return default_name(Path(filename)) if filename else None
+
+
 def current_usage(service: Service, user: User):
     with service.db.session() as s:
         return usage(s, s.merge(user), service.settings)
@@ -96,5 +114,8 @@ def _queue(service: Service, user: User, name, budget, report, size, folder) -> 
         check_can_submit(now)
         check_compute(now, budget)
         job = create_job(s, owner, name=name, time_budget=budget, report=report, stored_bytes=size)
+        converted = report.get("converted")
+        if converted:  # the job's history says what the upload became
+            job.events[-1].message = f"Submitted, {converted['note']}, and validated."
         service.storage.adopt_dataset(job.id, folder)
         return job.id

@@ -26,7 +26,7 @@ from autodl._units import human_bytes
 from autodl.settings import Settings
 
 CHUNK = 1024 * 1024
-# An upload form holds a file and a few short fields (name, time_budget, csrf_token):
+# An upload form holds a file and a few short fields (name, time_budget, label, csrf_token):
 # everything around the file is bounded, whatever the total upload limit.
 MAX_PARTS = 16
 MAX_FIELDS_BYTES = 64 * 1024  # all the non-file fields together
@@ -123,7 +123,7 @@ async def _receive_multipart(request: Request, dest: Path, limit: int, boundary:
         state["parts"] += 1
         if state["parts"] > MAX_PARTS:
             raise UploadRefused(
-                f"The form holds more than {MAX_PARTS} parts; send the file, name and time_budget only."
+                f"The form holds more than {MAX_PARTS} parts; send the file, name, time_budget and label only."
             )
 
     def on_header_field(data, start, end):
@@ -164,7 +164,7 @@ async def _receive_multipart(request: Request, dest: Path, limit: int, boundary:
             if state["fbytes"] > MAX_FIELDS_BYTES:
                 raise UploadRefused(
                     f"The form's fields hold more than {MAX_FIELDS_BYTES // 1024} KB; "
-                    "send the file, name and time_budget only."
+                    "send the file, name, time_budget and label only."
                 )
 
     def on_part_end():
@@ -264,24 +264,72 @@ def extract(path: Path, members: list[zipfile.ZipInfo], target: Path, max_bytes:
     return written
 
 
-def validate(folder: Path, settings: Settings, workdir: Path | None = None) -> dict:
+def validate(
+    folder: Path,
+    settings: Settings,
+    workdir: Path | None = None,
+    *,
+    convert: Path | None = None,
+    label: str | None = None,
+    name: str | None = None,
+) -> dict:
     """check_dataset on the extracted folder, in a confined child process (never in the
     server's own: `autodl.service.confine`); UploadRefused (422) listing every error, or
-    naming the limit (memory, CPU time, wall-clock time) the check broke."""
+    naming the limit (memory, CPU time, wall-clock time) the check broke.
+
+    ``convert``: raw data in ``folder`` (a table, folders of images, audio, video or
+    text) is converted into that folder in the same child, ``label`` naming a table's
+    label column (else guessed from the column names), ``name`` the dataset's name when
+    the class folders are at the archive's root; the report is the converted
+    dataset's, with ``converted`` = {"dataset": path, "note": "converted from …"}."""
     from autodl.service.confine import LimitBroken, check_in_child
 
+    task = None
+    if convert is not None:
+        task = {"convert": str(convert), "label": label or None, "name": name}
     try:
-        answer = check_in_child(folder, workdir or folder.parent, settings)
+        answer = check_in_child(folder, workdir or folder.parent, settings, task)
     except LimitBroken as e:
         raise UploadRefused(
             f"{e.message} Nothing was queued and your quota is unchanged.", e.status, e.hint
         ) from None
+    if "needs_label" in answer:
+        columns = ", ".join(repr(c) for c in answer["needs_label"][:50])
+        raise UploadRefused(
+            f"The archive holds raw data, {_public(answer['summary'], folder)}, and no column "
+            f"is named like a label: which one holds the classes? Its columns: {columns}.",
+            422,
+            "Fill in the label column field (Label column, tables only) with one of them "
+            "and upload the zip again.",
+        )
+    if "refused" in answer:
+        refused = answer["refused"]
+        message = _public(refused["message"], folder).removeprefix("the archive: ")
+        raise UploadRefused(
+            f"The archive holds raw data that could not be converted: {message} "
+            "Nothing was queued.",
+            422,
+            _public(refused.get("hint") or "", folder) or None,
+        )
     report = answer["report"]
+    if _nothing_found(report, folder):
+        raise UploadRefused(
+            "The archive holds no AutoDL dataset and no raw data to convert: expected a "
+            "'<name>.data' folder holding train/ and test/ (with metadata and "
+            "<name>.solution), a CSV, TSV or Parquet table, or one folder per class of "
+            "images, audio, video or text files.",
+            422,
+            "Zip the dataset folder that `autodl format` wrote, or the raw data itself, "
+            "and upload it again (see /help/format).",
+        )
     # Messages name files relative to the archive, never the server's own paths.
     for p in report["problems"]:
         for key in ("file", "message", "expected"):
             if isinstance(p.get(key), str):
-                p[key] = p[key].replace(f"{folder}/", "").replace(str(folder), "the archive")
+                p[key] = _public(p[key], folder)
+        file = p.get("file")
+        if file and isinstance(p.get("message"), str) and p["message"].startswith(f"{file}: "):
+            p["message"] = p["message"][len(file) + 2 :]  # the file is shown beside it
     errors = int(answer.get("errors", 0))
     if errors:
         raise UploadRefused(
@@ -291,20 +339,74 @@ def validate(folder: Path, settings: Settings, workdir: Path | None = None) -> d
             "Fix the problems listed (run `autodl check` on it locally) and upload it again.",
             problems=report["problems"],
         )
+    if "converted" in answer:
+        report["converted"] = answer["converted"]
+    elif label:
+        raise UploadRefused(
+            "The label column field is for a raw table, and the archive holds an AutoDL "
+            "dataset (its metadata names the classes).",
+            422,
+            "Leave the label column field empty and upload it again.",
+        )
     return report
 
 
+def _public(text: str, folder: Path) -> str:
+    """A message for the user: paths relative to the archive, the form's field for a flag."""
+    text = text.replace(f"{folder}/", "").replace(str(folder), "the archive")
+    return text.replace("--label COLUMN", "the label column field").replace(
+        "--label", "the label column field"
+    )
+
+
+def _nothing_found(report: dict, folder: Path) -> bool:
+    """The check found no dataset at all (not a broken one): its one error is the folder."""
+    errors = [p for p in report.get("problems") or [] if p.get("severity", "error") == "error"]
+    return (
+        report.get("name") is None
+        and len(errors) == 1
+        and errors[0].get("file") == str(folder)
+        and "no dataset found" in str(errors[0].get("message"))
+    )
+
+
 def prepare(
-    upload: Path, workdir: Path, settings: Settings, max_bytes: int
+    upload: Path,
+    workdir: Path,
+    settings: Settings,
+    max_bytes: int,
+    *,
+    label: str | None = None,
+    name: str | None = None,
 ) -> tuple[Path, dict, int]:
-    """Check, extract and validate an uploaded zip: (extracted folder, check report, bytes)."""
+    """Check, extract and validate an uploaded zip: (dataset folder, check report, bytes).
+
+    A zip of raw data is converted (`validate`) into ``workdir/converted/<name>``; that
+    folder comes back, and its size counts, not the raw upload's."""
     members = check_archive(upload, settings)
     folder = workdir / "dataset"
     folder.mkdir()
+    converted = workdir / "converted"
     try:
         size = extract(upload, members, folder, max_bytes)
-        report = validate(folder, settings, workdir)
+        report = validate(folder, settings, workdir, convert=converted, label=label, name=name)
+        if "converted" in report:
+            from autodl.service.storage import tree_size
+
+            dataset = Path(report["converted"].pop("dataset"))
+            size = tree_size(dataset)
+            if size > max_bytes:
+                raise UploadRefused(
+                    f"The converted dataset takes {human_bytes(size)}, more than the "
+                    f"{human_bytes(max_bytes)} allowed.",
+                    413,
+                    "Convert it with `autodl format` locally (--max-size makes images "
+                    "smaller) and upload the zip it writes.",
+                )
+            shutil.rmtree(folder, ignore_errors=True)  # the raw files are not kept
+            return dataset, report, size
     except Exception:
         shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(converted, ignore_errors=True)
         raise
     return folder, report, size

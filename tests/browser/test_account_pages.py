@@ -23,6 +23,7 @@ def _sign_in(page, url: str, name: str, password: str) -> None:
     page.click("button:has-text('Sign in')")
 
 
+@pytest.mark.slow
 def test_change_password_then_delete_the_account(server, browser, shoot):
     assert server.cli("user", "create", "alice", input="password123\n").returncode == 0
     ctx = browser.new_context(viewport={"width": 1366, "height": 768})

@@ -22,6 +22,7 @@ def server(settings, tmp_path):
     server.stop()
 
 
+@pytest.mark.slow
 def test_sign_up_upload_watch_download_compare(server, browser, shoot, tmp_path):
     sample = tmp_path / "digits.zip"
     sample.write_bytes(httpx.get(server.url + "/samples/digits.zip", timeout=60).content)
@@ -110,6 +111,7 @@ def test_sign_up_upload_watch_download_compare(server, browser, shoot, tmp_path)
     ctx.close()
 
 
+@pytest.mark.slow
 def test_admin_page(server, browser, shoot):
     assert server.cli("user", "create", "root", "--admin", input="password123\n").returncode == 0
     ctx = browser.new_context(viewport={"width": 1366, "height": 768})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from autodl.engine import Budget, run
 from autodl.engine.bag import Bag
@@ -21,6 +22,7 @@ def _data():
     return Arrays(a.ids, a.x, a.labels), test.load().x
 
 
+@pytest.mark.slow
 def test_a_bag_is_the_mean_of_its_seed_copies():
     data, x = _data()
     f = Features("flat", flat)

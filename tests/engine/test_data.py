@@ -68,6 +68,7 @@ def test_series_and_tables_are_bounded_by_rows():
     assert r.side is None and r.rows is not None and 900 <= r.rows <= 1100
 
 
+@pytest.mark.slow
 def test_a_run_under_a_tight_memory_bound_reads_fewer_rows_and_predicts_every_test_row(
     monkeypatch,
 ):

@@ -25,6 +25,7 @@ def _run(train, test, seconds, **kw) -> tuple[list[Prediction], float, list[str]
     return preds, time.monotonic() - t0, logs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_run_beats_a_constant_within_the_budget(case):
     train, test = splits(case)
@@ -39,6 +40,7 @@ def test_run_beats_a_constant_within_the_budget(case):
     assert nauc(test.load().labels, preds[-1].test) > 0.2
 
 
+@pytest.mark.slow
 def test_multilabel_run():
     train, test = splits("tabular", multilabel=True)
     preds, _, logs = _run(train, test, 3.0)
@@ -84,6 +86,7 @@ def test_a_failing_learner_does_not_end_the_run(where):
     assert any("boom failed: RuntimeError" in line for line in logs)
 
 
+@pytest.mark.slow
 def test_large_train_gives_quick_models_while_the_rest_is_read(monkeypatch):
     monkeypatch.setattr(loop, "QUICK_ROWS", 50)
     train, test = splits("tabular", n_train=300)

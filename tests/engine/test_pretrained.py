@@ -90,6 +90,7 @@ def test_never_downloads(monkeypatch):
     EfficientNetLite(size=32, epochs=0).fit(_arrays(x, y), 5.0)
 
 
+@pytest.mark.slow
 def test_linear_probe_beats_chance_on_real_digits():
     x, y = _digits(400)
     learner = EfficientNetLite(size=32, epochs=0)

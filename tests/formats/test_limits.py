@@ -301,6 +301,7 @@ def test_validating_forty_9000_pixel_frames_is_bounded(tmp_path):
 # ---------------------------------------------------------------- solution
 
 
+@pytest.mark.slow
 def test_read_solution_parses_with_numpy_in_bounded_memory(tmp_path):
     rng = np.random.default_rng(0)
     y = (rng.random((200_000, 10)) < 0.3).astype(np.int64)

@@ -36,6 +36,7 @@ def _facts(out) -> dict:
     raise AssertionError("the engine did not report")
 
 
+@pytest.mark.slow
 def test_the_engine_sees_no_secret_and_is_the_kernels_first_choice(
     tabular_dataset, tmp_path, monkeypatch
 ):
@@ -62,6 +63,7 @@ def test_the_engine_sees_no_secret_and_is_the_kernels_first_choice(
     assert facts["as"] == 6 * GIB
 
 
+@pytest.mark.slow
 def test_without_limits_the_secrets_still_stay_out(tabular_dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("AUTODL_SECRET_KEY", "s3cret-key")
     res = ingest(tabular_dataset[0], tmp_path / "o", 30, engine=f"{ENGINES}:report_confinement")
@@ -71,6 +73,7 @@ def test_without_limits_the_secrets_still_stay_out(tabular_dataset, tmp_path, mo
     assert facts["as"] == resource.RLIM_INFINITY
 
 
+@pytest.mark.slow
 def test_breaking_the_memory_limit_fails_typed_and_keeps_the_predictions(tabular_dataset, tmp_path):
     limits = _confine.Limits(memory_bytes=int(1.5 * GIB), address_space=True)
     res = ingest(
@@ -82,6 +85,7 @@ def test_breaking_the_memory_limit_fails_typed_and_keeps_the_predictions(tabular
     assert read_end_file(tmp_path / "o" / "predictions" / "end.txt")["ingestion_success"] == 0
 
 
+@pytest.mark.slow
 def test_memory_limit_before_the_first_prediction(tabular_dataset, tmp_path):
     limits = _confine.Limits(memory_bytes=2 * GIB, address_space=True)
     res = ingest(
@@ -95,6 +99,7 @@ def test_memory_limit_before_the_first_prediction(tabular_dataset, tmp_path):
     assert res.error == "the model needed more than 2.0 GB of memory"
 
 
+@pytest.mark.slow
 def test_a_file_past_the_file_size_limit_fails_typed(tabular_dataset, tmp_path):
     limits = _confine.Limits(file_bytes=8 * 1024**2)
     res = ingest(

@@ -17,6 +17,7 @@ from autodl.scoring.metrics import read_array
 ENGINES = "tests.ingestion.engines"
 
 
+@pytest.mark.slow
 def test_predictions_are_written_in_the_official_layout(tabular_dataset, tmp_path):
     ds_path, ds = tabular_dataset
     res = ingest(ds_path, tmp_path / "out", 30, engine=f"{ENGINES}:quick")
@@ -46,6 +47,7 @@ def test_predictions_are_written_in_the_official_layout(tabular_dataset, tmp_pat
     assert "quick prediction 1" in (tmp_path / "out" / "engine.log").read_text()
 
 
+@pytest.mark.slow
 def test_unlabelled_predictions_are_handed_back_with_ids_and_label_names(tabular_dataset, tmp_path):
     ds_path, ds = tabular_dataset
     assert ds.unlabelled is not None
@@ -62,6 +64,7 @@ def test_unlabelled_predictions_are_handed_back_with_ids_and_label_names(tabular
     assert ids == [ex.id for ex in ds.unlabelled]
 
 
+@pytest.mark.slow
 def test_a_crashing_engine_keeps_its_predictions_and_says_why(tabular_dataset, tmp_path):
     ds_path, _ = tabular_dataset
     res = ingest(ds_path, tmp_path / "out", 30, engine=f"{ENGINES}:crash_after_one")
@@ -73,6 +76,7 @@ def test_a_crashing_engine_keeps_its_predictions_and_says_why(tabular_dataset, t
     assert "exploded on purpose" in (tmp_path / "out" / "engine.log").read_text()
 
 
+@pytest.mark.slow
 def test_an_engine_that_ignores_the_deadline_is_killed(tabular_dataset, tmp_path):
     ds_path, _ = tabular_dataset
     t0 = time.time()
@@ -85,6 +89,7 @@ def test_an_engine_that_ignores_the_deadline_is_killed(tabular_dataset, tmp_path
     assert res.success  # running out of time is not a failure: the predictions made count
 
 
+@pytest.mark.slow
 def test_nothing_after_the_deadline_is_counted(tabular_dataset, tmp_path):
     ds_path, _ = tabular_dataset
     res = ingest(ds_path, tmp_path / "out", 2.0, engine=f"{ENGINES}:late_prediction", grace=1.0)
@@ -94,6 +99,7 @@ def test_nothing_after_the_deadline_is_counted(tabular_dataset, tmp_path):
     assert len(files) == 1
 
 
+@pytest.mark.slow
 def test_a_prediction_of_the_wrong_shape_fails_the_run_clearly(tabular_dataset, tmp_path):
     ds_path, ds = tabular_dataset
     res = ingest(ds_path, tmp_path / "out", 30, engine=f"{ENGINES}:wrong_shape")
@@ -102,12 +108,14 @@ def test_a_prediction_of_the_wrong_shape_fails_the_run_clearly(tabular_dataset, 
     assert res.predictions == []
 
 
+@pytest.mark.slow
 def test_an_engine_without_predictions_fails(tabular_dataset, tmp_path):
     ds_path, _ = tabular_dataset
     res = ingest(ds_path, tmp_path / "out", 30, engine=f"{ENGINES}:never_predicts")
     assert not res.success and "no prediction" in res.error
 
 
+@pytest.mark.slow
 def test_the_clock_starts_after_the_engine_is_imported(tabular_dataset, tmp_path):
     ds_path, _ = tabular_dataset
     t0 = time.time()
@@ -127,6 +135,7 @@ def test_a_non_positive_budget_is_refused(tabular_dataset, tmp_path):
         ingest(tabular_dataset[0], tmp_path / "out", 0)
 
 
+@pytest.mark.slow
 def test_warm_up_runs_before_the_clock_with_the_datasets_spec(
     tabular_dataset, tmp_path, monkeypatch
 ):
@@ -144,6 +153,7 @@ def test_warm_up_runs_before_the_clock_with_the_datasets_spec(
     assert "warmed for the test" in log  # what warm_up returned is logged
 
 
+@pytest.mark.slow
 def test_what_the_engine_prints_never_reaches_the_callers_stdout(tabular_dataset, tmp_path):
     import subprocess
     import sys

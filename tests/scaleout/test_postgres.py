@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import inspect, select, update
 
 from autodl.service import jobs as J
@@ -17,6 +18,7 @@ from autodl.service.storage import Storage
 from tests.service.conftest import ROOT
 
 
+@pytest.mark.slow
 def test_autodl_db_upgrade_on_postgresql(scale_settings, pg_url):
     env = scale_settings.child_environ()
     out = subprocess.run(
@@ -76,6 +78,7 @@ def _history(db, job_id):
         ]
 
 
+@pytest.mark.slow
 def test_run_job_runs_once_on_postgresql(scale_settings, tabular_dir):
     db, job_id = _db_with_job(scale_settings, tabular_dir)
     try:
@@ -99,6 +102,7 @@ def test_compare_and_set_lets_one_claimant_win(scale_settings, tabular_dir):
         db.dispose()
 
 
+@pytest.mark.slow
 def test_live_heartbeat_elsewhere_is_left_alone_stale_one_is_taken_over(
     scale_settings, tabular_dir
 ):

@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import redis
 from sqlalchemy import select, update
 
@@ -67,6 +68,7 @@ def _all_ended(db, ids):
     return states if all(st in J.TERMINAL for st in states) else None
 
 
+@pytest.mark.slow
 def test_lost_messages_are_sent_again_and_every_job_runs_once(
     scale_settings, tabular_dir, redis_url, tmp_path
 ):
@@ -177,6 +179,7 @@ def _alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
+@pytest.mark.slow
 def test_sigterm_hands_the_running_job_back_and_it_runs_once_to_the_end(
     scale_settings, tabular_dir, tmp_path
 ):

@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from autodl.service.db import Database
@@ -19,6 +20,7 @@ from tests.service.conftest import LiveServer, bearer, wait_for
 STEADY = "tests.service.engines:steady"
 
 
+@pytest.mark.slow
 def test_six_jobs_two_workers_one_killed(scale_settings, tabular_zip, tmp_path):
     settings = replace(scale_settings, engine=STEADY, data_dir=tmp_path / "shared")
     server = LiveServer(settings, tmp_path / "server.log").start()

@@ -405,6 +405,7 @@ def steady_server(settings, tmp_path):
     server.stop()
 
 
+@pytest.mark.slow
 def test_deleting_an_account_stops_its_running_job(steady_server, tabular_zip):
     import httpx
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 from tests.service.conftest import zip_folder
 
 
+@pytest.mark.slow
 def test_user_token_submit_wait_output(live_server, tabular_dir, tmp_path):
     r = live_server.cli("user", "create", "ann", input="password123\n")
     assert r.returncode == 0 and "Created user ann" in r.stdout, r.stderr
@@ -50,6 +53,7 @@ def test_user_token_submit_wait_output(live_server, tabular_dir, tmp_path):
     assert json.loads((out / "scores.json").read_text())["alc"] is not None
 
 
+@pytest.mark.slow
 def test_submit_a_zip_without_waiting_and_an_invalid_one(live_server, tabular_dir, tmp_path):
     live_server.cli("user", "create", "bob", "--admin", input="password123\n")
     token = live_server.cli("token", "create", "bob", "--label", "ci").stdout.strip()
@@ -73,6 +77,7 @@ def test_submit_a_zip_without_waiting_and_an_invalid_one(live_server, tabular_di
     )
 
 
+@pytest.mark.slow
 def test_submit_errors_are_one_clear_message(live_server, tabular_dir, tmp_path):
     r = live_server.cli(
         "submit", str(tabular_dir), "--server", live_server.url, "--token", "adl_wrong"
@@ -100,6 +105,7 @@ def test_db_upgrade(live_server):
     assert r.returncode == 0 and f"revision {head}" in r.stdout
 
 
+@pytest.mark.slow
 def test_production_refuses_the_default_secret(live_server):
     env = live_server.env()
     env["AUTODL_ENV"] = "production"
@@ -116,3 +122,65 @@ def test_production_refuses_the_default_secret(live_server):
     )
     # The old public development key is refused like any short key, in every mode.
     assert r.returncode == 1 and "AUTODL_SECRET_KEY is shorter than 32 characters" in r.stderr
+
+
+@pytest.mark.slow
+def test_submit_raw_data_converts_it_first(live_server, tmp_path):
+    """A CSV (with --label) and a folder of class folders of images are converted with
+    `autodl format`'s defaults into a temporary folder, uploaded and queued; that folder
+    is gone afterwards. A table without a guessable label column names its columns."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.convert.inputs import tabular_rows, write_csv, write_images
+    from tests.service.conftest import ROOT
+
+    live_server.cli("user", "create", "dan", input="password123\n")
+    token = live_server.cli("token", "create", "dan").stdout.strip()
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**live_server.env(), "TMPDIR": str(temp)}
+
+    def submit(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "autodl", "submit", *args]
+            + ["--server", live_server.url, "--token", token],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=120,
+        )
+
+    header, rows = tabular_rows()
+    fish = write_csv(tmp_path / "fish.csv", header, rows)
+    r = submit(str(fish))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "which column holds the labels?" in r.stderr, r.stderr
+    assert "(id, length, colour, weight, species)" in r.stderr
+    assert f"autodl submit {fish} --label COLUMN" in r.stderr
+    assert f"autodl format {fish} --label COLUMN --output formatted" in r.stderr
+
+    r = submit(str(fish), "--label", "species")
+    assert r.returncode == 0, r.stderr
+    assert "fish.csv is raw data, a CSV table with 5 columns" in r.stderr
+    assert "converting it first with `autodl format`'s defaults (label column 'species')" in (
+        r.stderr
+    )
+    assert "Job 1 queued" in r.stdout
+    write_images(tmp_path / "shapes")
+    r = submit(str(tmp_path / "shapes"))
+    assert r.returncode == 0 and "Job 2 queued" in r.stdout, r.stderr
+    assert "a folder of 18 image files in 3 folders (cat, dog, owl)" in r.stderr
+    assert list(temp.iterdir()) == []  # the temporary folders are removed
+
+    jobs = {
+        j["id"]: j
+        for j in httpx.get(
+            live_server.url + "/api/v1/jobs", headers={"Authorization": f"Bearer {token}"}
+        ).json()["jobs"]
+    }
+    assert jobs[1]["dataset"]["name"] == "fish" and jobs[1]["dataset"]["domain"] == "tabular"
+    assert jobs[2]["dataset"]["name"] == "shapes" and jobs[2]["dataset"]["classes"] == 3

@@ -95,6 +95,7 @@ def test_the_check_runs_confined_and_without_secrets(settings, tabular_dir, tmp_
     assert answer["errors"] == 0 and answer["report"]["name"] == "tinytabular"
 
 
+@pytest.mark.slow
 def test_the_cpu_time_limit_stops_the_check(settings, tmp_path_factory):
     from autodl.formats.samples import make_tabular
 

@@ -59,6 +59,7 @@ def test_a_reader_does_not_wait_for_a_writer_holding_the_lock(db):
         assert r.get(Job, 1).name == "being written"
 
 
+@pytest.mark.slow
 def test_readers_and_writers_at_once_never_see_database_is_locked(db, tmp_path):
     # Each thread has a Database (an engine and connection) of its own, as processes do.
     errors: list[BaseException] = []
@@ -122,6 +123,7 @@ def test_get_requests_answer_while_a_writer_holds_the_lock(app_client):
         assert time.perf_counter() - t < 2.0  # before: waited for the writer (busy timeout)
 
 
+@pytest.mark.slow
 def test_the_page_after_a_write_sees_it_under_load(settings, tmp_path):
     """A route's writes are committed before its response is sent: the GET that a
     redirect leads to (read in a snapshot of its own) finds the new account."""

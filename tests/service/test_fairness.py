@@ -79,6 +79,7 @@ def test_the_running_limit_applies_only_while_others_wait(world):
         assert [j.id for j in fair_order(session, s0)] == [b1, a2]
 
 
+@pytest.mark.slow
 def test_one_slot_alternates_between_users(world):
     s, db, storage, submit = world(workers=1)
     a1, a2, a3 = submit("ann", 1), submit("ann", 1), submit("ann", 1)
@@ -100,6 +101,7 @@ def test_one_slot_alternates_between_users(world):
     assert order == [a1, b1, a2, a3]  # bob's job does not wait behind all of ann's
 
 
+@pytest.mark.slow
 def test_two_slots_one_user_at_a_time_while_others_wait(world):
     s, db, storage, submit = world(
         workers=2, max_running_per_user=1, engine="tests.service.engines:steady"

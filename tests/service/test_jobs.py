@@ -83,6 +83,7 @@ def test_compare_and_set_loses_to_a_concurrent_change(world):
         assert job.state == "cancelled"
 
 
+@pytest.mark.slow
 def test_run_job_finishes_and_is_idempotent(world, settings):
     db, storage, new_job = world
     job_id = new_job()
@@ -105,6 +106,7 @@ def test_run_job_finishes_and_is_idempotent(world, settings):
     assert state(db, job_id).attempts == 1
 
 
+@pytest.mark.slow
 def test_an_engine_without_predictions_fails_with_a_reason_and_costs_quota(world, settings):
     db, _, new_job = world
     job_id = new_job(budget=2)
@@ -118,6 +120,7 @@ def test_an_engine_without_predictions_fails_with_a_reason_and_costs_quota(world
     assert "made no prediction within the time budget of 2 s" in job.reason
 
 
+@pytest.mark.slow
 def test_an_engine_crash_after_a_prediction_still_finishes_with_a_note(world, settings):
     db, _, new_job = world
     job_id = new_job()
@@ -127,6 +130,20 @@ def test_an_engine_crash_after_a_prediction_still_finishes_with_a_note(world, se
     )
     job = state(db, job_id)
     assert job.n_predictions == 1 and "stopped early" in job.note and "learner exploded" in job.note
+
+
+@pytest.mark.slow
+def test_a_run_that_converged_early_says_so_and_how_busy_the_machine_was(world, settings):
+    db, _, new_job = world
+    job_id = new_job(budget=30)
+    assert J.run_job(job_id, replace(settings, engine="tests.ingestion.engines:quick")) == (
+        "finished"
+    )
+    job = state(db, job_id)
+    assert job.duration < 20  # the worker was freed long before the 30 s budget
+    assert "Finished early: converged at" in job.note and "of 30 s" in job.note
+    assert "Machine during the run:" in job.note and "of the CPU free" in job.note
+    assert "stopped early" not in job.note
 
 
 def test_an_unloadable_engine_is_a_platform_failure(world, settings):
@@ -150,6 +167,7 @@ def test_a_dataset_that_cannot_be_read_is_a_data_failure(world, settings):
     )
 
 
+@pytest.mark.slow
 def test_the_real_default_engine_end_to_end(world, settings):
     """The engine users get (autodl.engine:run), on a tiny dataset with a 5 s budget."""
     db, storage, new_job = world
@@ -161,6 +179,7 @@ def test_the_real_default_engine_end_to_end(world, settings):
     assert csv[0] == "id,class0,class1,class2" and len(csv) == 11
 
 
+@pytest.mark.slow
 def test_delete_scrubs_the_row_down_to_its_tombstone(world, settings):
     """Names, notes, reasons, scores and events go; what the quotas need stays."""
     from sqlalchemy import inspect, select

@@ -227,3 +227,23 @@ def test_sample_dataset_is_a_valid_zip_in_the_submission_layout(app_client, tmp_
     path.write_bytes(r.content)
     report = check_dataset(path)
     assert report.ok and report.train + report.test + report.unlabelled == 1797
+
+
+def test_token_creation_redirects_and_shows_the_secret_once(app_client):
+    sign_up(app_client, "frank")
+    page = app_client.get("/account").text
+    assert "Signed in as <b>frank</b>" in page  # the account page names its user
+    r = app_client.post(
+        "/account/tokens",
+        data={"name": "laptop", "csrf_token": csrf_of(page)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/account"  # POST-redirect-GET
+    assert "adl_" not in r.headers["location"]
+    shown = app_client.get("/account").text
+    secret = re.search(r'id="new-token">(adl_[^<]+)<', shown).group(1)
+    assert app_client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).is_success
+    again = app_client.get("/account").text  # a refresh: the list, not the secret again
+    assert secret not in again and again.count("/revoke") == 1
+    r = app_client.get("/account/tokens", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/account"  # not 405

@@ -46,6 +46,7 @@ def _nameless_zip(tabular_dir, tmp_path):
     return zip_folder(root, tmp_path / "nameless.zip")
 
 
+@pytest.mark.slow
 def test_the_exact_attack_is_refused_and_never_serves_another_users_predictions(
     two_users, settings, tabular_dir, tmp_path
 ):
@@ -68,6 +69,7 @@ def test_the_exact_attack_is_refused_and_never_serves_another_users_predictions(
     assert client.get("/api/v1/jobs", headers=bearer(bob)).json()["jobs"] == []
 
 
+@pytest.mark.slow
 def test_a_stored_dataset_name_that_climbs_out_of_the_job_folder_is_never_followed(
     two_users, tabular_zip
 ):
@@ -88,6 +90,7 @@ def test_a_stored_dataset_name_that_climbs_out_of_the_job_folder_is_never_follow
     )
 
 
+@pytest.mark.slow
 def test_links_in_a_job_folder_are_not_followed(two_users, tabular_zip, settings):
     client, a, ann, bob = two_users
     storage = client.app.state.service.storage

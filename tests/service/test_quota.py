@@ -104,6 +104,7 @@ ENGINES = "tests.ingestion.engines"
         ("no_such_engine", "failed", "platform", "could not be run"),
     ],
 )
+@pytest.mark.slow
 def test_who_pays_for_a_failure(settings, tabular_zip, engine, state, fault, words):
     """The data's failures cost quota; only the platform's are given back."""
     s = replace(settings, engine=f"{ENGINES}:{engine}", job_memory_bytes=int(1.5 * 1024**3))

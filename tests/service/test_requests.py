@@ -68,6 +68,7 @@ def test_a_chunked_form_body_is_bounded(server):
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.slow
 def test_a_chunked_json_body_is_bounded(server):
     r = server.cli("user", "create", "ann", input="password123\n")
     assert r.returncode == 0, r.stderr
@@ -81,6 +82,7 @@ def test_a_chunked_json_body_is_bounded(server):
     assert r.status_code == 413 and "larger than" in r.json()["detail"]
 
 
+@pytest.mark.slow
 def test_a_chunked_upload_is_bounded_by_the_upload_limit(server):
     r = server.cli("user", "create", "ann", input="password123\n")
     token = server.cli("token", "create", "ann").stdout.strip()

@@ -63,6 +63,7 @@ def get(db, job_id) -> Job:
         return job
 
 
+@pytest.mark.slow
 def test_jobs_run_one_at_a_time_in_child_processes(make):
     sup, db, new_job = make()
     a, b = new_job(), new_job()
@@ -74,6 +75,7 @@ def test_jobs_run_one_at_a_time_in_child_processes(make):
     wait_for(lambda: sup.children == {}, timeout=10)
 
 
+@pytest.mark.slow
 def test_two_workers_run_two_jobs_at_once(make):
     sup, db, new_job = make(workers=2, engine="tests.service.engines:steady")
     a, b = new_job(budget=3), new_job(budget=3)
@@ -112,6 +114,7 @@ def test_cancel_kills_a_running_job(make):
     assert job.state == "cancelled" and not job.quota_refunded
 
 
+@pytest.mark.slow
 def test_the_time_limit_kills_a_stuck_job(make):
     sup, db, new_job = make(
         engine="tests.service.hang_import_engine:run", grace_seconds=0.5, job_margin_seconds=1.5
@@ -143,6 +146,7 @@ def test_recovery_requeues_once_then_fails(make):
     assert job.state == "failed" and job.fault == "platform" and "restarted twice" in job.reason
 
 
+@pytest.mark.slow
 def test_a_killed_server_takes_its_job_down_and_reruns_it_on_restart(
     settings, tmp_path, tabular_zip
 ):
@@ -205,6 +209,7 @@ def add_user_via_db(settings, name):
         db.dispose()
 
 
+@pytest.mark.slow
 def test_a_jobs_engine_runs_confined(make, settings):
     """The job process keeps the database URL it needs; its engine gets no secret, the
     automatic memory limit, the file-size limit and the kernel's first place to be killed."""

@@ -92,8 +92,11 @@ def test_not_a_zip(app_client, tmp_path):
     r = upload(app_client, token, path)
     assert r.status_code == 400 and r.json()["detail"] == "The upload is not a zip archive."
     assert "<name>.data/" in r.json()["hint"]
+    # One text file is raw data that cannot be converted (no class folder): said in one sentence.
     r = upload(app_client, token, bad_zip({"readme.txt": b"hello"}, tmp_path / "empty.zip"))
-    assert r.status_code == 422 and "the archive" in r.json()["problems"][0]["message"]
+    detail = r.json()["detail"]
+    assert r.status_code == 422 and "could not be converted: no text file" in detail, detail
+    assert "the archive:" not in detail
     assert str(app_client.app.state.service.storage.root) not in r.text  # no server paths
 
 

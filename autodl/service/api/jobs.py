@@ -118,6 +118,16 @@ def list_jobs(
                                 "type": "number",
                                 "description": "Seconds (default 1200)",
                             },
+                            "label": {
+                                "type": "string",
+                                "description": "Label column (tables only): for a zip of "
+                                "raw data, the column of the table that holds the classes "
+                                "(else guessed from names such as 'label' or 'class'). A "
+                                "zip of raw data (a CSV, TSV or Parquet table, or one "
+                                "folder per class of images, audio, video or text) is "
+                                "converted with `autodl format`'s defaults before it is "
+                                "validated.",
+                            },
                         },
                     }
                 },
@@ -127,6 +137,13 @@ def list_jobs(
         "parameters": [
             {"name": "name", "in": "query", "required": False, "schema": {"type": "string"}},
             {"name": "time_budget", "in": "query", "required": False, "schema": {"type": "number"}},
+            {
+                "name": "label",
+                "in": "query",
+                "required": False,
+                "description": "Label column (tables only), for a zip of raw data",
+                "schema": {"type": "string"},
+            },
         ],
     },
 )

@@ -15,6 +15,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from autodl.service import accounts, auth
@@ -153,6 +154,38 @@ DONE = {
 }
 
 
+#: A new token's secret travels from the POST to the page it redirects to in this cookie:
+#: signed, HttpOnly, only sent to /account, read once and deleted by that page, and
+#: worthless after NEW_TOKEN_SECONDS. Never in the address (it would stay in the history
+#: and in server logs); a refresh of the page shows the token list without it.
+NEW_TOKEN_COOKIE = "autodl_new_token"
+NEW_TOKEN_SECONDS = 120
+
+
+def _new_token_serializer(service) -> URLSafeTimedSerializer:
+    # A key derived from the server's secret key (an HMAC of it; session ids are random
+    # and anonymous ones start with "anon:", so no form ever carries this value).
+    return URLSafeTimedSerializer(
+        service.signer.csrf_token("new-token-cookie"), salt="autodl-new-token"
+    )
+
+
+def _new_token(request: Request, service, db, user: UserRow) -> tuple[str, str] | None:
+    """(secret, name) of the token this browser just created, or None."""
+    cookie = request.cookies.get(NEW_TOKEN_COOKIE)
+    if not cookie:
+        return None
+    try:
+        data = _new_token_serializer(service).loads(cookie, max_age=NEW_TOKEN_SECONDS)
+        user_id, token_id, secret = int(data["u"]), int(data["t"]), str(data["s"])
+    except (BadSignature, KeyError, TypeError, ValueError):
+        return None
+    row = db.get(ApiToken, token_id)
+    if user_id != user.id or row is None or row.user_id != user.id:
+        return None  # another account's, or revoked since
+    return secret, row.name
+
+
 @router.get("/account")
 def account_page(
     request: Request, service: ServiceDep, db: DB, user: User, done: str | None = None
@@ -160,13 +193,20 @@ def account_page(
     tokens = db.scalars(
         select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)
     ).all()
-    return render(
+    new = _new_token(request, service, db, user)
+    response = render(
         request,
         "account.html",
         tokens=tokens,
         usage=usage(db, user, service.settings),
         message=DONE.get(done or ""),
+        new_token=new[0] if new else None,
+        new_token_name=new[1] if new else None,
     )
+    if NEW_TOKEN_COOKIE in request.cookies:
+        response.delete_cookie(NEW_TOKEN_COOKIE, path="/account")  # shown only this once
+    response.headers["Cache-Control"] = "no-store"  # nor kept by the browser's back button
+    return response
 
 
 @router.get("/account/password")
@@ -237,15 +277,24 @@ def create_token(request: Request, service: ServiceDep, db: DB, user: User, name
             usage=usage(db, user, service.settings),
             error=e.message,
         )
-    tokens = [*tokens, row]
-    return render(
-        request,
-        "account.html",
-        tokens=tokens,
-        usage=usage(db, user, service.settings),
-        new_token=secret,
-        new_token_name=row.name,
+    # POST-redirect-GET: a refresh of the page shows it again instead of creating another.
+    response = RedirectResponse("/account", status_code=303)
+    response.set_cookie(
+        NEW_TOKEN_COOKIE,
+        _new_token_serializer(service).dumps({"u": user.id, "t": row.id, "s": secret}),
+        max_age=NEW_TOKEN_SECONDS,
+        path="/account",
+        httponly=True,
+        samesite="strict",
+        secure=not service.settings.development,
     )
+    return response
+
+
+@router.get("/account/tokens")
+def tokens_page(user: User):
+    """Where the form posts; a visit (a bookmark, an old tab) goes to the account page."""
+    return RedirectResponse("/account", status_code=303)
 
 
 @router.post("/account/tokens/{token_id}/revoke")

@@ -9,6 +9,10 @@
   const fmt = (v, d) => (v == null ? "–" : v.toFixed(d == null ? 4 : d));
   let curve = null;
   let lastPoints = -1;
+  // One count for the tile, the progress line and the curve: the job record can lag the
+  // curve (it is updated by the supervisor, the curve is read from the run's files).
+  let nPredictions = job0.n_predictions || 0;
+  const LIVE = ["running", "scoring"];
   let startedAt = job0.started_at ? Date.parse(job0.started_at) : null;
   let state = job0.state;
   let logOpened = job0.state === "running";
@@ -45,7 +49,9 @@
     $("m-alc").textContent = fmt(j.alc);
     $("m-nauc").textContent = fmt(j.final_nauc);
     $("m-acc").textContent = fmt(j.final_accuracy);
-    $("m-n").textContent = String(j.n_predictions || 0);
+    if (lastPoints < 0) nPredictions = j.n_predictions || 0;  // the curve's count, once there is one
+    $("m-n").textContent = String(nPredictions);
+    $("m-alc-note").hidden = !LIVE.includes(j.state);
     const downloads = j.downloads || {};
     let shown = 0;
     document.querySelectorAll("#downloads li").forEach(li => {
@@ -79,14 +85,18 @@
     const elapsed = Math.max(0, (Date.now() - startedAt) / 1000);
     const pct = Math.min(100, (100 * elapsed) / j.time_budget);
     $("run-bar").style.width = pct + "%";
-    $("run-text").textContent = `${AutoDLChart.fmtTime(elapsed)} of ${AutoDLChart.fmtTime(j.time_budget)} used · ${j.n_predictions || 0} prediction(s) so far`;
+    const used = elapsed >= j.time_budget ? `The ${AutoDLChart.fmtTime(j.time_budget)} budget is used up; stopping the engine`
+      : `${AutoDLChart.fmtTime(elapsed)} of ${AutoDLChart.fmtTime(j.time_budget)} used`;
+    $("run-text").textContent = `${used} · ${nPredictions} prediction${nPredictions === 1 ? "" : "s"} so far`;
   }
 
   function renderCurve(c) {
     curve = c;
     const latest = c.points.length ? c.points[c.points.length - 1] : null;
     if (latest) {
-      $("m-n").textContent = String(c.points.length);
+      nPredictions = c.points.length;
+      $("m-n").textContent = String(nPredictions);
+      if (state === "running") runProgress({ state: state, time_budget: job0.time_budget });
       $("m-alc").textContent = fmt(c.alc);
       $("m-nauc").textContent = fmt(c.final_nauc);
       $("m-acc").textContent = fmt(c.final_accuracy);
@@ -166,7 +176,7 @@
   let lastState = null;
   renderJob(job0);
   poll();
-  setInterval(() => { if (state === "running") runProgress({ state: state, time_budget: job0.time_budget, n_predictions: lastPoints > 0 ? lastPoints : 0 }); }, 1000);
+  setInterval(() => { if (state === "running") runProgress({ state: state, time_budget: job0.time_budget }); }, 1000);
   let timer;
   window.addEventListener("resize", () => { clearTimeout(timer); timer = setTimeout(drawCurve, 150); });
   document.querySelectorAll("form[data-confirm]").forEach(form => {

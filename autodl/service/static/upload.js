@@ -12,6 +12,13 @@
   const max = parseInt(form.dataset.max, 10);
 
   function mb(n) { return n >= 1073741824 ? (n / 1073741824).toFixed(2) + " GB" : (n / 1048576).toFixed(1) + " MB"; }
+  // `code` in a message is shown as <code>code</code>, never with its backticks.
+  function coded(parent, text) {
+    String(text).split("`").forEach((part, i) => {
+      if (i % 2) { const c = document.createElement("code"); c.textContent = part; parent.appendChild(c); }
+      else if (part) parent.appendChild(document.createTextNode(part));
+    });
+  }
   function showError(detail, hint, problems) {
     errorBox.hidden = false;
     errorBox.textContent = "";
@@ -19,9 +26,9 @@
     box.className = "notice error";
     box.setAttribute("role", "alert");
     const b = document.createElement("b");
-    b.textContent = detail;
+    coded(b, detail);
     box.appendChild(b);
-    if (hint) { box.appendChild(document.createElement("br")); box.appendChild(document.createTextNode(hint)); }
+    if (hint) { box.appendChild(document.createElement("br")); coded(box, hint); }
     errorBox.appendChild(box);
     if (problems && problems.length) {
       const ul = document.createElement("ul");
@@ -33,7 +40,7 @@
         sev.textContent = (p.severity || "error") + " ";
         li.appendChild(sev);
         const where = [p.file, p.record != null ? "record " + p.record : null, p.field].filter(Boolean).join(", ");
-        li.appendChild(document.createTextNode((where ? where + ": " : "") + p.message + (p.expected ? ` (expected ${p.expected})` : "")));
+        coded(li, (where ? where + ": " : "") + p.message + (p.expected ? ` (expected ${p.expected})` : ""));
         ul.appendChild(li);
       });
       errorBox.appendChild(ul);
@@ -55,6 +62,7 @@
     const data = new FormData();
     data.append("name", document.getElementById("name").value);
     data.append("time_budget", document.getElementById("time_budget").value);
+    data.append("label", document.getElementById("label").value);
     data.append("file", file);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/v1/jobs");

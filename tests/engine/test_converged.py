@@ -1,0 +1,121 @@
+"""Step 7 of the loop: a run that has converged ends before its deadline (the worker is freed)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from autodl.engine import Budget, Learner, run
+from autodl.engine.loop import PERFECT, REFIT_NOTE, nauc
+
+from ._data import splits
+
+BUDGET = 30.0
+
+
+class Oracle(Learner):
+    """Knows the label of every training row (so a perfect hold-out score); converges in
+    one fit. Test rows get a fixed, weaker guess."""
+
+    def __init__(self, *, table: dict | None = None, quality: float = 1.0):
+        self.table = table
+        self.quality = quality
+        self._fits = 0
+
+    @property
+    def done(self) -> bool:
+        return self._fits >= 1
+
+    def fit(self, data, seconds):
+        self._fits += 1
+        return self
+
+    def predict_proba(self, x):
+        rows = [self.table.get(np.asarray(r).tobytes()) for r in x]
+        k = len(next(iter(self.table.values())))
+        out = np.array([r if r is not None else np.full(k, 0.5) for r in rows], np.float64)
+        noise = np.random.default_rng(0).random(out.shape)
+        return self.quality * out + (1 - self.quality) * noise
+
+
+class Slow(Learner):
+    """Never converges and never beats anything: each turn sleeps a little, predicts a constant."""
+
+    def __init__(self, *, k: int = 1):
+        self.k = k
+
+    @property
+    def done(self) -> bool:
+        return False
+
+    def fit(self, data, seconds):
+        time.sleep(min(seconds, 0.2))
+        return self
+
+    def predict_proba(self, x):
+        return np.full((len(x), self.k), 0.5)
+
+
+def _table(train) -> dict:
+    data = train.load()
+    return {np.asarray(r).tobytes(): lab for r, lab in zip(data.x, data.labels, strict=True)}
+
+
+def _run(train, test, learners, later=()):
+    logs: list[str] = []
+    t0 = time.monotonic()
+    preds = list(
+        run(train, test, None, Budget(BUDGET), log=logs.append, learners=learners, later=later)
+    )
+    return preds, time.monotonic() - t0, logs
+
+
+def test_a_perfect_hold_out_score_ends_the_run_after_its_refit(monkeypatch):
+    from autodl.engine import loop
+
+    monkeypatch.setattr(loop, "PERFECT_ROWS", 0)  # the tiny split's hold-out counts here
+    train, test = splits("tabular")
+    k = train.spec.output_dim
+    preds, took, logs = _run(train, test, [Oracle(table=_table(train)), Slow(k=k), Slow(k=k)])
+    assert took < 5.0, logs  # not the 30 s budget: nothing could beat 1.0
+    assert preds[0].valid_score >= PERFECT
+    assert preds[-1].note == REFIT_NOTE  # the emitted model's refit still ran
+    assert any("cannot be beaten: stopping slow, slow" in line for line in logs), logs
+    assert any(line.startswith("converged at") for line in logs), logs
+
+
+def test_a_perfect_score_on_a_small_hold_out_stops_nothing():
+    """On a few rows a perfect score is often luck: the other learners keep their turns."""
+    from autodl.engine import loop
+
+    train, test = splits("tabular")
+    k = train.spec.output_dim
+    logs: list[str] = []
+    learners = [Oracle(table=_table(train)), Slow(k=k)]
+    list(run(train, test, None, Budget(3.0), log=logs.append, learners=learners))
+    assert loop.PERFECT_ROWS > 0
+    assert not any("cannot be beaten" in line for line in logs), logs
+
+
+def test_the_later_stage_ends_once_the_emitted_score_stops_gaining():
+    train, test = splits("tabular")
+    k = train.spec.output_dim
+    plan = [Oracle(table=_table(train), quality=0.15)]
+    preds, took, logs = _run(train, test, plan, later=[Slow(k=k), Slow(k=k)])
+    assert preds and preds[0].valid_score < PERFECT
+    # the later learners never gain: the run ends after STALE x the time to the last gain
+    assert took < 6.0, logs
+    assert any("no hold-out gain of 0.0001" in line for line in logs), logs
+    assert nauc(test.load().labels, preds[-1].test) is not None
+
+
+@pytest.mark.slow
+def test_a_run_still_gaining_keeps_to_its_budget():
+    train, test = splits("tabular")
+    k = train.spec.output_dim
+    preds, took, logs = _run(train, test, [Slow(k=k)], later=[])
+    # a learner that never converges (and a score that is not perfect): the deadline ends it
+    assert took > BUDGET - 1.0, logs
+    assert not any(line.startswith("converged at") for line in logs)
