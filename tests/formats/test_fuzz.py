@@ -34,4 +34,4 @@ def test_fuzz_sample_has_no_crash(targets, n):
         for c in s.crashes[:5]
     )
     assert s.clean > n // 10  # the mutations do reach the error paths
-    assert s.peak_mb < 1024
+    # Peak memory is bench/fuzz.py's figure: ru_maxrss here counts every earlier test.
