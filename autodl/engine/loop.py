@@ -97,6 +97,7 @@ BLEND_SLACK = 0.005  # ... or at most this error
 REFIT_NOTE = "refit on all training rows; score from the hold-out"
 GAIN = 1e-4  # hold-out NAUC an emitted prediction must gain to count as progress (step 7)
 STALE = 1.0  # later stage: end after this times the run's time to its last gain (step 7)
+STALE_MIN = 10.0  # ... and never less than this many seconds (a gain early on counts most)
 PERFECT = 1.0 - 1e-9  # an emitted hold-out NAUC that nothing can beat
 #: ... on a hold-out of at least this many rows: on a small one a perfect score is often
 #: luck (issue 14: a one-epoch CNN scored 1.000 on 12 rows and 33 % on the test set).
@@ -225,7 +226,7 @@ class _Run:
 
     def stale(self) -> bool:
         """No gain of ``GAIN`` for ``STALE`` times the run's time to the last one."""
-        return self.budget.elapsed() - self.gained_at >= STALE * max(self.gained_at, 1.0)
+        return self.budget.elapsed() - self.gained_at >= STALE * max(self.gained_at, STALE_MIN)
 
     def settle(self, active: list[Learner], waiting: list[Learner], refits: dict[int, int]) -> bool:
         """With a perfect emitted score, drop what cannot change the emitted prediction:
