@@ -12,14 +12,21 @@ ALC 0.994 alone, 0.942-0.981 while other jobs ran: the first prediction moved fr
 - ``other_cpu``: the share of the machine's CPU time that *other* processes used during
   the run (``/proc/stat`` busy time minus the engine's own, from ``/proc/<pid>/stat``);
   ``cpu_available`` = 1 - ``other_cpu``, what was left for the engine. None where
-  ``/proc`` is not readable (not Linux).
+  ``/proc`` is not readable (not Linux);
+- ``other_jobs``: the most jobs of the same service seen running beside this one
+  (asked of the caller's ``others`` at the start, then every `OTHERS_EVERY` seconds);
+  None outside the service (``autodl run``).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+
+#: Seconds between two questions to the caller's ``others`` (a database query in a job).
+OTHERS_EVERY = 10.0
 
 
 @dataclass
@@ -31,6 +38,7 @@ class MachineLoad:
     load_start: float | None
     load_mean: float | None
     other_cpu: float | None
+    other_jobs: int | None = None
 
     @property
     def cpu_available(self) -> float | None:
@@ -46,6 +54,9 @@ class MachineLoad:
             parts.append(f"{self.cpu_available:.0%} of the CPU free for the engine")
         if self.load_mean is not None:
             parts.append(f"load average {self.load_mean:.1f} (at the start {self.load_start:.1f})")
+        if self.other_jobs is not None:
+            n = self.other_jobs
+            parts.append(f"{n} other job{'s' if n != 1 else ''} running beside it at most")
         return "; ".join(parts)
 
 
@@ -82,8 +93,16 @@ class LoadMeter:
     """Start when the clock starts, `sample` on the loop's ticks, `finish` before the
     engine's process is stopped."""
 
-    def __init__(self, pid: int, threads: int, every: float = 1.0):
-        self.pid, self.every = pid, every
+    def __init__(
+        self,
+        pid: int,
+        threads: int,
+        every: float = 1.0,
+        others: Callable[[], int] | None = None,
+    ):
+        self.pid, self.every, self.others = pid, every, others
+        self.other_jobs = self._ask_others()
+        self._others_at = time.monotonic()
         self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         self.threads = threads if threads > 0 else self.cores
         self.load_start = _loadavg()
@@ -98,6 +117,21 @@ class LoadMeter:
             load = _loadavg()
             if load is not None:
                 self.loads.append(load)
+        if self.others is not None and now - self._others_at >= OTHERS_EVERY:
+            self._others_at = now
+            seen = self._ask_others()
+            if seen is not None:
+                self.other_jobs = max(self.other_jobs or 0, seen)
+
+    def _ask_others(self) -> int | None:
+        """The caller's count of other running jobs; None when there is no caller or it
+        fails (a database hiccup must not stop a run)."""
+        if self.others is None:
+            return None
+        try:
+            return int(self.others())
+        except Exception:  # noqa: BLE001 - a figure for the report, never worth a failed run
+            return None
 
     def finish(self) -> MachineLoad:
         machine1, engine1 = _machine_jiffies(), _process_jiffies(self.pid)
@@ -109,4 +143,4 @@ class LoadMeter:
                 other = round(min(1.0, max(0.0, busy / total)), 3)
         mean = round(sum(self.loads) / len(self.loads), 2) if self.loads else None
         start = None if self.load_start is None else round(self.load_start, 2)
-        return MachineLoad(self.cores, self.threads, start, mean, other)
+        return MachineLoad(self.cores, self.threads, start, mean, other, self.other_jobs)

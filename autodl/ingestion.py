@@ -268,6 +268,7 @@ def ingest(
     tick: float = 0.5,
     limits: Limits | None = None,
     on_ready: Callable[[], None] | None = None,
+    other_jobs: Callable[[], int] | None = None,
 ) -> IngestionResult:
     """Run ``engine`` on the dataset for at most ``time_budget`` seconds.
 
@@ -283,7 +284,9 @@ def ingest(
 
     ``on_ready`` is called once the engine has started, before the clock and before
     anything is written (`pipeline.run` clears an earlier run there, so a run that
-    cannot start leaves the earlier one in place).
+    cannot start leaves the earlier one in place). ``other_jobs``, when given, counts
+    the other jobs running beside this one (the service's job process asks its
+    database); the run's `MachineLoad` keeps the most it saw.
     """
     from autodl.formats.dataset import open_dataset
 
@@ -330,7 +333,7 @@ def ingest(
     rec = _Recorder(output_dir, task, time_budget, start_time)
     result = IngestionResult(output_dir, task, time_budget, start_time)
     result.memory_limit = limits.memory_bytes
-    meter = LoadMeter(proc.pid, threads)
+    meter = LoadMeter(proc.pid, threads, others=other_jobs)
     parent_conn.send(("go", start_time, time_budget))
 
     def progress(event: str, message: str = "") -> None:

@@ -156,8 +156,12 @@ def run(
     force: bool = False,
     settings: Settings | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    other_jobs: Callable[[], int] | None = None,
 ) -> RunReport:
     """Run the engine on a dataset, then score and publish the run.
+
+    ``other_jobs`` counts the jobs running beside this one (the service passes it): the
+    report and ``run.json``'s ``machine`` say how many shared the machine.
 
     >>> report = run("digits", "out/digits", time_budget=60)   # doctest: +SKIP
     >>> report.score.alc                                        # doctest: +SKIP
@@ -181,6 +185,7 @@ def run(
         on_progress=on_progress,
         limits=job_limits(settings),
         on_ready=lambda: clear_output(output_dir),  # the earlier run goes once this one runs
+        other_jobs=other_jobs,
     )
     summary = dataset_summary(ds)
     report = RunReport(output_dir, summary, result, None)

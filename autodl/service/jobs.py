@@ -396,6 +396,7 @@ def _run(
             force=True,
             settings=settings,
             on_progress=on_progress,
+            other_jobs=lambda: _others_running(db, job_id),
         )
     except FormatError as e:
         transition("failed", message=f"Your dataset could not be read: {e.message}", fault="data")
@@ -421,6 +422,14 @@ def _run(
         if job is not None and job.deleted_at is None:
             job.stored_bytes = storage.job_bytes(job_id)
         return job.state if job is not None else "missing"
+
+
+def _others_running(db: Database, job_id: int) -> int:
+    """Jobs of this service running beside ``job_id`` (every worker's, not only ours)."""
+    with db.session() as s:
+        return s.scalar(
+            select(func.count()).select_from(Job).where(Job.state == "running", Job.id != job_id)
+        )
 
 
 PLATFORM = "This is a fault of the platform, not of your data: your daily quota was given back."

@@ -114,6 +114,8 @@ def job_json(
         )
         out["queue_position"] = queue_position(db, job)
         out["jobs_running"] = running_count(db) if job.state == "queued" else None
+        # others sharing the machine(s) now: a reason two runs of one dataset score apart
+        out["other_jobs"] = max(0, running_count(db) - 1) if job.state == "running" else None
         out["events"] = [
             {"state": e.state, "at": iso(e.at), "message": e.message} for e in job.events
         ]

@@ -43,3 +43,24 @@ def test_the_machine_load_is_recorded(tabular_dataset, tmp_path):
     assert recorded and recorded[0]["cores"] == load.cores
     assert "cpu_available" in recorded[0] and "load_mean" in recorded[0]
     assert "of the CPU free for the engine" in load.text()
+
+
+def test_the_load_meter_keeps_the_most_other_jobs_it_saw_and_survives_a_failing_count():
+    from autodl import _load
+
+    counts = iter([1, 3, 2])
+    meter = _load.LoadMeter(os.getpid(), 1, every=0.0, others=lambda: next(counts))
+    meter._others_at -= _load.OTHERS_EVERY  # as if ten seconds had passed, twice
+    meter.sample()
+    meter._others_at -= _load.OTHERS_EVERY
+    meter.sample()
+    load = meter.finish()
+    assert load.other_jobs == 3 and "3 other jobs running beside it at most" in load.text()
+    assert load.to_json()["other_jobs"] == 3
+
+    def broken() -> int:
+        raise RuntimeError("database gone")
+
+    assert _load.LoadMeter(os.getpid(), 1, others=broken).finish().other_jobs is None
+    plain = _load.LoadMeter(os.getpid(), 1).finish()  # autodl run: no service, no count
+    assert plain.other_jobs is None and "other job" not in plain.text()

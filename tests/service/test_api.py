@@ -269,3 +269,18 @@ def test_cookie_sessions_need_the_csrf_token_for_unsafe_api_calls(app_client, ta
         ).status_code
         == 201
     )
+
+
+def test_a_running_job_says_how_many_others_run_beside_it(app_client, tabular_zip):
+    from autodl.service import jobs as J
+
+    ann = add_user(app_client, "ann")
+    ids = [upload(app_client, ann, tabular_zip).json()["id"] for _ in range(3)]
+    with app_client.app.state.service.db.session() as s:
+        for job_id in ids[:2]:
+            J.set_state(s, s.get(Job, job_id), "running")
+    seen = [app_client.get(f"/api/v1/jobs/{i}", headers=bearer(ann)).json() for i in ids]
+    assert [j["other_jobs"] for j in seen] == [1, 1, None]  # the queued one is not running
+    assert seen[2]["jobs_running"] == 2 and seen[0]["jobs_running"] is None
+    page = app_client.get(f"/jobs/{ids[0]}", headers=bearer(ann)).text
+    assert "1 other job is running beside it." in page

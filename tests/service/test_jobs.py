@@ -134,8 +134,10 @@ def test_an_engine_crash_after_a_prediction_still_finishes_with_a_note(world, se
 
 @pytest.mark.slow
 def test_a_run_that_converged_early_says_so_and_how_busy_the_machine_was(world, settings):
-    db, _, new_job = world
-    job_id = new_job(budget=30)
+    db, storage, new_job = world
+    other, job_id = new_job(), new_job(budget=30)
+    with db.session() as s:  # another worker's job runs beside it (issue 13, point 8)
+        J.set_state(s, s.get(Job, other), "running")
     assert J.run_job(job_id, replace(settings, engine="tests.ingestion.engines:quick")) == (
         "finished"
     )
@@ -143,6 +145,12 @@ def test_a_run_that_converged_early_says_so_and_how_busy_the_machine_was(world, 
     assert job.duration < 20  # the worker was freed long before the 30 s budget
     assert "Finished early: converged at" in job.note and "of 30 s" in job.note
     assert "Machine during the run:" in job.note and "of the CPU free" in job.note
+    assert "1 other job running beside it at most" in job.note
+    run = json.loads((storage.results_dir(job_id) / "run.json").read_text())
+    assert run["machine"]["other_jobs"] == 1
+    assert (
+        "1 other job running beside it" in (storage.results_dir(job_id) / "report.html").read_text()
+    )
     assert "stopped early" not in job.note
 
 

@@ -61,7 +61,10 @@ class JobOut(BaseModel):
     url: str
     page: str
     queue_position: int | None = Field(None, description="1 = next to run; null unless queued.")
-    jobs_running: int | None = None
+    jobs_running: int | None = Field(None, description="Jobs running now; null unless queued.")
+    other_jobs: int | None = Field(
+        None, description="Other jobs running beside this one now; null unless running."
+    )
     events: list[EventOut] | None = None
     downloads: dict[str, str] | None = None
 

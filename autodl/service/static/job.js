@@ -23,7 +23,10 @@
     if (j.state === "queued") {
       return [`Waiting in the queue: position `, [String(j.queue_position || 1)], j.jobs_running ? ` (${j.jobs_running} job${j.jobs_running === 1 ? "" : "s"} running).` : "."];
     }
-    if (j.state === "running") return ["Training: the engine is working within its " + AutoDLChart.fmtTime(j.time_budget) + " budget."];
+    if (j.state === "running") {
+      const others = j.other_jobs ? ` ${j.other_jobs} other job${j.other_jobs === 1 ? " is" : "s are"} running beside it.` : "";
+      return ["Training: the engine is working within its " + AutoDLChart.fmtTime(j.time_budget) + " budget." + others];
+    }
     if (j.state === "scoring") return ["Scoring the predictions and writing the report…"];
     if (j.state === "finished") return ["Finished" + (j.duration ? " in " + AutoDLChart.fmtTime(j.duration) : "") + "."];
     if (j.state === "failed") return ["This job failed."];
