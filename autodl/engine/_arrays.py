@@ -1,4 +1,4 @@
-"""Array helpers shared by the domain modules: area resizing, segment means.
+"""Array helpers shared by the domain modules: area resizing, series, segment means.
 
 Everything works on raw AutoDL examples, float32 (T, H, W, C), batched as one
 array (N, T, H, W, C) or a list of arrays when shapes vary.
@@ -53,6 +53,15 @@ def resized(x: np.ndarray | list[np.ndarray], size: int) -> np.ndarray:
     out = np.zeros((len(x), t, size, size, c), np.float32)
     for i, e in enumerate(x):
         out[i] = resize(e[:t], size, size)  # broadcasts one channel over c
+    return out
+
+
+def series(x: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
+    """One float64 1-D series per example (channels averaged; empty becomes [0])."""
+    out = []
+    for e in x:
+        s = np.asarray(e, np.float64).reshape(len(e), -1).mean(axis=1)
+        out.append(s if len(s) else np.zeros(1))
     return out
 
 

@@ -71,12 +71,6 @@ class ThreadLimits:
                 lib.set_num_threads(k)
 
 
-def configured() -> int:
-    """The largest thread count the libraries were loaded with (ingestion sets
-    OMP_NUM_THREADS and friends from AUTODL_THREADS before they load); 1 if none."""
-    return max((lib.num_threads for lib in controller().lib_controllers), default=1)
-
-
 @lru_cache(maxsize=1)
 def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=cores(), thread_name_prefix="autodl-features")

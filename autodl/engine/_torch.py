@@ -134,7 +134,7 @@ class TorchLearner(Learner):
             z = (z.float() - self._mean) / self._std
         return z
 
-    def _setup(self, data: Arrays) -> None:
+    def _setup(self, data: Arrays, seconds: float) -> None:
         torch.manual_seed(self.seed)
         self._gen = torch.Generator().manual_seed(self.seed)
         raw = torch.from_numpy(np.ascontiguousarray(self.features(data.x)))
@@ -157,13 +157,9 @@ class TorchLearner(Learner):
         self._step = 0
         self._order = torch.zeros(0, dtype=torch.long)
         self._trainable = n_out >= (1 if c.multilabel else 2)
-        self._data = data
 
-    def fit(self, data: Arrays, seconds: float) -> TorchLearner:
-        deadline = time.monotonic() + seconds
-        self._check_params()
-        if data is not getattr(self, "_data", None):
-            self._setup(data)
+    def _fit(self, data: Arrays, start: float, seconds: float) -> None:
+        deadline = start + seconds
         if not self._trainable:
             self._step = self._total
         target = min(self._total, max(2 * self._step, self._per_epoch))
@@ -184,7 +180,6 @@ class TorchLearner(Learner):
             self._step += 1
             if time.monotonic() > deadline:
                 break
-        return self
 
     @property
     def done(self) -> bool:

@@ -39,7 +39,7 @@ class Bag(Learner):
     def name(self) -> str:
         return f"bag{self.n}({self.base.name})"
 
-    def _setup(self, data: Arrays) -> None:
+    def _setup(self, data: Arrays, seconds: float) -> None:
         params = self.base.get_params()
         if "seed" not in params:
             raise ValueError(f"{self.name}: the base learner has no seed to vary.")
@@ -47,19 +47,14 @@ class Bag(Learner):
             type(self.base)(**{**params, "seed": params["seed"] + i}) for i in range(self.n)
         ]
         self._cursor = 0
-        self._data = data
 
-    def fit(self, data: Arrays, seconds: float) -> Bag:
-        deadline = time.monotonic() + seconds
-        self._check_params()
-        if data is not getattr(self, "_data", None):
-            self._setup(data)
+    def _fit(self, data: Arrays, start: float, seconds: float) -> None:
+        deadline = start + seconds
         if self._cursor < self.n:  # one copy per call, continued until it converges
             member = self._members[self._cursor]
             member.fit(data, max(deadline - time.monotonic(), 0.0))
             if member.done:
                 self._cursor += 1
-        return self
 
     @property
     def done(self) -> bool:

@@ -144,7 +144,7 @@ class LightGBM(Learner):
         w = len(t) / (len(counts) * np.maximum(counts, 1))
         return w[t]
 
-    def _setup(self, data: Arrays) -> None:
+    def _setup(self, data: Arrays, seconds: float) -> None:
         x = np.asarray(self.features(data.x), np.float32)
         y = np.asarray(data.labels)
         self._coding = LabelCoding.fit(y)
@@ -172,7 +172,7 @@ class LightGBM(Learner):
         self._rounds, self._step, self._converged = 0, 10, not self._boosters
         self._limit = self.max_rounds if inner.any() else min(self.max_rounds, SMALL_ROUNDS)
         self._best = [0] * len(self._boosters)
-        self._data = data
+        self._per_round = 0.0
 
     def _grow(self, b: dict[str, Any], rounds: int) -> int:
         """Add ``rounds`` to one booster; return its best round so far."""
@@ -192,18 +192,13 @@ class LightGBM(Learner):
             return booster.current_iteration()
         return int(np.argmin(b["losses"])) + 1
 
-    def fit(self, data: Arrays, seconds: float) -> LightGBM:
-        t0 = time.monotonic()
-        self._check_params()
-        if data is not getattr(self, "_data", None):
-            self._setup(data)
-            self._per_round = 0.0
+    def _fit(self, data: Arrays, start: float, seconds: float) -> None:
         target = max(2 * self._rounds, 10)
         while not self.done and self._rounds < target:
             s0 = time.monotonic()
             step = min(self._step, self._limit - self._rounds)
             if self._per_round > 0:  # no more rounds than the time left (one at least)
-                step = max(1, min(step, int((t0 + seconds - s0) / self._per_round)))
+                step = max(1, min(step, int((start + seconds - s0) / self._per_round)))
             self._best = [self._grow(b, step) for b in self._boosters]
             self._rounds += step
             self._per_round = (time.monotonic() - s0) / step
@@ -214,9 +209,8 @@ class LightGBM(Learner):
                 for b, best in zip(self._boosters, self._best, strict=True)
             )
             now = time.monotonic()
-            if now - t0 + 2 * (now - s0) > seconds:
+            if now - start + 2 * (now - s0) > seconds:
                 break
-        return self
 
     @property
     def done(self) -> bool:

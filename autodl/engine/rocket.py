@@ -1,4 +1,4 @@
-"""Series features computed with torch: ROCKET random kernels and log-mel spectrograms.
+"""Series features computed with torch: ROCKET random kernels.
 
 `rocket`: the ROCKET transform (Dempster et al., 2020). Each series is brought to
 ``length`` samples (segment means, so any length works), standardised, and convolved
@@ -8,10 +8,7 @@ quantised dilations, random zero padding); each kernel gives the
 proportion of positive values (PPV) and the maximum. Kernels with the same length,
 dilation and padding run as one grouped ``conv1d``, so the transform is a few dozen
 torch calls. A linear model on these features is a strong, cheap series classifier.
-
-`logmel`: our own torch mel spectrogram (Hann-windowed STFT, triangular mel bank
-over a nominal 16 kHz, log power), brought to ``frames`` frames (area-averaged when
-longer, zero-padded after standardisation when shorter): (N, 1, bands, frames).
+The log-mel spectrograms of the speech CNN are in `mel`.
 """
 
 from __future__ import annotations
@@ -21,16 +18,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from autodl.engine._arrays import finite, segment_means
-
-
-def series(x: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
-    """One float64 1-D series per example (channels averaged; empty becomes [0])."""
-    out = []
-    for e in x:
-        s = np.asarray(e, np.float64).reshape(len(e), -1).mean(axis=1)
-        out.append(s if len(s) else np.zeros(1))
-    return out
+from autodl.engine._arrays import finite, segment_means, series
 
 
 @lru_cache(maxsize=4)
@@ -75,30 +63,3 @@ def rocket(
     if not ppv:
         return np.zeros((0, 2 * n_kernels), np.float32)
     return finite(torch.cat([torch.cat(ppv), torch.cat(mx)], 1).numpy())
-
-
-@lru_cache(maxsize=8)
-def _mel(frame: int, bands: int) -> torch.Tensor:
-    from autodl.engine.speech import mel_bank  # the bank is shared with the numpy features
-
-    return torch.from_numpy(mel_bank(frame, bands).T.astype(np.float32))
-
-
-@torch.no_grad()
-def logmel(
-    x: np.ndarray | list[np.ndarray], frame: int = 512, bands: int = 40, frames: int = 128
-) -> np.ndarray:
-    """(N, 1, bands, frames) log-mel spectrograms (see the module doc)."""
-    window = torch.hann_window(frame)
-    out = np.zeros((len(x), 1, bands, frames), np.float32)
-    for i, s in enumerate(series(x)):
-        t = torch.from_numpy(s.astype(np.float32))
-        if len(t) < frame:
-            t = torch.nn.functional.pad(t, (0, frame - len(t)))
-        spec = torch.stft(t, frame, frame // 2, window=window, center=False, return_complex=True)
-        m = torch.log(spec.abs().pow(2).T @ _mel(frame, bands) + 1e-8).T.numpy()  # (bands, F)
-        m = (m - m.mean()) / (m.std() + 1e-6)
-        if m.shape[1] > frames:
-            m = np.array([segment_means(row, frames) for row in m])
-        out[i, 0, :, : m.shape[1]] = m
-    return finite(out)

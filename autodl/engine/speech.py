@@ -15,7 +15,7 @@ A first logistic regression on a cheap `envelope` of each series (an early first
 prediction), then logistic regression on the spectral features; then on ROCKET
 random-kernel features (`rocket.rocket`, strong on short series such as outlines and
 sensor traces), LightGBM on the spectral features, and a CNN on log-mel spectrograms
-(`rocket.logmel`, for audio). The loop shares the time among them and keeps what the hold-out prefers.
+(`mel.logmel`, for audio). The loop shares the time among them and keeps what the hold-out prefers.
 """
 
 from __future__ import annotations
@@ -29,30 +29,13 @@ from autodl.engine._arrays import finite
 from autodl.engine._threads import ordered_map
 from autodl.engine.boost import LightGBM
 from autodl.engine.learner import Features, Learner
-from autodl.engine.models import Linear
+from autodl.engine.linear import Linear
+from autodl.engine.mel import logmel, mel_bank
 from autodl.engine.nets import CNN
-from autodl.engine.rocket import logmel, rocket
+from autodl.engine.rocket import rocket
 from autodl.formats.types import DatasetSpec
 
 MAX_FRAMES = 1000  # frames per example, evenly spread: bounds the cost of very long series
-
-
-@lru_cache(maxsize=8)
-def mel_bank(frame: int, bands: int, rate: float = 16000.0) -> np.ndarray:
-    """(bands, frame // 2 + 1) triangular filters evenly spaced on the mel scale."""
-    n_bins = frame // 2 + 1
-    mel = np.linspace(0.0, 2595 * np.log10(1 + rate / 2 / 700), bands + 2)
-    hz = 700 * (10 ** (mel / 2595) - 1)
-    centre = hz / (rate / 2) * (n_bins - 1)
-    b = np.arange(n_bins)[None, :]
-    lo, mid, hi = centre[:-2, None], centre[1:-1, None], centre[2:, None]
-    up = (b - lo) / np.maximum(mid - lo, 1e-9)
-    down = (hi - b) / np.maximum(hi - mid, 1e-9)
-    bank = np.clip(np.minimum(up, down), 0.0, None)
-    # a band narrower than one bin takes its nearest bin, so no band is empty
-    empty = bank.sum(axis=1) == 0
-    bank[empty, np.clip(np.rint(centre[1:-1][empty]).astype(int), 0, n_bins - 1)] = 1.0
-    return bank
 
 
 SAMPLES_PER_CHUNK = 2_500_000  # series processed together (bounds the memory of long audio)

@@ -7,7 +7,7 @@ multi-label), then a second, shallower LightGBM (7 leaves, rate 0.03, 60% of the
 columns per tree) that the loop's ensemble can blend with the first. Once they have
 converged, five-seed bags of both LightGBM configurations (`later`). Standardisation
 replaces NaN by the column median and adds a missing indicator for columns that had
-NaN (see `models._preprocessor`).
+NaN (see `linear._preprocessor`).
 
 The second configuration was chosen on the tabular samples (three seeds averaged,
 all training rows, test NAUC; cityweather / emailspam / moviegenres): the default
@@ -25,7 +25,7 @@ import numpy as np
 from autodl.engine.bag import Bag
 from autodl.engine.boost import LightGBM
 from autodl.engine.learner import Features, Learner
-from autodl.engine.models import Linear
+from autodl.engine.linear import Linear
 from autodl.formats.types import DatasetSpec
 
 

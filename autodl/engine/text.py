@@ -4,7 +4,7 @@ n-grams and a small neural model.
 Examples are token ids (T, 1, 1, 1). The vocabulary size comes from
 ``spec.vocabulary`` (largest id + 1); without one, ids are hashed into 2**20
 columns. Ids outside the range wrap around. Columns never seen in training are
-dropped before TF-IDF (`models._NonEmptyColumns`), so hashed spaces stay small.
+dropped before TF-IDF (`linear._NonEmptyColumns`), so hashed spaces stay small.
 
 Character n-grams (2 to 4 characters within words, hashed) are read from the words
 the vocabulary names: they generalise across word forms and to texts on other topics
@@ -26,7 +26,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 
 from autodl.engine import sentences
 from autodl.engine.learner import Features, Learner
-from autodl.engine.models import Linear
+from autodl.engine.linear import Linear
 from autodl.engine.nets import TextCNN
 from autodl.formats.types import DatasetSpec
 

@@ -22,7 +22,7 @@ from autodl.engine import pretrained
 from autodl.engine._arrays import CHUNK, finite, resize
 from autodl.engine.boost import LightGBM
 from autodl.engine.learner import Features, Learner
-from autodl.engine.models import Linear
+from autodl.engine.linear import Linear
 from autodl.engine.nets import VideoCNN
 from autodl.formats.types import DatasetSpec
 

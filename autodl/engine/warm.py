@@ -52,9 +52,10 @@ def synthetic(spec: DatasetSpec, n: int, seed: int = 0) -> np.ndarray | list[np.
     return rng.random((n, t, h, w, c), dtype=np.float32)
 
 
-def warm_up(spec: DatasetSpec, seed: int = 0) -> str | None:
+def warm_up(spec: DatasetSpec, seed: int = 0, *, threads: int | None = None) -> str | None:
     """Run ``spec``'s plan until its first predictions on random data (at most
-    ``WARM_BUDGET`` seconds). Returns None, or what went wrong (the run goes on cold)."""
+    ``WARM_BUDGET`` seconds) on ``threads`` threads (None: every core), as the timed
+    run will. Returns None, or what went wrong (the run goes on cold)."""
     from autodl.engine.loop import run
 
     k = spec.output_dim
@@ -63,7 +64,9 @@ def warm_up(spec: DatasetSpec, seed: int = 0) -> str | None:
     train = ArraySplit("train", spec, synthetic(spec, n, seed), labels)
     test = ArraySplit("test", spec, synthetic(spec, 8, seed + 1))
     try:
-        for i, _ in enumerate(run(train, test, None, Budget(WARM_BUDGET), seed=seed)):
+        for i, _ in enumerate(
+            run(train, test, None, Budget(WARM_BUDGET), seed=seed, threads=threads)
+        ):
             if i + 1 >= WARM_PREDICTIONS:
                 break
     except Exception as e:  # noqa: BLE001 - a warm-up never stops the run

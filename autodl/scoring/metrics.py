@@ -26,6 +26,7 @@ __all__ = [
     "auc_per_class",
     "is_multiclass",
     "nauc",
+    "nauc_or_none",
     "read_array",
     "running_mean",
     "tiedrank",
@@ -200,6 +201,19 @@ def nauc(solution: np.ndarray, prediction: np.ndarray) -> float:
     0.0
     """
     return nauc_from_aucs(auc_per_class(solution, prediction))
+
+
+def nauc_or_none(solution: np.ndarray, prediction: np.ndarray) -> float | None:
+    """`nauc`, or None where it raises because every solution column is constant.
+
+    For callers that score many small samples, where that is an answer rather than
+    an error: the engine's hold-out, which may hold one class only.
+
+    >>> nauc_or_none(np.array([[1, 0], [1, 0]]), np.array([[0.9, 0.1], [0.2, 0.8]])) is None
+    True
+    """
+    aucs = auc_per_class(solution, prediction)
+    return None if np.isnan(aucs).all() else nauc_from_aucs(aucs)
 
 
 def nauc_from_aucs(aucs: np.ndarray) -> float:

@@ -9,7 +9,7 @@ from autodl.engine import Budget, run
 from autodl.engine.bag import Bag
 from autodl.engine.boost import LightGBM
 from autodl.engine.learner import Features
-from autodl.engine.models import Linear
+from autodl.engine.linear import Linear
 from autodl.engine.tabular import flat
 from autodl.formats.types import Arrays
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from autodl.engine import Budget, Learner, run
-from autodl.engine.loop import PERFECT, REFIT_NOTE, nauc
+from autodl.engine.holdout import holdout_nauc
+from autodl.engine.turns import PERFECT, REFIT_NOTE
 
 from ._data import splits
 
@@ -73,9 +74,9 @@ def _run(train, test, learners, later=()):
 
 
 def test_a_perfect_hold_out_score_ends_the_run_after_its_refit(monkeypatch):
-    from autodl.engine import loop
+    from autodl.engine import turns
 
-    monkeypatch.setattr(loop, "PERFECT_ROWS", 0)  # the tiny split's hold-out counts here
+    monkeypatch.setattr(turns, "PERFECT_ROWS", 0)  # the tiny split's hold-out counts here
     train, test = splits("tabular")
     k = train.spec.output_dim
     preds, took, logs = _run(train, test, [Oracle(table=_table(train)), Slow(k=k), Slow(k=k)])
@@ -88,14 +89,14 @@ def test_a_perfect_hold_out_score_ends_the_run_after_its_refit(monkeypatch):
 
 def test_a_perfect_score_on_a_small_hold_out_stops_nothing():
     """On a few rows a perfect score is often luck: the other learners keep their turns."""
-    from autodl.engine import loop
+    from autodl.engine import turns
 
     train, test = splits("tabular")
     k = train.spec.output_dim
     logs: list[str] = []
     learners = [Oracle(table=_table(train)), Slow(k=k)]
     list(run(train, test, None, Budget(3.0), log=logs.append, learners=learners))
-    assert loop.PERFECT_ROWS > 0
+    assert turns.PERFECT_ROWS > 0
     assert not any("cannot be beaten" in line for line in logs), logs
 
 
@@ -108,7 +109,7 @@ def test_the_later_stage_ends_once_the_emitted_score_stops_gaining():
     # the later learners never gain: the run ends after STALE x the time to the last gain
     assert took < 10.0 + 6.0, logs  # STALE_MIN, and not the 30 s budget
     assert any("no hold-out gain of 0.0001" in line for line in logs), logs
-    assert nauc(test.load().labels, preds[-1].test) is not None
+    assert holdout_nauc(test.load().labels, preds[-1].test) is not None
 
 
 @pytest.mark.slow

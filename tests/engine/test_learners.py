@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from autodl.engine.learner import LOW, Features, Learner, clone
+from autodl.engine.linear import Linear
 from autodl.engine.loop import LATER, PLANS
-from autodl.engine.models import Linear
 from autodl.engine.tabular import flat
 from autodl.formats.types import Arrays
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from autodl.engine import Budget, Learner, Prediction, loop, run
-from autodl.engine.loop import PLANS, nauc
+from autodl.engine.holdout import holdout_nauc
+from autodl.engine.loop import PLANS
 from autodl.formats.types import ArraySplit
 
 from ._data import CASES, make, splits
@@ -37,14 +38,14 @@ def test_run_beats_a_constant_within_the_budget(case):
         assert np.isfinite(p.test).all() and p.unlabelled is None
     scores = [p.valid_score for p in preds if p.valid_score is not None]
     assert scores == sorted(scores)  # emitted only when better (a refit repeats the score)
-    assert nauc(test.load().labels, preds[-1].test) > 0.2
+    assert holdout_nauc(test.load().labels, preds[-1].test) > 0.2
 
 
 @pytest.mark.slow
 def test_multilabel_run():
     train, test = splits("tabular", multilabel=True)
     preds, _, logs = _run(train, test, 3.0)
-    assert preds and nauc(test.load().labels, preds[-1].test) > 0.2, logs
+    assert preds and holdout_nauc(test.load().labels, preds[-1].test) > 0.2, logs
 
 
 def test_unlabelled_comes_from_the_same_model():
@@ -107,7 +108,7 @@ def test_large_train_gives_quick_models_while_the_rest_is_read(monkeypatch):
     meanwhile = {line.split(":")[0] for line in logs[1:read] if "valid NAUC" in line}
     assert len(meanwhile) >= 2, logs  # more of the plan trained while the rest was read
     assert not all("first 50" in p.note for p in preds)  # then models on every row
-    assert nauc(test.load().labels, preds[-1].test) > 0.2
+    assert holdout_nauc(test.load().labels, preds[-1].test) > 0.2
 
 
 def test_too_few_rows_for_a_hold_out_gives_one_prediction():
@@ -122,14 +123,14 @@ def test_a_spent_budget_yields_nothing():
     assert preds == [] and took < SLACK
 
 
-def test_nauc():
+def test_holdout_nauc():
     y = np.array([[1, 0, 1], [0, 1, 1], [1, 0, 1], [0, 1, 1]], np.float32)
-    assert nauc(y, y) == 1.0  # the constant third column is left out
-    assert nauc(y, 1 - y) == -1.0
-    assert nauc(y[:, 2:], y[:, 2:]) is None
+    assert holdout_nauc(y, y) == 1.0  # the constant third column is left out
+    assert holdout_nauc(y, 1 - y) == -1.0
+    assert holdout_nauc(y[:, 2:], y[:, 2:]) is None
 
 
-def test_nauc_is_scikit_learns_macro_auc_ties_included():
+def test_holdout_nauc_is_scikit_learns_macro_auc_ties_included():
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(3)
@@ -137,4 +138,4 @@ def test_nauc_is_scikit_learns_macro_auc_ties_included():
     y[:, 5] = 0  # a constant column: left out by both
     p = rng.random((300, 6)).round(1)  # many ties
     want = 2 * roc_auc_score(y[:, :5], p[:, :5], average="macro") - 1
-    assert nauc(y, p) == pytest.approx(want, abs=1e-12)
+    assert holdout_nauc(y, p) == pytest.approx(want, abs=1e-12)

@@ -19,7 +19,8 @@ from torch.utils import model_zoo
 
 from autodl.engine import image, pretrained, video
 from autodl.engine.budget import Budget
-from autodl.engine.loop import PLANS, nauc, run
+from autodl.engine.holdout import holdout_nauc
+from autodl.engine.loop import PLANS, run
 from autodl.engine.pretrained import EfficientNetLite
 from autodl.formats.types import Arrays, ArraySplit
 
@@ -103,7 +104,7 @@ def test_linear_probe_beats_chance_on_real_digits():
     p = learner.predict_proba(x[200:])
     accuracy = np.mean(p.argmax(1) == y[200:].argmax(1))
     assert accuracy > 0.6, accuracy  # chance is 0.1
-    assert nauc(y[200:], p) > 0.8
+    assert holdout_nauc(y[200:], p) > 0.8
 
 
 def test_fine_tuning_keeps_photographs_apart():
@@ -120,7 +121,7 @@ def test_fine_tuning_keeps_photographs_apart():
     assert names >= {"efficientnet-lite0(48px, linear)", "efficientnet-lite0(48px, fine-tuned)"}
     p = learner.predict_proba(x[40:])
     assert np.isfinite(p).all() and np.allclose(p.sum(1), 1)
-    assert nauc(y[40:], p) > 0.5
+    assert holdout_nauc(y[40:], p) > 0.5
 
 
 def test_extraction_stops_at_the_deadline_and_predicts_the_prior_meanwhile():

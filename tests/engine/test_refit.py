@@ -7,9 +7,9 @@ import numpy as np
 from autodl.engine import Budget, run
 from autodl.engine.boost import LightGBM
 from autodl.engine.learner import Features
-from autodl.engine.loop import REFIT_NOTE
-from autodl.engine.models import Linear
+from autodl.engine.linear import Linear
 from autodl.engine.tabular import flat
+from autodl.engine.turns import REFIT_NOTE
 from autodl.formats.types import Arrays
 
 from ._data import splits
@@ -53,14 +53,14 @@ def test_refit_copies_shrink_with_the_time_left():
     from contextlib import nullcontext
 
     from autodl.engine.bag import Bag
-    from autodl.engine.loop import _Run
+    from autodl.engine.turns import Schedule
 
-    state = _Run(None, None, 0, 2, Budget(10.0), lambda _m: None, nullcontext)
+    state = Schedule(None, None, 0, 2, Budget(10.0), lambda _m: None, nullcontext)
     f = Features("flat", flat)
     lgb, lin = LightGBM(features=f, seed=4), Linear(features=f)
     state.spent[id(lgb)] = state.spent[id(lin)] = 1.0  # three times that per copy: 3 fit
-    copy = state._refit_copy(lgb)
+    copy = state.refit_copy(lgb)
     assert isinstance(copy, Bag) and copy.n == 3 and copy.base.seed == 4
-    assert type(state._refit_copy(lin)) is Linear  # one copy: a plain clone
+    assert type(state.refit_copy(lin)) is Linear  # one copy: a plain clone
     state.spent[id(lgb)] = 4.0  # not even one copy fits
-    assert state._refit_copy(lgb) is None
+    assert state.refit_copy(lgb) is None

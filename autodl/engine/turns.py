@@ -1,0 +1,353 @@
+"""How learners take turns: one run's state, and the steps of `loop` as methods.
+
+`loop.run` loads the data and draws the hold-out, then drives a `Schedule` through its
+phases, each a generator of `Prediction`s: `Schedule.one_prediction` (too few rows for a
+hold-out), `Schedule.quick` (step 1: turns on the first rows while the rest is read) and
+`Schedule.take_turns` (steps 3-7). The phases are made of the steps: `Schedule.turn` (fit
+and score one learner), `Schedule.offer` (emit it when better), `Schedule.ensemble`
+(blend, `blend`), `Schedule.refit_copy` and `Schedule.refit_turn` (refit on all rows),
+`Schedule.stale` and `Schedule.settle` (end early). The numbers are the steps of
+`loop`'s module doc, which says why each works as it does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from autodl.engine import blend, holdout
+from autodl.engine.bag import Bag
+from autodl.engine.budget import Budget
+from autodl.engine.holdout import holdout_nauc
+from autodl.engine.learner import Learner, RawX, clone
+from autodl.formats.types import Arrays
+
+QUICK_TURN = 5.0  # seconds: the longest turn of a learner while the rest is being read
+MIN_STEP = 0.05  # seconds: do not start a step with less left
+RESERVE = 0.1  # share of the remaining time kept back from each fit for predicting
+REFIT_NOTE = "refit on all training rows; score from the hold-out"
+GAIN = 1e-4  # hold-out NAUC an emitted prediction must gain to count as progress (step 7)
+STALE = 1.0  # later stage: end after this times the run's time to its last gain (step 7)
+STALE_MIN = 10.0  # ... and never less than this many seconds (a gain early on counts most)
+PERFECT = 1.0 - 1e-9  # an emitted hold-out NAUC that nothing can beat
+#: ... on a hold-out of at least this many rows: on a small one a perfect score is often
+#: luck (issue 14: a one-epoch CNN scored 1.000 on 12 rows and 33 % on the test set).
+PERFECT_ROWS = 200
+
+
+@dataclass
+class Prediction:
+    """One emitted prediction: probabilities (n, output_dim) for test and unlabelled."""
+
+    test: np.ndarray
+    unlabelled: np.ndarray | None
+    learner: str
+    valid_score: float | None
+    note: str = ""
+
+
+@dataclass
+class _Best:
+    """The last emitted prediction: its score, and the learner or ensemble behind it."""
+
+    score: float | None = None
+    learner: Learner | None = None
+    emitted: bool = False
+    members: tuple[blend.Member, ...] = ()  # an ensemble's picks (with repeats)
+
+    def beaten_by(self, score: float | None) -> bool:
+        if not self.emitted:
+            return True
+        return score is not None and (self.score is None or score > self.score)
+
+
+@dataclass
+class _Turn:
+    """What one ``fit`` call gave (step 3); ``test`` is None unless it was worth predicting."""
+
+    score: float | None
+    valid: np.ndarray | None
+    test: np.ndarray | None
+    unlabelled: np.ndarray | None
+    done: bool
+
+
+@dataclass
+class Schedule:
+    """One run's state, and its steps as methods (the numbers are `loop`'s module doc's)."""
+
+    test_x: RawX
+    unlabelled_x: RawX | None
+    n_test: int
+    output_dim: int
+    budget: Budget
+    say: Callable[[str], None]
+    threads: Callable[[], Any]
+    best: _Best = field(default_factory=_Best)
+    spent: dict[int, float] = field(default_factory=dict)
+    failed: set[int] = field(default_factory=set)
+    pool: dict[int, blend.Member] = field(default_factory=dict)
+    gained_at: float = 0.0  # seconds into the run of the last gain of GAIN (step 7)
+    gained: float | None = None  # the emitted score at that time
+    converged: str = ""  # why the run ended before its deadline (step 7); "" if it did not
+
+    # ---- the phases: each a generator of predictions
+
+    def one_prediction(
+        self, plan: Sequence[Learner], data: Arrays, note: str
+    ) -> Iterator[Prediction]:
+        """Too few rows for a hold-out (step 2): the first learner that fits gives the
+        one prediction; each gets a share of the time left among those not yet tried."""
+        for i, learner in enumerate(plan):
+            left = self.budget.remaining()
+            if left < MIN_STEP:
+                return
+            turn = self.turn(learner, data, None, left * (1 - RESERVE) / (len(plan) - i))
+            if turn is not None:
+                yield from self.offer(learner, turn, note)
+                return
+
+    def quick(
+        self,
+        plan: Sequence[Learner],
+        fit: Arrays,
+        valid: Arrays,
+        note: str,
+        until: Callable[[], bool],
+    ) -> Iterator[Prediction]:
+        """Step 1: learners take turns of at most ``QUICK_TURN`` seconds on the quick
+        prefix until ``until()`` says the rest is read; no ensembles, no refits."""
+        active = list(plan)
+        self.pool = {}
+        while active:
+            for learner in list(active):
+                left = self.budget.remaining()
+                if left < MIN_STEP or until():
+                    return
+                seconds = min(left * (1 - RESERVE) / len(active), QUICK_TURN)
+                turn = self.turn(learner, fit, valid, seconds)
+                if turn is None or turn.done:
+                    active.remove(learner)
+                if turn is not None and turn.test is not None:
+                    yield from self.offer(learner, turn, note)
+
+    def rescore(self, data: Arrays, mask: np.ndarray) -> None:
+        """Step 2: score the emitted (quick) model again on the full split's hold-out."""
+        learner = self.best.learner
+        if learner is None:
+            return
+        valid = holdout.rows(data, mask)
+        try:
+            with self.threads():
+                self.best.score = holdout_nauc(valid.labels, learner.predict_proba(valid.x))
+        except Exception as e:
+            self.say(f"{learner.name}: re-scoring failed: {type(e).__name__}: {e}")
+
+    def take_turns(
+        self,
+        plan: Sequence[Learner],
+        fit: Arrays,
+        valid: Arrays,
+        full: Arrays,
+        later: Sequence[Learner],
+    ) -> Iterator[Prediction]:
+        """Steps 3-7 on ``fit``, scored on ``valid``: turns, blends, refits on ``full``,
+        the ``later`` learners one at a time, until the time is up or nothing can gain."""
+        active, waiting = list(plan), list(later)
+        self.pool = {}
+        refits: dict[int, int] = {}  # id(clone refitted on full) -> id(its hold-out learner)
+        later_started = False
+        while active or waiting:
+            if not active:  # step 6
+                active.append(waiting.pop(0))
+                later_started = True
+            for learner in list(active):
+                left = self.budget.remaining()
+                if left < MIN_STEP or (later_started and self.stale()):
+                    return
+                if len(valid.labels) >= PERFECT_ROWS and self.settle(active, waiting, refits):
+                    break  # ``active`` changed: the next round goes over what is left
+                seconds = left * (1 - RESERVE) / len(active)
+                if id(learner) in refits:
+                    yield from self.refit_turn(learner, refits[id(learner)], full, seconds, active)
+                    continue
+                turn = self.turn(learner, fit, valid, seconds)
+                if turn is None or turn.done:
+                    active.remove(learner)
+                if turn is None:
+                    continue
+                if turn.test is not None:
+                    yield from self.offer(learner, turn, "")
+                    yield from self.ensemble(valid)
+                if turn.done and id(learner) in self.pool:  # step 5
+                    fresh = self.refit_copy(learner)
+                    if fresh is not None:
+                        refits[id(fresh)] = id(learner)
+                        active.append(fresh)
+
+    # ---- the steps
+
+    def turn(
+        self, learner: Learner, fit: Arrays, valid: Arrays | None, seconds: float
+    ) -> _Turn | None:
+        """Step 3: one ``fit`` call, scored on ``valid``; test (and unlabelled)
+        predictions only when the score beats the emitted one or the learner's own
+        best. None when the learner raised: logged, and the caller drops it."""
+        try:
+            t0 = time.monotonic()
+            with self.threads():
+                learner.fit(fit, seconds)
+            took = time.monotonic() - t0
+            self.spent[id(learner)] = self.spent.get(id(learner), 0.0) + took
+            score, p_valid = None, None
+            if valid is not None:
+                with self.threads():
+                    p_valid = np.asarray(learner.predict_proba(valid.x), np.float64)
+                score = holdout_nauc(valid.labels, p_valid)
+            done = learner.done
+            self.say(
+                f"{learner.name}: fit {took:.2f}s, valid NAUC {_fmt(score)}{' (done)' if done else ''}"
+            )
+            own = self.pool.get(id(learner))
+            better = self.best.beaten_by(score) or (
+                score is not None and (own is None or score > own.score)
+            )
+            test, unl = self.predict(learner) if better else (None, None)
+        except Exception as e:  # a failing learner must not end the run
+            self.say(f"{learner.name} failed: {type(e).__name__}: {e}")
+            self.failed.add(id(learner))
+            return None
+        return _Turn(score, p_valid, test, unl, done)
+
+    def offer(self, learner: Learner, turn: _Turn, note: str) -> Iterator[Prediction]:
+        """Step 3: keep the learner's new best state; emit it when it beats the emitted."""
+        if turn.score is not None:
+            self.pool[id(learner)] = blend.Member(
+                learner.name, turn.score, turn.valid, turn.test, turn.unlabelled
+            )
+        if self.best.beaten_by(turn.score):
+            yield from self.emit(
+                _Best(turn.score, learner, True),
+                Prediction(turn.test, turn.unlabelled, learner.name, turn.score, note),
+            )
+
+    def ensemble(self, valid: Arrays) -> Iterator[Prediction]:
+        """Step 4: emit a mean of pool members when it beats the emitted score by
+        ``ENSEMBLE_MARGIN`` (greedy ensemble selection, `blend.select`)."""
+        picked = blend.select(list(self.pool.values()), valid.labels)
+        if picked is None:
+            return
+        chosen, score = picked
+        if not self.best.beaten_by(score - blend.ENSEMBLE_MARGIN):
+            return
+        test, unl = blend.mean(chosen)
+        name = blend.name(chosen)
+        self.say(f"{name}: valid NAUC {score:.4f}")
+        yield from self.emit(
+            _Best(score, None, True, tuple(chosen)), Prediction(test, unl, name, score, "")
+        )
+
+    def emit(self, best: _Best, prediction: Prediction) -> Iterator[Prediction]:
+        """Make ``best`` the emitted prediction; a gain of ``GAIN`` restarts the stale clock."""
+        self.best = best
+        score = best.score
+        if score is not None and (self.gained is None or score >= self.gained + GAIN):
+            self.gained, self.gained_at = score, self.budget.elapsed()
+        yield prediction
+
+    def refit_copy(self, learner: Learner) -> Learner | None:
+        """Step 5: a fresh learner to refit on all rows: ``refit_copies`` seed copies averaged
+        (`bag.Bag`), fewer when time is short, while more than three times what the
+        copies cost on the hold-out split is left; None when not even one fits."""
+        cost = 3 * self.spent[id(learner)]
+        left = self.budget.remaining() - MIN_STEP
+        k = min(learner.refit_copies, int(left // cost) if cost > 0 else learner.refit_copies)
+        if k < 1:
+            return None
+        return clone(learner) if k == 1 else Bag(base=clone(learner), n=k)
+
+    def refit_turn(
+        self, fresh: Learner, key: int, full: Arrays, seconds: float, active: list[Learner]
+    ) -> Iterator[Prediction]:
+        """Step 5: one turn of a refit on all rows; once converged, its predictions replace the
+        hold-out model's (in the pool, and re-emitted if the best prediction uses them)."""
+        try:
+            t0 = time.monotonic()
+            with self.threads():
+                fresh.fit(full, seconds)
+            done = fresh.done
+            self.say(
+                f"{fresh.name}: refit on all {len(full)} rows, fit {time.monotonic() - t0:.2f}s"
+                + (" (done)" if done else "")
+            )
+            if not done:
+                return
+            active.remove(fresh)
+            test, unl = self.predict(fresh)
+        except Exception as e:
+            self.say(f"{fresh.name} refit failed: {type(e).__name__}: {e}")
+            if fresh in active:
+                active.remove(fresh)
+            return
+        member = self.pool.get(key)
+        if member is None:
+            return
+        member.test, member.unlabelled, member.name = test, unl, f"{member.name} refit"
+        best = self.best
+        if best.learner is not None and id(best.learner) == key:
+            yield Prediction(test, unl, fresh.name, best.score, REFIT_NOTE)
+        elif any(m is member for m in best.members):
+            test, unl = blend.mean(best.members)
+            yield Prediction(test, unl, blend.name(best.members), best.score, REFIT_NOTE)
+
+    def stale(self) -> bool:
+        """Step 7: no gain of ``GAIN`` for ``STALE`` times the run's time to the last one
+        (then ``converged`` says so)."""
+        if self.budget.elapsed() - self.gained_at < STALE * max(self.gained_at, STALE_MIN):
+            return False
+        self.converged = f"no hold-out gain of {GAIN:g} since {self.gained_at:.1f}s"
+        return True
+
+    def settle(self, active: list[Learner], waiting: list[Learner], refits: dict[int, int]) -> bool:
+        """Step 7: with a perfect emitted score, drop what cannot change the emitted
+        prediction: every learner but the emitted ones (still training, or their refits).
+        True when something was dropped (then ``converged`` says so)."""
+        best = self.best
+        if not best.emitted or best.score is None or best.score < PERFECT:
+            return False
+        keys = {k for k, m in self.pool.items() if any(m is b for b in best.members)}
+        if best.learner is not None:
+            keys.add(id(best.learner))
+        keep = [lr for lr in active if id(lr) in keys or refits.get(id(lr)) in keys]
+        if len(keep) == len(active) and not waiting:
+            return False
+        dropped = [lr.name for lr in active if lr not in keep] + [lr.name for lr in waiting]
+        self.say(
+            f"hold-out NAUC {best.score:.4f} cannot be beaten: stopping {', '.join(dropped)}"
+            + ("; the emitted model's refit goes on" if keep else "")
+        )
+        active[:], waiting[:] = keep, []
+        self.converged = "perfect hold-out score"
+        return True
+
+    def predict(self, learner: Learner) -> tuple[np.ndarray, np.ndarray | None]:
+        """Test and unlabelled probabilities, checked for shape and finiteness, in [0, 1]."""
+        with self.threads():
+            test = np.asarray(learner.predict_proba(self.test_x), np.float64)
+            unl = None if self.unlabelled_x is None else learner.predict_proba(self.unlabelled_x)
+        for p, n in ((test, self.n_test), (unl, None if unl is None else len(self.unlabelled_x))):
+            if p is not None and (np.shape(p) != (n, self.output_dim) or not np.isfinite(p).all()):
+                raise ValueError(
+                    f"predict_proba gave {np.shape(p)}, expected ({n}, {self.output_dim}) finite"
+                )
+        return np.clip(test, 0, 1), None if unl is None else np.clip(
+            np.asarray(unl, np.float64), 0, 1
+        )
+
+
+def _fmt(score: float | None) -> str:
+    return "n/a" if score is None else f"{score:.4f}"
