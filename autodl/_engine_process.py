@@ -8,12 +8,18 @@ never runs what a process working on untrusted data sends. Starting the child wi
 ``python -c`` and our own entry point (never multiprocessing's spawn, which re-imports
 the caller's ``__main__``) lets the Python API run from any script, notebook or stdin
 without an ``if __name__ == "__main__"`` guard.
+
+The engine's process opens the dataset itself, once (`_child`): it is a separate
+process, and the parent's `Dataset` (open files, a zip) does not cross the pipe; the
+warm-up gets its metadata and the timed run its splits from that one opening. The
+thread count comes in the start-up config and reaches the engine as its ``threads``
+argument (`autodl.engine.protocol`); before any native library loads, `_size_pools`
+sizes their pools from it, which is why numpy is imported lazily here.
 """
 
 from __future__ import annotations
 
 import errno
-import importlib
 import json
 import os
 import socket
@@ -21,12 +27,13 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from autodl._confine import Limits, MemoryCgroup, scrubbed_environ
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 # The typed outcome of a run that did not succeed (`IngestionResult.failure`).
 ERROR = "error"  # the engine raised an exception
@@ -39,11 +46,18 @@ NO_PREDICTION = "no_prediction"  # it ended by itself without a prediction
 LOAD = "load"  # the engine could not be imported (ours, never the data)
 
 
-def _load_engine(spec: str) -> tuple[Callable, Callable | None]:
-    """The engine's run function, and its module's ``warm_up(spec)`` if it has one."""
-    module_name, _, attr = spec.partition(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, attr or "run"), getattr(module, "warm_up", None)
+#: What sizes the native thread pools (OpenMP, OpenBLAS, MKL) when they load.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _size_pools(threads: int) -> None:
+    """Size the native libraries' thread pools from the run's thread count (0: every
+    core), in the engine's process, before any of them loads: threads the engine's
+    ``threads`` argument does not reach (OpenMP in a background thread, BLAS outside a
+    step) stay within the count, and so does the address space their stacks reserve."""
+    if threads > 0:
+        for var in THREAD_VARIABLES:
+            os.environ[var] = str(threads)
 
 
 def _child_main(argv: list[str]) -> None:
@@ -57,6 +71,7 @@ def _child_main(argv: list[str]) -> None:
     from autodl import _confine
 
     fd, config = int(argv[0]), json.loads(argv[1])
+    _size_pools(config["threads"])
     _set_parent_death_signal()
     _confine.apply(_confine.Limits.from_json(config["limits"]), config.get("cgroup"))
     conn = Connection(fd)
@@ -94,16 +109,21 @@ def _child(conn, dataset_path: str, engine_spec: str, seed: int, threads: int) -
     sys.stdout.flush()
     os.dup2(2, 1)
     try:
-        engine_run, warm_up = _load_engine(engine_spec)
+        from autodl.engine.protocol import load
+
+        engine_run, warm_up = load(engine_spec)
         from autodl.engine.budget import Budget
         from autodl.formats.dataset import open_dataset
     except BaseException as e:  # noqa: BLE001 - reported to the parent
         conn.send(("error", f"the engine could not be loaded: {e}", traceback.format_exc(), LOAD))
         return
+    count = threads or None  # the engine contract's "every core"
+    dataset = None  # opened once: before the clock for a warm-up, else on the clock
     warm_note = None
     if warm_up is not None:  # construction, untimed: it sees the metadata, no data
         try:
-            warm_note = warm_up(open_dataset(dataset_path).spec, seed=seed)
+            dataset = open_dataset(dataset_path)
+            warm_note = warm_up(dataset.spec, seed=seed, threads=count)
         except MemoryError:
             warm_note = "warm-up skipped (out of memory)"
         except Exception as e:  # noqa: BLE001 - the timed run reports a bad dataset
@@ -121,9 +141,16 @@ def _child(conn, dataset_path: str, engine_spec: str, seed: int, threads: int) -
         log(warm_note)
     try:
         budget = Budget(max(0.0, time_budget - (time.time() - start_time)))
-        dataset = open_dataset(dataset_path)
+        if dataset is None:
+            dataset = open_dataset(dataset_path)
         for p in engine_run(
-            dataset.train, dataset.test, dataset.unlabelled, budget, seed=seed, log=log
+            dataset.train,
+            dataset.test,
+            dataset.unlabelled,
+            budget,
+            seed=seed,
+            log=log,
+            threads=count,
         ):
             conn.send(
                 (
@@ -142,6 +169,8 @@ def _child(conn, dataset_path: str, engine_spec: str, seed: int, threads: int) -
 
 
 def _array(value) -> np.ndarray | None:
+    import numpy as np
+
     if value is None:
         return None
     array = np.asarray(value)
@@ -157,6 +186,8 @@ class _Channel:
         self.conn = conn
 
     def send(self, msg: tuple) -> None:
+        import numpy as np
+
         header, blobs = [], []
         for item in msg:
             if isinstance(item, np.ndarray):
@@ -184,6 +215,8 @@ class _Channel:
 
 def _unpack(data: bytes) -> tuple:
     """Decode one message; ValueError for anything but scalars and numeric arrays."""
+    import numpy as np
+
     size = int.from_bytes(data[:4], "little")
     header = json.loads(data[4 : 4 + size])
     if not isinstance(header, list):
@@ -222,9 +255,6 @@ def _spawn(dataset_path, engine: str, seed: int, threads: int, limits: Limits):
         "cgroup": str(cgroup.path) if cgroup else None,
     }
     env = scrubbed_environ() if limits.scrub_env else dict(os.environ)
-    if threads > 0:  # set before numpy/torch/BLAS load so every library sees it
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[var] = str(threads)
     code = "import sys; from autodl._engine_process import _child_main; _child_main(sys.argv[1:])"
     try:
         proc = subprocess.Popen(

@@ -50,7 +50,9 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -70,11 +72,14 @@ from autodl._engine_process import (  # noqa: F401 - the failure kinds are part 
 )
 from autodl._load import LoadMeter, MachineLoad
 from autodl._units import human_bytes
+from autodl.engine.protocol import DEFAULT_ENGINE
 from autodl.errors import IngestionError
 from autodl.formats.names import dataset_name_problem, valid_dataset_name
-from autodl.scoring._keyvalue import key_value_text
+from autodl.scoring import key_value_text
 
-DEFAULT_ENGINE = "autodl.engine:run"
+if TYPE_CHECKING:  # pragma: no cover
+    from autodl.formats.dataset import Dataset
+
 # How long the child may take to import the engine before we give up (not timed
 # against the budget, but a hang here must not hang the caller forever).
 STARTUP_TIMEOUT = 300.0
@@ -93,6 +98,15 @@ class PredictionRecord:
     valid_score: float | None
     note: str
     path: Path
+
+
+class Outcome(StrEnum):
+    """How a run ended, typed: what callers act on (the service ends a job from it)."""
+
+    FINISHED = "finished"  # ran to the deadline; its predictions count
+    CONVERGED = "converged"  # the engine ended by itself before the deadline (`EARLY`)
+    STOPPED_EARLY = "stopped_early"  # the engine failed after a prediction: those count
+    FAILED = "failed"  # no prediction: ``failure`` says why
 
 
 @dataclass
@@ -123,6 +137,15 @@ class IngestionResult:
     converged_at: float | None = None
     #: How busy the machine was during the run (`autodl._load`); None if it never started.
     load: MachineLoad | None = None
+
+    @property
+    def outcome(self) -> Outcome:
+        """How the run ended (`Outcome`), from the typed fields, never from ``error``'s text."""
+        if not self.predictions:
+            return Outcome.FAILED
+        if not self.success:
+            return Outcome.STOPPED_EARLY
+        return Outcome.CONVERGED if self.converged else Outcome.FINISHED
 
     @property
     def predictions_dir(self) -> Path:
@@ -256,7 +279,7 @@ def _check_prediction(array, n_rows: int, n_cols: int, what: str) -> np.ndarray:
 
 
 def ingest(
-    dataset_path: str | os.PathLike,
+    dataset: Dataset | str | os.PathLike,
     output_dir: str | os.PathLike,
     time_budget: float,
     *,
@@ -270,7 +293,9 @@ def ingest(
     on_ready: Callable[[], None] | None = None,
     other_jobs: Callable[[], int] | None = None,
 ) -> IngestionResult:
-    """Run ``engine`` on the dataset for at most ``time_budget`` seconds.
+    """Run ``engine`` on ``dataset`` (an open `Dataset`, or its path) for at most
+    ``time_budget`` seconds. Here the dataset gives the names, sizes and unlabelled ids;
+    the engine's process opens it again from its path (it is another process).
 
     Returns an `IngestionResult`; an engine that crashes or overruns is not an
     exception here: its predictions so far are kept, ``end.txt`` says
@@ -282,17 +307,21 @@ def ingest(
     or file-size limit, but the secrets still stay out and the kernel still kills the
     engine first. ``autodl run`` and the service pass `job_limits(settings)`.
 
+    ``engine`` names a function that follows `autodl.engine.protocol.Engine`; ``threads``
+    (0: every core) reaches it as its ``threads`` argument.
+
     ``on_ready`` is called once the engine has started, before the clock and before
     anything is written (`pipeline.run` clears an earlier run there, so a run that
     cannot start leaves the earlier one in place). ``other_jobs``, when given, counts
     the other jobs running beside this one (the service's job process asks its
     database); the run's `MachineLoad` keeps the most it saw.
     """
-    from autodl.formats.dataset import open_dataset
+    from autodl.formats.dataset import Dataset, open_dataset
 
     if time_budget <= 0:
         raise IngestionError(f"the time budget must be positive, got {time_budget:g} s")
-    dataset = open_dataset(dataset_path)  # metadata and validation only; the child reads the data
+    if not isinstance(dataset, Dataset):  # metadata and validation only; the child reads the data
+        dataset = open_dataset(dataset)
     task, spec = dataset.name, dataset.spec
     n_test = len(dataset.test)
     n_unlabelled = len(dataset.unlabelled) if dataset.unlabelled is not None else 0
@@ -303,7 +332,7 @@ def ingest(
     limits = limits or Limits()
     # The largest message the engine may send: its two predictions as float64, plus slack.
     max_message = 8 * (n_test + n_unlabelled) * max(1, spec.output_dim) + 4 * 1024 * 1024
-    proc, parent_conn, cgroup = _spawn(dataset_path, engine, seed, threads, limits)
+    proc, parent_conn, cgroup = _spawn(dataset.path, engine, seed, threads, limits)
     try:
         if not parent_conn.poll(STARTUP_TIMEOUT):
             raise IngestionError(f"the engine did not start within {STARTUP_TIMEOUT:g} s")

@@ -18,14 +18,27 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autodl._confine import job_limits
+from autodl.engine.protocol import DEFAULT_ENGINE
 from autodl.errors import AutoDLError
-from autodl.ingestion import DEFAULT_ENGINE, IngestionResult, Progress, ingest
+from autodl.ingestion import IngestionResult, Progress, ingest
 from autodl.settings import Settings
 
+if TYPE_CHECKING:  # pragma: no cover
+    from autodl.formats.dataset import Dataset
+
 RESULT_FILES = ("scores.json", "scores.txt", "learning-curve.png", "report.html")
+
+
+class Stage(StrEnum):
+    """Where `run` is, told to ``on_stage``: typed, so callers never read it from logs."""
+
+    RUNNING = "running"  # the engine has started and the clock runs
+    SCORING = "scoring"  # ingestion ended: the run is being scored and published
 
 
 @dataclass
@@ -147,7 +160,7 @@ def clear_output(output_dir: Path) -> None:
 
 
 def run(
-    dataset: str | os.PathLike,
+    dataset: Dataset | str | os.PathLike,
     output_dir: str | os.PathLike,
     time_budget: float | None = None,
     *,
@@ -156,26 +169,33 @@ def run(
     force: bool = False,
     settings: Settings | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    on_stage: Callable[[Stage], None] | None = None,
     other_jobs: Callable[[], int] | None = None,
 ) -> RunReport:
     """Run the engine on a dataset, then score and publish the run.
 
-    ``other_jobs`` counts the jobs running beside this one (the service passes it): the
-    report and ``run.json``'s ``machine`` say how many shared the machine.
+    ``dataset`` is an open `Dataset` or its path: this process opens it once and
+    passes it down (ingestion, scoring); the engine's process opens it once more.
+
+    ``on_progress`` gets display snapshots (ticks, predictions, log lines); ``on_stage``
+    gets each `Stage` as it begins (the service's job runner moves its job to
+    ``scoring`` from it). ``other_jobs`` counts the jobs running beside this one (the
+    service passes it): the report and ``run.json``'s ``machine`` say how many shared
+    the machine.
 
     >>> report = run("digits", "out/digits", time_budget=60)   # doctest: +SKIP
     >>> report.score.alc                                        # doctest: +SKIP
     0.93...
     """
-    from autodl.formats.dataset import open_dataset
+    from autodl.formats.dataset import Dataset, open_dataset
 
     settings = settings or Settings.from_env()
     budget = settings.time_budget if time_budget is None else float(time_budget)
-    ds = open_dataset(dataset)
+    ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     output_dir = Path(output_dir)
     check_output(output_dir, force)
     result = ingest(
-        dataset,
+        ds,
         output_dir,
         budget,
         engine=engine,
@@ -184,13 +204,22 @@ def run(
         grace=settings.grace_seconds,
         on_progress=on_progress,
         limits=job_limits(settings),
-        on_ready=lambda: clear_output(output_dir),  # the earlier run goes once this one runs
+        on_ready=lambda: _ready(output_dir, on_stage),
         other_jobs=other_jobs,
     )
+    if on_stage is not None:
+        on_stage(Stage.SCORING)
     summary = dataset_summary(ds)
     report = RunReport(output_dir, summary, result, None)
     publish(report, ds)
     return report
+
+
+def _ready(output_dir: Path, on_stage: Callable[[Stage], None] | None) -> None:
+    """The engine has started: the earlier run's files go now (not before), then the clock."""
+    clear_output(output_dir)
+    if on_stage is not None:
+        on_stage(Stage.RUNNING)
 
 
 def publish(report: RunReport, dataset) -> None:

@@ -3,6 +3,8 @@
 NAUC per prediction (`metrics`), the learning curve and its ALC (`curve`),
 the figures and the HTML report (`report`). Everything is a pure function of
 the solution, the predictions with their times and the time budget.
+`key_value_text` writes the ``key: value`` files of a prediction folder (start.txt,
+end.txt) as the scorer reads them back; ingestion writes them with it.
 
 >>> import numpy as np
 >>> solution = np.array([[1, 0], [0, 1], [1, 0]])
@@ -11,12 +13,14 @@ the solution, the predictions with their times and the time budget.
 (1.0, 0.8845)
 """
 
+from autodl.scoring._keyvalue import key_value_text
 from autodl.scoring._result import ScoreResult, read_scores_txt, write_scores
 from autodl.scoring._score import Scorer, score, score_arrays
 
 __all__ = [
     "ScoreResult",
     "Scorer",
+    "key_value_text",
     "read_scores_txt",
     "score",
     "score_arrays",

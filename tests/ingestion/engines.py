@@ -1,6 +1,7 @@
 """Engines with known behaviour, for testing ingestion (imported by the engine child process).
 
-Each follows the engine contract ``run(train, test, unlabelled, budget, *, seed, log)``.
+Each follows the engine contract, `autodl.engine.protocol.Engine`:
+``run(train, test, unlabelled, budget, *, seed, log, threads)`` (tests/engine/test_protocol.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def _prior(train, test, unlabelled, noise=0.0, seed=0):
     return make(len(test)), (make(len(unlabelled)) if unlabelled is not None else None)
 
 
-def quick(train, test, unlabelled, budget, *, seed=0, log=None):
+def quick(train, test, unlabelled, budget, *, seed=0, log=None, threads=None):
     """Two predictions right away, then stops."""
     for k in range(2):
         t, u = _prior(train, test, unlabelled, noise=0.1 * (k + 1), seed=k)
@@ -32,13 +33,22 @@ def quick(train, test, unlabelled, budget, *, seed=0, log=None):
         yield Prediction(t, u, f"quick-{k}", 0.1 * k)
 
 
-def crash_after_one(train, test, unlabelled, budget, *, seed=0, log=None):
+def report_threads(train, test, unlabelled, budget, *, seed=0, log=None, threads=None):
+    """Logs the ``threads`` argument it got and what sizes its process's native pools."""
+    import os
+
+    log(f"THREADS {threads} {os.environ.get('OMP_NUM_THREADS')}")
+    t, u = _prior(train, test, unlabelled)
+    yield Prediction(t, u, "prior", None)
+
+
+def crash_after_one(train, test, unlabelled, budget, *, seed=0, log=None, threads=None):
     t, u = _prior(train, test, unlabelled)
     yield Prediction(t, u, "prior", None)
     raise RuntimeError("learner exploded on purpose")
 
 
-def hang_after_one(train, test, unlabelled, budget, *, seed=0, log=None):
+def hang_after_one(train, test, unlabelled, budget, *, seed=0, log=None, threads=None):
     """Ignores its budget: ingestion must kill it at the deadline."""
     t, u = _prior(train, test, unlabelled)
     yield Prediction(t, u, "prior", None)
@@ -46,7 +56,7 @@ def hang_after_one(train, test, unlabelled, budget, *, seed=0, log=None):
         time.sleep(0.05)
 
 
-def late_prediction(train, test, unlabelled, budget, *, seed=0, log=None):
+def late_prediction(train, test, unlabelled, budget, *, seed=0, log=None, threads=None):
     """One prediction in time, then one after the deadline (the kill must keep it out)."""
     t, u = _prior(train, test, unlabelled)
     yield Prediction(t, u, "in-time", None)
@@ -54,16 +64,16 @@ def late_prediction(train, test, unlabelled, budget, *, seed=0, log=None):
     yield Prediction(t, u, "too-late", None)
 
 
-def wrong_shape(train, test, unlabelled, budget, *, seed=0, log=None):
+def wrong_shape(train, test, unlabelled, budget, *, seed=0, log=None, threads=None):
     yield Prediction(np.zeros((len(test) + 1, train.spec.output_dim)), None, "bad", None)
 
 
-def never_predicts(train, test, unlabelled, budget, *, seed=0, log=None):
+def never_predicts(train, test, unlabelled, budget, *, seed=0, log=None, threads=None):
     return
     yield  # pragma: no cover
 
 
-def chatty(train, test, unlabelled, budget, *, seed=0, log=None):
+def chatty(train, test, unlabelled, budget, *, seed=0, log=None, threads=None):
     """Prints to standard output from Python and from the C level (as LightGBM does)."""
     import os
     import sys
@@ -74,7 +84,7 @@ def chatty(train, test, unlabelled, budget, *, seed=0, log=None):
     yield from quick(train, test, unlabelled, budget, seed=seed, log=log)
 
 
-def report_confinement(train, test, unlabelled, budget, *, seed=0, log=None):
+def report_confinement(train, test, unlabelled, budget, *, seed=0, log=None, threads=None):
     """Logs what its process may do (environment, /proc/self/environ, oom_score_adj,
     rlimits) as one JSON line, then makes one prediction."""
     import json
@@ -99,7 +109,7 @@ def report_confinement(train, test, unlabelled, budget, *, seed=0, log=None):
     yield Prediction(t, u, "prior", None)
 
 
-def predict_then_hog(train, test, unlabelled, budget, *, seed=0, log=None):
+def predict_then_hog(train, test, unlabelled, budget, *, seed=0, log=None, threads=None):
     """One prediction, then takes memory 64 MB at a time (touching it) until it is refused."""
     t, u = _prior(train, test, unlabelled)
     yield Prediction(t, u, "prior", None)
@@ -108,13 +118,13 @@ def predict_then_hog(train, test, unlabelled, budget, *, seed=0, log=None):
         hoard.append(bytearray(64 * 1024 * 1024))
 
 
-def hog_before_predicting(train, test, unlabelled, budget, *, seed=0, log=None):
+def hog_before_predicting(train, test, unlabelled, budget, *, seed=0, log=None, threads=None):
     """Asks for more memory than any limit before its first prediction."""
     hoard = np.ones((1 << 40) // 8)  # 1 TB: refused at once under RLIMIT_AS
     yield Prediction(hoard[:1], None, "never", None)  # pragma: no cover
 
 
-def predict_then_write_big_file(train, test, unlabelled, budget, *, seed=0, log=None):
+def predict_then_write_big_file(train, test, unlabelled, budget, *, seed=0, log=None, threads=None):
     """One prediction, then writes a file past any small RLIMIT_FSIZE."""
     import tempfile
 
@@ -126,13 +136,13 @@ def predict_then_write_big_file(train, test, unlabelled, budget, *, seed=0, log=
     yield Prediction(t, u, "after-write", None)
 
 
-def crash_at_once(train, test, unlabelled, budget, *, seed=0, log=None):
+def crash_at_once(train, test, unlabelled, budget, *, seed=0, log=None, threads=None):
     """Fails on the data before any prediction (as an engine that cannot handle it would)."""
     raise ValueError("this data breaks the engine on purpose")
     yield  # pragma: no cover
 
 
-def hang_without_predicting(train, test, unlabelled, budget, *, seed=0, log=None):
+def hang_without_predicting(train, test, unlabelled, budget, *, seed=0, log=None, threads=None):
     """Never predicts and ignores its budget: stopped at the deadline with nothing."""
     while True:
         time.sleep(0.05)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from autodl._csv import csv_text, safe_cell
+from autodl._csv import safe_cell
 from autodl.errors import IngestionError
 from autodl.ingestion import _Recorder
 from autodl.scoring._keyvalue import key_value_text, parse_key_value_lines
@@ -92,8 +92,8 @@ def test_key_value_writer_refuses_or_quotes_what_would_not_read_back():
     assert yaml.safe_load(text) == {f"k{i}": v for i, v in enumerate(values)}
 
 
-def test_csv_text_neutralises_every_cell():
-    text = csv_text(["name", "=1+1"], [["@x", 3, "-3"], ["a\nb", None, "+"]])
-    rows = list(csv.reader(text.splitlines(keepends=True)))
-    assert rows == [["name", "'=1+1"], ["'@x", "3", "-3"], ["a\nb", "", "'+"]]
+def test_safe_cell_neutralises_formulas_and_keeps_numbers():
+    assert [safe_cell(v) for v in ("name", "=1+1", "@x", 3, "-3", "a\nb", None, "+")] == [
+        "name", "'=1+1", "'@x", 3, "-3", "a\nb", None, "'+"
+    ]  # fmt: skip
     assert safe_cell(-5) == -5 and safe_cell("-5.5e3") == "-5.5e3" and safe_cell("-") == "'-"

@@ -12,7 +12,7 @@ from tests.ingestion.engines import quick
 _warmed = []
 
 
-def warm_up(spec, seed=0):
+def warm_up(spec, seed=0, *, threads=None):
     time.sleep(1.5)
     _warmed.append(spec)
     with open(os.environ["WARM_ENGINE_FILE"], "w") as f:
