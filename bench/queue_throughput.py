@@ -13,6 +13,10 @@
    queue); a job dispatched less than AUTODL_HEARTBEAT_TIMEOUT ago waits that long first.
 
     .venv/bin/python bench/queue_throughput.py [--jobs 12] [--workers 2] [--concurrency 1]
+                                               [--markdown]
+
+``--markdown`` prints the figures as one table with the command and date
+(docs/benchmarks.md).
 
 On the servers named by AUTODL_TEST_PG and AUTODL_TEST_REDIS (as the scale-out tests), else
 on servers of its own started from the test extra's wheels (tests/scaleout/servers.py).
@@ -42,8 +46,8 @@ from sqlalchemy import func, select, update  # noqa: E402
 from autodl.formats.samples import make_tabular  # noqa: E402
 from autodl.service import jobs as J  # noqa: E402
 from autodl.service.db import Database  # noqa: E402
+from autodl.service.dispatch.celery import CeleryDispatcher  # noqa: E402
 from autodl.service.models import Job, JobEvent, User, utcnow  # noqa: E402
-from autodl.service.scaleout import CeleryDispatcher  # noqa: E402
 from autodl.service.storage import Storage  # noqa: E402
 from autodl.settings import Settings  # noqa: E402
 from tests.scaleout.conftest import WorkerProc  # noqa: E402
@@ -61,6 +65,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--heartbeat-timeout", type=float, default=10.0)
+    ap.add_argument("--markdown", action="store_true", help="one table, command and date")
     args = ap.parse_args()
     # A timeout's SIGTERM must still stop the workers and drop the database (finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -183,19 +188,31 @@ def main() -> None:
             time.sleep(0.05)
         lost_recovery = time.perf_counter() - t_lost
 
-        print(f"workers: {args.workers} x concurrency {args.concurrency}, {args.jobs} trivial jobs")
-        print(f"enqueue rate:        {send_rate:8.0f} tasks/s")
-        print(f"throughput:          {len(ids) / total:8.2f} jobs/s end to end ({total:.1f} s)")
-        print(f"throughput (steady): {rate:8.2f} jobs/s after the first job finished")
-        print(f"runs per job:        {twice / len(ids):8.2f} (1.00 = none run twice)")
-        print(
-            f"worker death -> job running again: {recovery:.1f} s "
-            f"(AUTODL_HEARTBEAT_TIMEOUT={args.heartbeat_timeout:g} s)"
+        from bench._markdown import Rows
+
+        setup = (
+            f"workers: {args.workers} x concurrency {args.concurrency}, {args.jobs} trivial jobs"
         )
-        print(
-            f"message lost -> job running again: {lost_recovery:.1f} s "
-            f"(AUTODL_HEARTBEAT_SECONDS={settings.heartbeat_seconds:g} s)"
-        )
+        if not args.markdown:
+            print(setup)
+        report = Rows(args.markdown, ["measure", "figure"])
+        for measure, figure in (
+            ("enqueue rate:       ", f"{send_rate:8.0f} tasks/s"),
+            ("throughput:         ", f"{len(ids) / total:8.2f} jobs/s end to end ({total:.1f} s)"),
+            ("throughput (steady):", f"{rate:8.2f} jobs/s after the first job finished"),
+            ("runs per job:       ", f"{twice / len(ids):8.2f} (1.00 = none run twice)"),
+            (
+                "worker death -> job running again:",
+                f"{recovery:.1f} s (AUTODL_HEARTBEAT_TIMEOUT={args.heartbeat_timeout:g} s)",
+            ),
+            (
+                "message lost -> job running again:",
+                f"{lost_recovery:.1f} s "
+                f"(AUTODL_HEARTBEAT_SECONDS={settings.heartbeat_seconds:g} s)",
+            ),
+        ):
+            report.add([measure.strip(" :"), figure.strip()], f"{measure} {figure}")
+        report.end(setup + ".")
     finally:
         for w in workers:
             w.stop()

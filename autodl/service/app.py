@@ -20,9 +20,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from autodl.service import auth
 from autodl.service.db import Database
 from autodl.service.deps import UPLOAD_PATHS, NotSignedIn, Service, ServiceError
+from autodl.service.dispatch import Dispatcher
+from autodl.service.dispatch.embedded import Supervisor
 from autodl.service.limits import RateLimited, RateLimiter, RequestLimits
 from autodl.service.storage import TMP_MAX_AGE, Storage
-from autodl.service.supervisor import Dispatcher, Supervisor
 from autodl.service.uploads import MULTIPART_SLACK
 from autodl.settings import Settings
 
@@ -101,7 +102,7 @@ def create_app(
 def make_dispatcher(settings: Settings, db: Database, storage: Storage) -> Dispatcher:
     """Celery when AUTODL_BROKER_URL is set (jobs run on `autodl worker`s), else embedded."""
     if settings.broker_url:
-        from autodl.service.scaleout import CeleryDispatcher
+        from autodl.service.dispatch.celery import CeleryDispatcher
 
         return CeleryDispatcher(settings, db)
     return Supervisor(settings, db, storage)

@@ -181,16 +181,6 @@ def touch_token(db: Session, token_id: int) -> None:
     db.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
 
 
-def user_for_token(db: Session, token: str) -> User | None:
-    """The token's user (in a writing session: records when the token was last used)."""
-    row = token_row(db, token)
-    if row is None:
-        return None
-    if needs_touch(row):
-        row.last_used_at = utcnow()
-    return row.user
-
-
 # ------------------------------------------------------ sessions and CSRF
 
 

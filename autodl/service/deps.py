@@ -26,10 +26,10 @@ from sqlalchemy.orm import Session
 
 from autodl.service import auth
 from autodl.service.db import Database
+from autodl.service.dispatch import Dispatcher
 from autodl.service.limits import RateLimiter
 from autodl.service.models import User as UserRow
 from autodl.service.storage import Storage
-from autodl.service.supervisor import Dispatcher
 from autodl.settings import Settings
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}

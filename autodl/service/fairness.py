@@ -14,7 +14,7 @@ Two rules, the same for the embedded supervisor (`next_job`) and for Celery work
   queue of ten running before the other's first.
 
 Celery's queue is first in, first out; a worker that receives a job that should not
-start yet sends its message again with a short countdown (`scaleout.execute`) and takes
+start yet sends its message again with a short countdown (`dispatch.celery.execute`) and takes
 the next one. Two workers deciding at the same instant can both start a job of the same
 user (the limit is read, not locked): the limit is then passed by one job for one run.
 """

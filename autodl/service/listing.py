@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, defer
 
+from autodl.service.deps import ServiceError
 from autodl.service.jobinfo import SUMMARY_CHARS
 from autodl.service.jobs import visible_jobs
 from autodl.service.models import Job, User
@@ -144,3 +145,13 @@ def count_jobs(db: Session, user: User, *, everyone: bool = False) -> int:
     if not (user.is_admin and everyone):
         query = query.where(Job.user_id == user.id)
     return int(db.scalar(query) or 0)
+
+
+def page(db: Session, user: User, sort: str, everyone: bool, limit: int, cursor: str | None):
+    """One page of jobs and the next page's cursor (pages and API); a bad cursor is a 422."""
+    try:
+        return page_of_jobs(db, user, sort, everyone=everyone, limit=limit, cursor=cursor)
+    except BadCursor as e:
+        raise ServiceError(
+            422, f"cursor: {e}", "Start again without a cursor, then pass each page's 'next'."
+        ) from None

@@ -116,7 +116,7 @@ class Job(Base):
     #: The `autodl worker` (its `WorkerNode.name`) that runs it; None for the embedded supervisor.
     node: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     #: Scale-out: when its last broker message was sent; messages sent again because the
-    #: broker lost one (`scaleout.CeleryDispatcher.recover_lost`); times a stopping worker
+    #: broker lost one (`dispatch.celery.CeleryDispatcher.recover_lost`); times a stopping worker
     #: handed it back to the queue (SIGTERM, `jobs.hand_back`).
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     redispatches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -28,10 +28,10 @@ import os
 import shutil
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
-RESULT_ZIP_EXCLUDE = {".tmp"}
+from autodl.formats.archive import zip_folder
+
 #: Seconds an upload's temporary folder may go untouched before `sweep_tmp` removes it:
 #: above the longest validation (AUTODL_VALIDATE_WALL_SECONDS defaults to 600), during
 #: which nothing in the folder is written.
@@ -125,15 +125,15 @@ class Storage:
             target.unlink()
         if target.exists() and target.stat().st_mtime >= _newest_mtime(results):
             return target
-        tmp = target.with_name(f".results-{_unique()}.zip.tmp")
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-            for rel in _plain_files(results):
-                # Checked again: a folder could have been swapped for a link meanwhile.
-                path = self.find_job_file(job_id, "results", *rel.split("/"))
-                if path is not None:
-                    zf.write(path, rel)
-        os.replace(tmp, target)
-        return target
+
+        def include(rel: str) -> bool:
+            # No hidden names; and checked again: a folder could have been swapped for
+            # a link since it was listed.
+            parts = rel.split("/")
+            hidden = any(part.startswith(".") for part in parts)
+            return not hidden and self.find_job_file(job_id, "results", *parts) is not None
+
+        return zip_folder(results, target, compresslevel=6, include=include)
 
 
 def tree_size(path: Path) -> int:
@@ -145,18 +145,6 @@ def tree_size(path: Path) -> int:
             except OSError:
                 pass
     return total
-
-
-def _plain_files(folder: Path) -> list[str]:
-    """Relative paths of the regular files under ``folder``: no links, no hidden names."""
-    out = []
-    for dirpath, dirs, files in os.walk(folder):  # os.walk does not enter linked folders
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            path = os.path.join(dirpath, name)
-            if not name.startswith(".") and not os.path.islink(path) and os.path.isfile(path):
-                out.append(Path(path).relative_to(folder).as_posix())
-    return out
 
 
 def _newest_mtime(path: Path, *, lstat: bool = False) -> float:
@@ -173,17 +161,3 @@ def _newest_mtime(path: Path, *, lstat: bool = False) -> float:
             except OSError:
                 pass
     return newest
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{_unique()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _unique() -> str:
-    """A temporary-name part no other process writes: several machines share the storage."""
-    import socket
-    import threading
-
-    return f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"

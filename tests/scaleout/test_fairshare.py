@@ -9,8 +9,8 @@ import redis
 
 from autodl.service import jobs as J
 from autodl.service.db import Database
+from autodl.service.dispatch.celery import DEFERRED, QUEUE, execute, make_celery
 from autodl.service.models import Job, User
-from autodl.service.scaleout import DEFERRED, QUEUE, execute, make_celery
 from autodl.service.storage import Storage
 
 

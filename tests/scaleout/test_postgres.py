@@ -12,8 +12,10 @@ from sqlalchemy import inspect, select, update
 
 from autodl.service import jobs as J
 from autodl.service.db import Database, current_revision, upgrade
+from autodl.service.dispatch.celery import CeleryDispatcher, time_limit
+from autodl.service.dispatch.worker import slot_devices
+from autodl.service.jobs.runner import run_job
 from autodl.service.models import Job, JobEvent, User, utcnow
-from autodl.service.scaleout import CeleryDispatcher, slot_devices, time_limit
 from autodl.service.storage import Storage
 from tests.service.conftest import ROOT
 
@@ -82,8 +84,8 @@ def _history(db, job_id):
 def test_run_job_runs_once_on_postgresql(scale_settings, tabular_dir):
     db, job_id = _db_with_job(scale_settings, tabular_dir)
     try:
-        assert J.run_job(job_id, scale_settings, db) == "finished"
-        assert J.run_job(job_id, scale_settings, db) == "finished"  # redelivered: not run again
+        assert run_job(job_id, scale_settings, db) == "finished"
+        assert run_job(job_id, scale_settings, db) == "finished"  # redelivered: not run again
         assert _history(db, job_id) == ["queued", "running", "scoring", "finished"]
     finally:
         db.dispose()
@@ -111,11 +113,11 @@ def test_live_heartbeat_elsewhere_is_left_alone_stale_one_is_taken_over(
         with db.session() as s:
             job = s.get(Job, job_id)
             J.set_state(s, job, "running", worker="other:1", node="w9", heartbeat_at=utcnow())
-        assert J.run_job(job_id, scale_settings, db) == "running"  # alive elsewhere
+        assert run_job(job_id, scale_settings, db) == "running"  # alive elsewhere
         with db.session() as s:
             old = utcnow() - timedelta(seconds=scale_settings.heartbeat_timeout + 5)
             s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=old))
-        assert J.run_job(job_id, scale_settings, db) == "finished"
+        assert run_job(job_id, scale_settings, db) == "finished"
         assert _history(db, job_id) == [
             "queued",
             "running",

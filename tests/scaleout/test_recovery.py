@@ -18,8 +18,9 @@ from sqlalchemy import select, update
 
 from autodl.service import jobs as J
 from autodl.service.db import Database
+from autodl.service.dispatch.broker import QUEUE, broker_job_ids
+from autodl.service.dispatch.celery import LOST_MESSAGE, CeleryDispatcher
 from autodl.service.models import Job, JobEvent, User, utcnow
-from autodl.service.scaleout import LOST_MESSAGE, QUEUE, CeleryDispatcher, broker_job_ids
 from autodl.service.storage import Storage
 from tests.scaleout.conftest import WorkerProc
 from tests.service.conftest import wait_for

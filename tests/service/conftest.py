@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from autodl.formats.archive import zip_folder
 from autodl.formats.samples import make_tabular
 from autodl.service import auth
 from autodl.service.app import create_app
@@ -59,15 +60,6 @@ def settings(tmp_path) -> Settings:
         jobs_per_day=5,
         secret_key="test-secret-key-that-is-long-enough-0123456789",
     )
-
-
-def zip_folder(root: Path, target: Path, prefix: str = "") -> Path:
-    """Zip ``root``'s files at the archive root (or under ``prefix``/)."""
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(root.rglob("*")):
-            if path.is_file():
-                zf.write(path, prefix + path.relative_to(root).as_posix())
-    return target
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from autodl.engine.loop import Prediction
 from tests.ingestion.engines import _prior
 
 
-def steady(train, test, unlabelled, budget, *, seed=0, log=None):
+def steady(train, test, unlabelled, budget, *, seed=0, log=None, threads=None):
     """A prediction every 0.4 s until the budget runs out: a job that lasts its budget."""
     k = 0
     while budget.remaining() > 0.5:

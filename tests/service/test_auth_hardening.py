@@ -447,7 +447,7 @@ def test_deleting_an_account_stops_its_running_job(steady_server, tabular_zip):
     time.sleep(1.0)  # a job process still alive would write again
     assert not folder.exists()
     ps = subprocess.run(
-        ["pgrep", "-P", str(live_server.proc.pid), "-f", "autodl.service.worker"],
+        ["pgrep", "-P", str(live_server.proc.pid), "-f", "autodl.service.jobs.runner"],
         capture_output=True,
     )
     assert ps.stdout == b""

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tests.service.conftest import zip_folder
+from autodl.formats.archive import zip_folder
 
 
 @pytest.mark.slow

@@ -9,10 +9,11 @@ from dataclasses import replace
 import pytest
 from fastapi.testclient import TestClient
 
+from autodl.formats.archive import zip_folder
 from autodl.service import confine
 from autodl.service.app import create_app
 from autodl.service.models import Job
-from tests.service.conftest import NullDispatcher, add_user, upload, zip_folder
+from tests.service.conftest import NullDispatcher, add_user, upload
 
 GIB = 1024**3
 

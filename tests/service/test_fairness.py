@@ -10,10 +10,10 @@ import pytest
 
 from autodl.service import jobs as J
 from autodl.service.db import Database
+from autodl.service.dispatch.embedded import Supervisor
 from autodl.service.fairness import fair_order, may_start, next_job
 from autodl.service.models import Job, User
 from autodl.service.storage import Storage
-from autodl.service.supervisor import Supervisor
 from tests.service.conftest import wait_for
 
 

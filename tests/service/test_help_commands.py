@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from autodl.formats.archive import zip_folder
 from tests.convert import inputs
 from tests.service.conftest import ROOT, LiveServer, wait_for
 
@@ -49,16 +50,9 @@ def make_inputs(cwd: Path) -> None:
     inputs.write_audio(cwd / "new-recordings", "wav", per_class=1)
     from autodl.formats.samples import make_digits, make_tabular
 
-    make_digits(cwd / "samples")
-    with zipfile.ZipFile(cwd / "digits.zip", "w") as zf:
-        for p in sorted((cwd / "samples" / "digits").rglob("*")):
-            if p.is_file():
-                zf.write(p, p.relative_to(cwd / "samples" / "digits").as_posix())
+    zip_folder(make_digits(cwd / "samples"), cwd / "digits.zip", compression=zipfile.ZIP_STORED)
     mydata = make_tabular(cwd / "made", n_train=40, n_test=20, name="mydata")
-    with zipfile.ZipFile(cwd / "mydata.zip", "w") as zf:
-        for p in sorted(mydata.rglob("*")):
-            if p.is_file():
-                zf.write(p, p.relative_to(mydata).as_posix())
+    zip_folder(mydata, cwd / "mydata.zip", compression=zipfile.ZIP_STORED)
 
 
 def test_every_command_in_the_help_pages_runs(settings, tmp_path):

@@ -8,8 +8,10 @@ from dataclasses import replace
 
 import pytest
 
+from autodl.engine.protocol import DEFAULT_ENGINE
 from autodl.service import jobs as J
 from autodl.service.db import Database
+from autodl.service.jobs.runner import run_job
 from autodl.service.models import Job, User
 from autodl.service.storage import Storage
 
@@ -87,7 +89,7 @@ def test_compare_and_set_loses_to_a_concurrent_change(world):
 def test_run_job_finishes_and_is_idempotent(world, settings):
     db, storage, new_job = world
     job_id = new_job()
-    assert J.run_job(job_id, settings) == "finished"
+    assert run_job(job_id, settings) == "finished"
     job = state(db, job_id)
     assert (
         job.attempts == 1
@@ -102,7 +104,7 @@ def test_run_job_finishes_and_is_idempotent(world, settings):
     ] == pytest.approx(job.alc)
     assert job.stored_bytes > 0
     # A second delivery does nothing.
-    assert J.run_job(job_id, settings) == "finished"
+    assert run_job(job_id, settings) == "finished"
     assert state(db, job_id).attempts == 1
 
 
@@ -111,7 +113,7 @@ def test_an_engine_without_predictions_fails_with_a_reason_and_costs_quota(world
     db, _, new_job = world
     job_id = new_job(budget=2)
     assert (
-        J.run_job(job_id, replace(settings, engine="tests.ingestion.engines:never_predicts"))
+        run_job(job_id, replace(settings, engine="tests.ingestion.engines:never_predicts"))
         == "failed"
     )
     job = state(db, job_id)
@@ -125,7 +127,7 @@ def test_an_engine_crash_after_a_prediction_still_finishes_with_a_note(world, se
     db, _, new_job = world
     job_id = new_job()
     assert (
-        J.run_job(job_id, replace(settings, engine="tests.ingestion.engines:crash_after_one"))
+        run_job(job_id, replace(settings, engine="tests.ingestion.engines:crash_after_one"))
         == "finished"
     )
     job = state(db, job_id)
@@ -138,7 +140,7 @@ def test_a_run_that_converged_early_says_so_and_how_busy_the_machine_was(world, 
     other, job_id = new_job(), new_job(budget=30)
     with db.session() as s:  # another worker's job runs beside it (issue 13, point 8)
         J.set_state(s, s.get(Job, other), "running")
-    assert J.run_job(job_id, replace(settings, engine="tests.ingestion.engines:quick")) == (
+    assert run_job(job_id, replace(settings, engine="tests.ingestion.engines:quick")) == (
         "finished"
     )
     job = state(db, job_id)
@@ -157,7 +159,7 @@ def test_a_run_that_converged_early_says_so_and_how_busy_the_machine_was(world, 
 def test_an_unloadable_engine_is_a_platform_failure(world, settings):
     db, _, new_job = world
     job_id = new_job()
-    assert J.run_job(job_id, replace(settings, engine="tests.no_such_module:run")) == "failed"
+    assert run_job(job_id, replace(settings, engine="tests.no_such_module:run")) == "failed"
     job = state(db, job_id)
     assert job.fault == "platform" and job.reason.startswith("The engine could not be run")
 
@@ -166,7 +168,7 @@ def test_a_dataset_that_cannot_be_read_is_a_data_failure(world, settings):
     db, storage, new_job = world
     job_id = new_job()
     shutil.rmtree(storage.dataset_dir(job_id) / "tinytabular.data")
-    assert J.run_job(job_id, settings) == "failed"
+    assert run_job(job_id, settings) == "failed"
     job = state(db, job_id)
     assert (
         job.fault == "data"
@@ -180,7 +182,7 @@ def test_the_real_default_engine_end_to_end(world, settings):
     """The engine users get (autodl.engine:run), on a tiny dataset with a 5 s budget."""
     db, storage, new_job = world
     job_id = new_job(budget=5)
-    assert J.run_job(job_id, replace(settings, engine="autodl.engine:run")) == "finished"
+    assert run_job(job_id, replace(settings, engine=DEFAULT_ENGINE)) == "finished"
     job = state(db, job_id)
     assert job.n_predictions >= 1 and job.alc > 0 and job.final_nauc > 0
     csv = (storage.results_dir(job_id) / "unlabelled" / "predictions.csv").read_text().splitlines()
@@ -196,7 +198,7 @@ def test_delete_scrubs_the_row_down_to_its_tombstone(world, settings):
 
     db, storage, new_job = world
     job_id = new_job()
-    assert J.run_job(job_id, replace(settings, engine="tests.ingestion.engines:crash_after_one"))
+    assert run_job(job_id, replace(settings, engine="tests.ingestion.engines:crash_after_one"))
     with db.session() as s:
         job = s.get(Job, job_id)
         job.reason = "secret reason"

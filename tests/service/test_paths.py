@@ -15,11 +15,12 @@ import zipfile
 import pytest
 from fastapi.testclient import TestClient
 
-from autodl.service import jobs as J
+from autodl.formats.archive import zip_folder
 from autodl.service.app import create_app
+from autodl.service.jobs.runner import run_job
 from autodl.service.models import Job
 from autodl.service.storage import OutsideJob, Storage
-from tests.service.conftest import NullDispatcher, add_user, bearer, upload, zip_folder
+from tests.service.conftest import NullDispatcher, add_user, bearer, upload
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def two_users(settings, tabular_zip):
     with TestClient(create_app(settings, dispatcher=NullDispatcher())) as client:
         ann, bob = add_user(client, "ann"), add_user(client, "bob")
         a = upload(client, ann, tabular_zip).json()["id"]
-        assert J.run_job(a, settings) == "finished"
+        assert run_job(a, settings) == "finished"
         yield client, a, ann, bob
 
 
@@ -56,7 +57,7 @@ def test_the_exact_attack_is_refused_and_never_serves_another_users_predictions(
     r = upload(client, bob, _nameless_zip(tabular_dir, tmp_path), name=attack)
     if r.status_code == 201:  # before the fix: queued under the form's name; run it
         b = r.json()["id"]
-        J.run_job(b, settings)
+        run_job(b, settings)
         got = client.get(f"/api/v1/jobs/{b}/download/predictions.predict", headers=bearer(bob))
         assert got.status_code == 404 or got.content != theirs, "Bob got Ann's predictions"
     assert r.status_code == 422, r.text
@@ -95,7 +96,7 @@ def test_links_in_a_job_folder_are_not_followed(two_users, tabular_zip, settings
     client, a, ann, bob = two_users
     storage = client.app.state.service.storage
     b = upload(client, bob, tabular_zip).json()["id"]
-    assert J.run_job(b, settings) == "finished"
+    assert run_job(b, settings) == "finished"
     mine = storage.results_dir(b)
     theirs = storage.results_dir(a)
     (theirs / "engine.log").write_text("ANN'S SECRET LOG\n")

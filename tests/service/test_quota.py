@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from autodl.service import jobs as J
 from autodl.service.app import create_app
+from autodl.service.jobs.runner import run_job
 from autodl.service.models import Job
 from autodl.service.storage import tree_size
 from tests.service.conftest import NullDispatcher, add_user, bearer, upload
@@ -111,7 +112,7 @@ def test_who_pays_for_a_failure(settings, tabular_zip, engine, state, fault, wor
     with _client(s, jobs_per_day=5) as client:
         token = add_user(client, "ann")
         job_id = upload(client, token, tabular_zip, time_budget=3).json()["id"]
-        assert J.run_job(job_id, s, client.app.state.service.db) == state
+        assert run_job(job_id, s, client.app.state.service.db) == state
         with client.app.state.service.db.session() as db:
             job = db.get(Job, job_id)
             assert job.fault == fault

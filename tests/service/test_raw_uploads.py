@@ -7,8 +7,9 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from autodl.formats.archive import zip_folder
 from tests.convert.inputs import tabular_rows, write_csv, write_images
-from tests.service.conftest import add_user, bad_zip, bearer, upload, zip_folder
+from tests.service.conftest import add_user, bad_zip, bearer, upload
 from tests.service.test_pages import csrf_of, sign_up
 
 

@@ -13,9 +13,9 @@ import pytest
 
 from autodl.service import jobs as J
 from autodl.service.db import Database
+from autodl.service.dispatch.embedded import Supervisor
 from autodl.service.models import Job, User
 from autodl.service.storage import Storage
-from autodl.service.supervisor import Supervisor
 from tests.service.conftest import LiveServer, bearer, wait_for
 
 

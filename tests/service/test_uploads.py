@@ -8,8 +8,9 @@ from dataclasses import replace
 import pytest
 from fastapi.testclient import TestClient
 
+from autodl.formats.archive import zip_folder
 from autodl.service.app import create_app
-from tests.service.conftest import NullDispatcher, add_user, bad_zip, bearer, upload, zip_folder
+from tests.service.conftest import NullDispatcher, add_user, bad_zip, bearer, upload
 
 
 def _leftovers(client) -> list:

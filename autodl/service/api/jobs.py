@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from autodl.service import jobs as J
 from autodl.service.api.schemas import CurveOut, ErrorOut, JobListOut, JobOut
 from autodl.service.deps import DB, RowId, ServiceDep, ServiceError, User
-from autodl.service.listing import DEFAULT_LIMIT, MAX_LIMIT, BadCursor, page_of_jobs
+from autodl.service.listing import DEFAULT_LIMIT, MAX_LIMIT, page
 from autodl.service.models import Job
 from autodl.service.present import DOWNLOADS, curve_json, download_path, job_json, log_tail
 from autodl.service.quotas import usage
@@ -38,26 +38,6 @@ SortKey = Literal[
     "dataset",
     "-dataset",
 ]
-
-
-def load_job(db, user, job_id: int) -> Job:
-    """The user's job (any job for an admin); 404 alike for missing and someone else's."""
-    job = J.get_job(db, user, job_id)
-    if job is None:
-        raise ServiceError(
-            404, f"No job {job_id} among your jobs.", "List yours with GET /api/v1/jobs."
-        )
-    return job
-
-
-def page(db, user, sort: str, everyone: bool, limit: int, cursor: str | None):
-    """One page of jobs and the next page's cursor; a cursor that does not decode is a 422."""
-    try:
-        return page_of_jobs(db, user, sort, everyone=everyone, limit=limit, cursor=cursor)
-    except BadCursor as e:
-        raise ServiceError(
-            422, f"cursor: {e}", "Start again without a cursor, then pass each page's 'next'."
-        ) from None
 
 
 @router.get(
@@ -165,7 +145,7 @@ def _job_out(service, job_id: int) -> dict:
     "/{job_id}", response_model=JobOut, summary="One job: state, queue position, scores, downloads"
 )
 def read(job_id: RowId, db: DB, service: ServiceDep, user: User):
-    return job_json(db, service.storage, load_job(db, user, job_id))
+    return job_json(db, service.storage, J.load_job(db, user, job_id))
 
 
 @router.delete(
@@ -174,7 +154,7 @@ def read(job_id: RowId, db: DB, service: ServiceDep, user: User):
     summary="Delete a job with its dataset and results (cancels it first)",
 )
 def remove(job_id: RowId, db: DB, service: ServiceDep, user: User):
-    J.delete(db, load_job(db, user, job_id), service.storage)
+    J.delete(db, J.load_job(db, user, job_id), service.storage)
     service.curves.pop(job_id, None)
     service.dispatcher.notify(job_id)
     return Response(status_code=204)
@@ -187,7 +167,7 @@ def remove(job_id: RowId, db: DB, service: ServiceDep, user: User):
     responses={409: {"model": ErrorOut}},
 )
 def cancel(job_id: RowId, db: DB, service: ServiceDep, user: User):
-    job = load_job(db, user, job_id)
+    job = J.load_job(db, user, job_id)
     if not J.cancel(db, job):
         raise ServiceError(
             409, f"Job {job_id} is {job.state}; only a queued or running job can be cancelled."
@@ -202,7 +182,7 @@ def cancel(job_id: RowId, db: DB, service: ServiceDep, user: User):
     summary="The learning curve so far (live while the job runs)",
 )
 def curve(job_id: RowId, db: DB, service: ServiceDep, user: User):
-    return curve_json(service.curves, service.storage, load_job(db, user, job_id))
+    return curve_json(service.curves, service.storage, J.load_job(db, user, job_id))
 
 
 @router.get(
@@ -211,7 +191,7 @@ def curve(job_id: RowId, db: DB, service: ServiceDep, user: User):
     summary="The engine's log (its end, up to 200 kB)",
 )
 def log(job_id: RowId, db: DB, service: ServiceDep, user: User):
-    return log_tail(service.storage, load_job(db, user, job_id))
+    return log_tail(service.storage, J.load_job(db, user, job_id))
 
 
 @router.get(
@@ -220,7 +200,7 @@ def log(job_id: RowId, db: DB, service: ServiceDep, user: User):
     response_class=FileResponse,
 )
 def download(job_id: RowId, name: str, db: DB, service: ServiceDep, user: User):
-    job = load_job(db, user, job_id)
+    job = J.load_job(db, user, job_id)
     if name not in DOWNLOADS:
         raise ServiceError(404, f"No download called {name!r}.", "One of: " + ", ".join(DOWNLOADS))
     path = download_path(service.storage, job, name)

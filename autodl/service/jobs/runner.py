@@ -1,8 +1,16 @@
-"""The job process: ``python -m autodl.service.worker JOB_ID`` (embedded supervisor and
-`autodl worker` alike).
+"""The job process: ``python -m autodl.service.jobs.runner JOB_ID``, and `run_job`, the one
+way a job is run (embedded supervisor and `autodl worker` alike).
 
-It runs in its own process group (the supervisor kills the whole group, engine
-included, at the time limit or on cancel) and kills that group itself if its
+`run_job(job_id)` is idempotent: it claims the job only while it is queued, so a
+second call (or a redelivered message, with Celery) returns without running it. It
+then runs `autodl.pipeline.run` and moves the job along from the pipeline's typed
+signals: to ``scoring`` from its stage callback (`Stage.SCORING`), to ``finished`` or
+``failed`` from the ingestion result's `Outcome` and ``failure`` kind — never from
+log text or progress-display events, which only feed the heartbeat and the count of
+predictions.
+
+The process runs in its own process group (the dispatcher kills the whole group,
+engine included, at the time limit or on cancel) and kills that group itself if its
 parent — the server or the Celery pool process — goes away, so a crashed parent
 leaves no job running unobserved. Settings come from the AUTODL_* environment the
 parent gives it; the engine it starts (`autodl.ingestion`) runs confined, with an
@@ -10,7 +18,7 @@ environment without the secret key, the database URL and the broker URL, and
 ``oom_score_adj`` 1000 (this process: `JOB_OOM_SCORE_ADJ`).
 
 SIGTERM means "your worker is being stopped": the job is handed back to the queue
-(`jobs.hand_back`, from a thread, since the main thread may be inside a database
+(`state.hand_back`, from a thread, since the main thread may be inside a database
 transaction), the engine is killed and the process exits with `HANDED_BACK`, which
 tells the parent to send the job again rather than fail it. A job already scoring
 finishes instead (seconds).
@@ -23,16 +31,210 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
+
+from sqlalchemy import update
 
 from autodl._confine import set_oom_score_adj
-from autodl.service.jobs import HANDED_BACK, STOPPING, hand_back, run_job
+from autodl.errors import AutoDLError, FormatError
+from autodl.service.db import Database
+from autodl.service.jobs.heartbeat import Heartbeat
+from autodl.service.jobs.queries import others_running
+from autodl.service.jobs.reaper import is_stale, lost_worker_reason
+from autodl.service.jobs.state import (
+    ACTIVE,
+    CHARGED,
+    CLAIM,
+    HANDED_BACK,
+    PLATFORM,
+    STOPPING,
+    TRANSITIONS,
+    hand_back,
+    requeue_or_fail,
+    set_state,
+    worker_id,
+)
+from autodl.service.models import Job, utcnow
+from autodl.service.processes import kill_rest_of_group
+from autodl.service.storage import Storage
 from autodl.settings import Settings
 
+#: How often progress events may write the prediction count (with a beat).
+HEARTBEAT_SECONDS = 5.0
 #: How long a hand-back may take before the parent watch kills the group anyway.
 HAND_BACK_SECONDS = 15.0
 #: This process's out-of-memory priority: below its engine's 1000, far above the server's 0.
 JOB_OOM_SCORE_ADJ = 900
+
+
+def run_job(job_id: int, settings: Settings, db: Database | None = None) -> str:
+    """Run a queued job to the end; return its final state. Safe to call twice."""
+    own_db = db is None
+    db = db or Database(settings.sqlalchemy_url)
+    storage = Storage(settings.data_dir)
+    try:
+        with CLAIM, db.session() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.deleted_at is not None:
+                return "missing"
+            if STOPPING.is_set():
+                return job.state  # this process is being stopped: leave the job queued
+            if job.state in ACTIVE and is_stale(job, settings):
+                # Redelivered after its worker died, before the reaper saw it.
+                why = lost_worker_reason(job)
+                requeue_or_fail(s, job, why, why_twice=why + " twice")
+            if job.state != "queued":
+                return job.state  # finished, or running elsewhere with a live heartbeat
+            now = utcnow()
+            if not set_state(
+                s,
+                job,
+                "running",
+                worker=worker_id(),
+                node=settings.worker_name or None,
+                heartbeat_at=now,
+                attempts=Job.attempts + 1,
+            ):
+                return job.state
+            attempt, budget = job.attempts, job.time_budget
+        row = update(Job).where(Job.id == job_id, Job.state.in_(ACTIVE), Job.attempts == attempt)
+        beat = Heartbeat(db, row, settings.heartbeat_seconds).start()
+        try:
+            return _run(job_id, attempt, budget, settings, db, storage, beat)
+        finally:
+            beat.stop()
+    finally:
+        if own_db:
+            db.dispose()
+
+
+def _run(
+    job_id: int,
+    attempt: int,
+    budget: float,
+    settings: Settings,
+    db: Database,
+    storage: Storage,
+    beat: Heartbeat,
+) -> str:
+    from autodl import pipeline
+
+    guard = {"attempts": attempt}
+    seen = {"predictions": 0, "beat": time.monotonic()}
+
+    def transition(new: str, **kw) -> bool:
+        with db.session() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.state not in TRANSITIONS or new not in TRANSITIONS[job.state]:
+                return False
+            return set_state(s, job, new, guard=guard, **kw)
+
+    def on_progress(p) -> None:
+        # A display event: it feeds the heartbeat and the prediction count, nothing more.
+        seen["predictions"] = p.n_predictions
+        if time.monotonic() - seen["beat"] > HEARTBEAT_SECONDS:
+            seen["beat"] = time.monotonic()
+            beat.beat(n_predictions=p.n_predictions)
+
+    def on_stage(stage) -> None:
+        if stage == pipeline.Stage.SCORING:
+            n = seen["predictions"]
+            transition("scoring", message=f"{n} prediction(s) made; scoring.")
+
+    try:
+        report = pipeline.run(
+            storage.dataset_dir(job_id),
+            storage.results_dir(job_id),
+            budget,
+            engine=settings.engine,
+            force=True,
+            settings=settings,
+            on_progress=on_progress,
+            on_stage=on_stage,
+            other_jobs=lambda: others_running(db, job_id),
+        )
+    except FormatError as e:
+        transition("failed", message=f"Your dataset could not be read: {e.message}", fault="data")
+    except AutoDLError as e:
+        transition(
+            "failed",
+            message=f"The engine could not be run: {e.message}. {PLATFORM}",
+            fault="platform",
+        )
+    except Exception as e:  # noqa: BLE001 - the user gets a reason, the operator the log
+        import traceback
+
+        traceback.print_exc()
+        transition(
+            "failed",
+            message=f"An internal error stopped the job ({type(e).__name__}). {PLATFORM}",
+            fault="platform",
+        )
+    else:
+        _finish(report, transition)
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        if job is not None and job.deleted_at is None:
+            job.stored_bytes = storage.job_bytes(job_id)
+        return job.state if job is not None else "missing"
+
+
+def _finish(report, transition) -> None:
+    """Record the run's end from ingestion's typed `Outcome` and ``failure`` kind.
+
+    Any prediction made counts: the job finishes, with a note when the engine stopped
+    early (memory limit included). Without one, the failure was caused by the data — a
+    time-out with no prediction, the memory or file-size limit, the engine failing on
+    it — and costs quota (fault "data"); only the platform's faults are given back
+    (`_run`'s exceptions, lost workers, restarts).
+    """
+    from autodl import ingestion as I
+
+    ing, score = report.ingestion, report.score
+    values = {
+        "n_predictions": len(ing.predictions),
+        "duration": round(ing.duration, 3),
+        "alc": score.alc if score is not None else None,
+        "final_nauc": score.final_nauc if score is not None else None,
+        "final_accuracy": score.final_accuracy if score is not None else None,
+    }
+    outcome = ing.outcome
+    if outcome != I.Outcome.FAILED:
+        notes = []
+        if outcome == I.Outcome.STOPPED_EARLY:
+            notes.append(
+                f"The engine stopped early ({_why(ing)}); the scores count the {len(ing.predictions)} prediction(s) it made before."
+            )
+        elif outcome == I.Outcome.CONVERGED:  # the engine ended by itself before the deadline
+            notes.append(
+                f"Finished early: converged at {ing.converged_at:.1f} s of {ing.time_budget:g} s "
+                "(nothing left could raise the hold-out score; the score holds to the deadline)."
+            )
+        if ing.load is not None:  # so that runs compared later are compared fairly
+            notes.append(f"Machine during the run: {ing.load.text()}.")
+        note = " ".join(notes) or None
+        transition("finished", message="Finished.", note=note, **values)
+        return
+    if ing.failure in (I.TIMEOUT, I.NO_PREDICTION):
+        message = f"The model made no prediction within the time budget of {ing.time_budget:g} s. A larger dataset needs more time: submit it again with a larger budget."
+    elif ing.failure == I.MEMORY:
+        message = f"{_why(ing)[0].upper()}{_why(ing)[1:]} before its first prediction. Make the dataset smaller (fewer or smaller records, fewer classes), or ask the operator for more memory per job."
+    elif ing.failure == I.FILE_SIZE:
+        message = f"{ing.error[0].upper()}{ing.error[1:]} before its first prediction."
+    else:  # ERROR, CRASH, INVALID: the engine failed on this data
+        message = f"The engine stopped with an error before its first prediction: {ing.error}."
+    transition("failed", message=f"{message} {CHARGED}", fault="data", **values)
+
+
+def _why(ing) -> str:
+    """The run's error, with the memory limit's setting named (the user's hint to ask for more)."""
+    from autodl import ingestion as I
+
+    if ing.failure == I.MEMORY and ing.memory_limit:
+        return f"{ing.error} (the memory limit of one job, AUTODL_JOB_MEMORY_BYTES)"
+    return ing.error or "no reason given"
+
+
+# ------------------------------------------------------------------ the process
 
 
 def _watch_parent(parent: int) -> None:
@@ -44,27 +246,7 @@ def _watch_parent(parent: int) -> None:
             os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
-def _kill_rest_of_group() -> None:
-    """SIGKILL every other process of our group (the engine and its children)."""
-    me, group = os.getpid(), os.getpgid(0)
-    try:
-        entries = [p for p in Path("/proc").iterdir() if p.name.isdigit()]
-    except OSError:  # no /proc (not Linux): the group, ourselves included
-        os.killpg(group, signal.SIGKILL)
-        return
-    for entry in entries:
-        try:
-            # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after ")".
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
-            if int(fields[2]) == group and int(entry.name) != me:
-                os.kill(int(entry.name), signal.SIGKILL)
-        except (OSError, ValueError, IndexError):
-            pass
-
-
 def _hand_back(job_id: int, settings: Settings) -> None:
-    from autodl.service.db import Database
-
     who = f"The worker {settings.worker_name}" if settings.worker_name else "The server"
     db = Database(settings.sqlalchemy_url)
     try:
@@ -77,7 +259,7 @@ def _hand_back(job_id: int, settings: Settings) -> None:
     if state == "scoring":
         return  # the main thread finishes it and the process ends as usual
     print(f"job {job_id}: handed back ({state}) on SIGTERM", flush=True)
-    _kill_rest_of_group()
+    kill_rest_of_group()
     os._exit(HANDED_BACK if state == "queued" else 0)
 
 

@@ -1,20 +1,16 @@
-"""Jobs: the state machine, the queue's questions, and `run_job`, the one way a job is run.
+"""The job state machine and the one function that changes a job's state, `set_state`.
 
 States: ``queued → running → scoring → finished | failed | cancelled`` (and back to
-``queued`` once when the server restarts under a running job). `set_state` is the
-only function that changes a job's state: it checks the transition, compares and
-sets in one UPDATE (so two processes cannot both claim a job, and a job cancelled
-meanwhile stays cancelled), time-stamps it and records a `JobEvent`. A ``failed``
-job always has a ``reason`` written for the user and a ``fault``: "data" (the
-upload) or "platform" (us: the engine, the server, a restart) — a platform fault
-gives the user's daily quota back.
+``queued`` when a runner was lost or handed its job back). `set_state` checks the
+transition, compares and sets in one UPDATE (so two processes cannot both claim a
+job, and a job cancelled meanwhile stays cancelled), time-stamps it and records a
+`JobEvent`. A ``failed`` job always has a ``reason`` written for the user and a
+``fault``: "data" (the upload) or "platform" (us: the engine, the server, a restart)
+— a platform fault gives the user's daily quota back.
 
-`run_job(job_id)` is idempotent: it claims the job only while it is queued, so a
-second call (or a redelivered message, with Celery) returns without running it.
-
-`hand_back` is the job process's answer to SIGTERM (a worker being stopped): the
-running job goes back to the queue (not counted as a lost run) and the process
-claims nothing more.
+The helpers below are the transitions the rest of the service asks for by name
+(`create_job`, `cancel`, `delete`, `requeue_or_fail`, `hand_back`, `process_ended`);
+each goes through `set_state` (or, for a job's birth, writes its first event).
 """
 
 from __future__ import annotations
@@ -22,21 +18,16 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
-from datetime import timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from autodl.errors import AutoDLError, FormatError
 from autodl.formats.names import dataset_name_problem, valid_dataset_name
 from autodl.service.db import Database
 from autodl.service.jobinfo import clean_job_name, compact_report
 from autodl.service.models import Job, JobEvent, User, utcnow
 from autodl.service.storage import Storage
-from autodl.settings import Settings
 
-STATES = ("queued", "running", "scoring", "finished", "failed", "cancelled")
 TERMINAL = frozenset({"finished", "failed", "cancelled"})
 ACTIVE = frozenset({"running", "scoring"})
 TRANSITIONS = {
@@ -52,17 +43,20 @@ STAMP = {
     "failed": "ended_at",
     "cancelled": "ended_at",
 }
-HEARTBEAT_SECONDS = 5.0
 #: Hand-backs (worker stopped by SIGTERM) a job may have before one counts as a lost run:
 #: a job that gets its worker stopped every time (e.g. evicted for memory) cannot loop.
 MAX_HANDBACKS = 5
 #: Exit status of a job process that handed its job back (EX_TEMPFAIL): send it again.
 HANDED_BACK = 75
+#: What the user is told when a failure was the platform's (the quota is given back).
+PLATFORM = "This is a fault of the platform, not of your data: your daily quota was given back."
+#: What the user is told when a failure was caused by the data (it costs quota).
+CHARGED = "This run counts against your daily quota."
 
 #: Set when this process is handing its job back: `run_job` then claims nothing. The
-#: claim runs under `_CLAIM`, so once `hand_back` holds it no claim is half-way.
+#: claim runs under `CLAIM`, so once `hand_back` holds it no claim is half-way.
 STOPPING = threading.Event()
-_CLAIM = threading.Lock()
+CLAIM = threading.Lock()
 
 
 class InvalidTransition(Exception):
@@ -114,45 +108,9 @@ def set_state(
     return True
 
 
-# ------------------------------------------------------------------ queries
-
-
-def visible_jobs(user: User):
-    """The jobs ``user`` may see: their own, or everyone's for an administrator."""
-    query = select(Job).where(Job.deleted_at.is_(None))
-    return query if user.is_admin else query.where(Job.user_id == user.id)
-
-
-def get_job(db: Session, user: User, job_id: int) -> Job | None:
-    """The job, or None when it does not exist *or belongs to someone else* (same answer)."""
-    return db.scalar(visible_jobs(user).where(Job.id == job_id))
-
-
-def queue_position(db: Session, job: Job) -> int | None:
-    """1 for the next job to run; None unless queued."""
-    if job.state != "queued" or job.queued_at is None:
-        return None
-    ahead = db.scalar(
-        select(func.count(Job.id)).where(
-            Job.state == "queued",
-            Job.deleted_at.is_(None),
-            or_(
-                Job.queued_at < job.queued_at, and_(Job.queued_at == job.queued_at, Job.id < job.id)
-            ),
-        )
-    )
-    return int(ahead or 0) + 1
-
-
-def running_count(db: Session) -> int:
-    return int(db.scalar(select(func.count(Job.id)).where(Job.state.in_(ACTIVE))) or 0)
-
-
-def next_queued(db: Session, exclude: set[int]) -> Job | None:
-    query = select(Job).where(Job.state == "queued", Job.deleted_at.is_(None))
-    if exclude:
-        query = query.where(Job.id.not_in(exclude))
-    return db.scalar(query.order_by(Job.queued_at, Job.id).limit(1))
+def worker_id() -> str:
+    """Who runs a job: ``host:pid`` of its job process (stored in ``Job.worker``)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def create_job(
@@ -249,249 +207,6 @@ def delete(db: Session, job: Job, storage: Storage) -> None:
     storage.delete_job(job.id)
 
 
-# ------------------------------------------------------------------ running
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def run_job(job_id: int, settings: Settings, db: Database | None = None) -> str:
-    """Run a queued job to the end; return its final state. Safe to call twice."""
-    own_db = db is None
-    db = db or Database(settings.sqlalchemy_url)
-    storage = Storage(settings.data_dir)
-    try:
-        with _CLAIM, db.session() as s:
-            job = s.get(Job, job_id)
-            if job is None or job.deleted_at is not None:
-                return "missing"
-            if STOPPING.is_set():
-                return job.state  # this process is being stopped: leave the job queued
-            if job.state in ACTIVE and is_stale(job, settings):
-                # Redelivered after its worker died, before the reaper saw it.
-                why = lost_worker_reason(job)
-                requeue_or_fail(s, job, why, why_twice=why + " twice")
-            if job.state != "queued":
-                return job.state  # finished, or running elsewhere with a live heartbeat
-            now = utcnow()
-            if not set_state(
-                s,
-                job,
-                "running",
-                worker=worker_id(),
-                node=settings.worker_name or None,
-                heartbeat_at=now,
-                attempts=Job.attempts + 1,
-            ):
-                return job.state
-            attempt, budget = job.attempts, job.time_budget
-        beat = _Heartbeat(db, job_id, attempt, settings.heartbeat_seconds)
-        try:
-            return _run(job_id, attempt, budget, settings, db, storage)
-        finally:
-            beat.stop()
-    finally:
-        if own_db:
-            db.dispose()
-
-
-class _Heartbeat:
-    """Records every ``interval`` seconds that the job's process lives (the reaper reads it)."""
-
-    def __init__(self, db: Database, job_id: int, attempt: int, interval: float):
-        self.db, self.job_id, self.attempt, self.interval = db, job_id, attempt, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="autodl-heartbeat", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                with self.db.session() as s:
-                    s.execute(
-                        update(Job)
-                        .where(
-                            Job.id == self.job_id,
-                            Job.state.in_(ACTIVE),
-                            Job.attempts == self.attempt,
-                        )
-                        .values(heartbeat_at=utcnow())
-                    )
-            except Exception:  # noqa: BLE001 - a missed beat is not fatal; the next one may land
-                pass
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-
-def is_stale(job: Job, settings: Settings) -> bool:
-    beat = job.heartbeat_at or job.started_at
-    return beat is None or beat < stale_before(settings.heartbeat_timeout)
-
-
-def lost_worker_reason(job: Job) -> str:
-    where = job.node or (job.worker or "?").rpartition(":")[0] or "?"
-    return f"The worker running the job ({where}) stopped answering"
-
-
-def reap(db: Session, settings: Settings) -> list[tuple[int, str]]:
-    """Re-queue (once) or fail every running job whose heartbeat stopped; [(id, new state)]."""
-    out = []
-    stale = db.scalars(
-        select(Job).where(
-            Job.state.in_(ACTIVE),
-            or_(
-                Job.heartbeat_at < stale_before(settings.heartbeat_timeout),
-                Job.heartbeat_at.is_(None),
-            ),
-        )
-    ).all()
-    for job in stale:
-        if not is_stale(job, settings):
-            continue
-        why = lost_worker_reason(job)
-        state = requeue_or_fail(
-            db, job, why, guard={"heartbeat_at": job.heartbeat_at}, why_twice=why + " twice"
-        )
-        if state in ("queued", "failed"):
-            out.append((job.id, state))
-    return out
-
-
-def _run(
-    job_id: int, attempt: int, budget: float, settings: Settings, db: Database, storage: Storage
-) -> str:
-    from autodl import pipeline
-
-    guard = {"attempts": attempt}
-    last_beat = [time.monotonic()]
-
-    def transition(new: str, **kw) -> bool:
-        with db.session() as s:
-            job = s.get(Job, job_id)
-            if job is None or job.state not in TRANSITIONS or new not in TRANSITIONS[job.state]:
-                return False
-            return set_state(s, job, new, guard=guard, **kw)
-
-    def on_progress(p) -> None:
-        if p.event == "end":
-            transition("scoring", message=f"{p.n_predictions} prediction(s) made; scoring.")
-        elif time.monotonic() - last_beat[0] > HEARTBEAT_SECONDS:
-            last_beat[0] = time.monotonic()
-            with db.session() as s:
-                s.execute(
-                    update(Job)
-                    .where(Job.id == job_id, Job.state == "running", Job.attempts == attempt)
-                    .values(heartbeat_at=utcnow(), n_predictions=p.n_predictions)
-                )
-
-    try:
-        report = pipeline.run(
-            storage.dataset_dir(job_id),
-            storage.results_dir(job_id),
-            budget,
-            engine=settings.engine,
-            force=True,
-            settings=settings,
-            on_progress=on_progress,
-            other_jobs=lambda: _others_running(db, job_id),
-        )
-    except FormatError as e:
-        transition("failed", message=f"Your dataset could not be read: {e.message}", fault="data")
-    except AutoDLError as e:
-        transition(
-            "failed",
-            message=f"The engine could not be run: {e.message}. {PLATFORM}",
-            fault="platform",
-        )
-    except Exception as e:  # noqa: BLE001 - the user gets a reason, the operator the log
-        import traceback
-
-        traceback.print_exc()
-        transition(
-            "failed",
-            message=f"An internal error stopped the job ({type(e).__name__}). {PLATFORM}",
-            fault="platform",
-        )
-    else:
-        _finish(job_id, report, transition, storage)
-    with db.session() as s:
-        job = s.get(Job, job_id)
-        if job is not None and job.deleted_at is None:
-            job.stored_bytes = storage.job_bytes(job_id)
-        return job.state if job is not None else "missing"
-
-
-def _others_running(db: Database, job_id: int) -> int:
-    """Jobs of this service running beside ``job_id`` (every worker's, not only ours)."""
-    with db.session() as s:
-        return s.scalar(
-            select(func.count()).select_from(Job).where(Job.state == "running", Job.id != job_id)
-        )
-
-
-PLATFORM = "This is a fault of the platform, not of your data: your daily quota was given back."
-#: What the user is told when a failure was caused by the data (it costs quota).
-CHARGED = "This run counts against your daily quota."
-
-
-def _finish(job_id: int, report, transition, storage: Storage) -> None:
-    """Record the run's outcome from ingestion's typed ``failure``.
-
-    Any prediction made counts: the job finishes, with a note when the engine stopped
-    early (memory limit included). Without one, the failure was caused by the data — a
-    time-out with no prediction, the memory or file-size limit, the engine failing on
-    it — and costs quota (fault "data"); only the platform's faults are given back
-    (`_run`'s exceptions, lost workers, restarts).
-    """
-    from autodl import ingestion as I
-
-    ing, score = report.ingestion, report.score
-    values = {
-        "n_predictions": len(ing.predictions),
-        "duration": round(ing.duration, 3),
-        "alc": score.alc if score is not None else None,
-        "final_nauc": score.final_nauc if score is not None else None,
-        "final_accuracy": score.final_accuracy if score is not None else None,
-    }
-    if ing.predictions:
-        notes = []
-        if not ing.success:
-            notes.append(
-                f"The engine stopped early ({_why(ing)}); the scores count the {len(ing.predictions)} prediction(s) it made before."
-            )
-        elif ing.converged:  # typed: the engine ended by itself before the deadline
-            notes.append(
-                f"Finished early: converged at {ing.converged_at:.1f} s of {ing.time_budget:g} s "
-                "(nothing left could raise the hold-out score; the score holds to the deadline)."
-            )
-        if ing.load is not None:  # so that runs compared later are compared fairly
-            notes.append(f"Machine during the run: {ing.load.text()}.")
-        note = " ".join(notes) or None
-        transition("finished", message="Finished.", note=note, **values)
-        return
-    if ing.failure in (I.TIMEOUT, I.NO_PREDICTION):
-        message = f"The model made no prediction within the time budget of {ing.time_budget:g} s. A larger dataset needs more time: submit it again with a larger budget."
-    elif ing.failure == I.MEMORY:
-        message = f"{_why(ing)[0].upper()}{_why(ing)[1:]} before its first prediction. Make the dataset smaller (fewer or smaller records, fewer classes), or ask the operator for more memory per job."
-    elif ing.failure == I.FILE_SIZE:
-        message = f"{ing.error[0].upper()}{ing.error[1:]} before its first prediction."
-    else:  # ERROR, CRASH, INVALID: the engine failed on this data
-        message = f"The engine stopped with an error before its first prediction: {ing.error}."
-    transition("failed", message=f"{message} {CHARGED}", fault="data", **values)
-
-
-def _why(ing) -> str:
-    """The run's error, with the memory limit's setting named (the user's hint to ask for more)."""
-    from autodl import ingestion as I
-
-    if ing.failure == I.MEMORY and ing.memory_limit:
-        return f"{ing.error} (the memory limit of one job, AUTODL_JOB_MEMORY_BYTES)"
-    return ing.error or "no reason given"
-
-
 def requeue_or_fail(
     db: Session,
     job: Job,
@@ -534,7 +249,7 @@ def hand_back(db: Database, job_id: int, who: str) -> str:
     the job is in afterwards: ``queued`` means "send it again, and stop now".
     """
     STOPPING.set()
-    with _CLAIM:  # a claim under way has committed, or will not happen
+    with CLAIM:  # a claim under way has committed, or will not happen
         pass
     with db.session() as s:
         job = s.get(Job, job_id)
@@ -560,10 +275,41 @@ def hand_back(db: Database, job_id: int, who: str) -> str:
         return requeue_or_fail(s, job, why, guard=guard, why_twice=why)
 
 
+def process_ended(
+    db: Session, job: Job, *, pid: int, code: int, time_limit: float | None = None
+) -> None:
+    """The job's process ended (exit status ``code``): fail the job if it left it unfinished.
+
+    Written by the process that watched it (`autodl.service.processes.watch_child`),
+    the only one left to say what happened. A job left running or scoring by its ended
+    process (and owned by it) fails with a reason; so does a queued job whose process
+    failed before claiming it, unless the process handed it back (exit status
+    `HANDED_BACK`). ``time_limit``: the watcher killed it past that many seconds.
+    """
+    ours = job.worker is None or job.worker.endswith(f":{pid}")
+    if not (
+        (job.state in ACTIVE and ours) or (job.state == "queued" and code not in (0, HANDED_BACK))
+    ):
+        return
+    if time_limit is not None:
+        reason = f"The job took longer than its time limit ({time_limit:g} s including start-up and scoring) and was stopped."
+    else:
+        reason = f"The process running the job stopped unexpectedly (exit code {code})."
+    set_state(
+        db,
+        job,
+        "failed",
+        message=f"{reason} {PLATFORM}",
+        fault="platform",
+        guard={"worker": job.worker} if job.state in ACTIVE else None,
+    )
+
+
 def record_redispatch(db: Session, job: Job, why: str) -> bool:
     """Note that the queued ``job``'s message is sent again; False if another server did it.
 
     Compare-and-set on ``dispatched_at``, so of several servers' reapers one sends it.
+    Not a change of state: the job stays queued; its history says why it was sent again.
     """
     now = utcnow()
     result = db.execute(
@@ -583,7 +329,3 @@ def record_redispatch(db: Session, job: Job, why: str) -> bool:
     db.add(JobEvent(job_id=job.id, state="queued", at=now, message=why))
     db.flush()
     return True
-
-
-def stale_before(seconds: float):
-    return utcnow() - timedelta(seconds=seconds)

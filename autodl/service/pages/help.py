@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
-import zipfile
 from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse
 
+from autodl.formats.archive import zip_folder
 from autodl.service.deps import OptionalUser, ServiceDep, ServiceError
 from autodl.service.pages.render import render
 
@@ -62,14 +61,8 @@ def make_sample_zip(path: Path, work: Path) -> Path:
     from autodl.formats.samples import make_digits
 
     try:
-        root = make_digits(work)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-            # Files at the archive root, as the submission layout asks.
-            for file in sorted(root.rglob("*")):
-                if file.is_file():
-                    zf.write(file, file.relative_to(root).as_posix())
-        os.replace(tmp, path)
+        # Files at the archive root, as the submission layout asks.
+        zip_folder(make_digits(work), path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return path

@@ -10,9 +10,8 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from autodl.service import jobs as J
-from autodl.service.api.jobs import load_job, page
 from autodl.service.deps import DB, RowId, ServiceDep, ServiceError, User
-from autodl.service.listing import DEFAULT_LIMIT, SORTS, count_jobs
+from autodl.service.listing import DEFAULT_LIMIT, SORTS, count_jobs, page
 from autodl.service.pages.render import render
 from autodl.service.present import job_json
 from autodl.service.quotas import usage
@@ -92,7 +91,7 @@ def job_page(
     user: User,
     done: str | None = None,
 ):
-    job = load_job(db, user, job_id)
+    job = J.load_job(db, user, job_id)
     data = job_json(db, service.storage, job)
     return render(
         request, "job.html", job=data, job_data=json.dumps(data), message=DONE.get(done or "")
@@ -101,7 +100,7 @@ def job_page(
 
 @router.post("/jobs/{job_id}/cancel")
 def cancel(job_id: RowId, service: ServiceDep, db: DB, user: User):
-    job = load_job(db, user, job_id)
+    job = J.load_job(db, user, job_id)
     if not J.cancel(db, job):
         raise ServiceError(
             409, f"This job is {job.state}; only a queued or running job can be cancelled."
@@ -112,7 +111,7 @@ def cancel(job_id: RowId, service: ServiceDep, db: DB, user: User):
 
 @router.post("/jobs/{job_id}/delete")
 def delete(job_id: RowId, service: ServiceDep, db: DB, user: User):
-    J.delete(db, load_job(db, user, job_id), service.storage)
+    J.delete(db, J.load_job(db, user, job_id), service.storage)
     service.curves.pop(job_id, None)
     service.dispatcher.notify(job_id)
     return RedirectResponse("/jobs?done=deleted", status_code=303)
@@ -128,7 +127,7 @@ def compare(
 ):
     ids = ids or []
     jobs = [
-        job_json(db, service.storage, load_job(db, user, i), detail=False)
+        job_json(db, service.storage, J.load_job(db, user, i), detail=False)
         for i in dict.fromkeys(ids)
     ]
     return render(request, "compare.html", jobs=jobs, ids=[j["id"] for j in jobs])

@@ -1,0 +1,74 @@
+"""The questions asked about jobs: who may see which, where a job stands in the queue.
+
+Pages and the JSON API both look jobs up here (`get_job`, `load_job`); the dispatchers
+ask `running_count` and `others_running`. Reads only: changes of state
+are `autodl.service.jobs.state`'s.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from autodl.service.db import Database
+from autodl.service.jobs.state import ACTIVE
+from autodl.service.models import Job, User, utcnow
+
+
+def visible_jobs(user: User):
+    """The jobs ``user`` may see: their own, or everyone's for an administrator."""
+    query = select(Job).where(Job.deleted_at.is_(None))
+    return query if user.is_admin else query.where(Job.user_id == user.id)
+
+
+def get_job(db: Session, user: User, job_id: int) -> Job | None:
+    """The job, or None when it does not exist *or belongs to someone else* (same answer)."""
+    return db.scalar(visible_jobs(user).where(Job.id == job_id))
+
+
+def load_job(db: Session, user: User, job_id: int) -> Job:
+    """The user's job (any job for an admin); 404 alike for missing and someone else's."""
+    # Imported here: the job process imports this package and must not load FastAPI.
+    from autodl.service.deps import ServiceError
+
+    job = get_job(db, user, job_id)
+    if job is None:
+        raise ServiceError(
+            404, f"No job {job_id} among your jobs.", "List yours with GET /api/v1/jobs."
+        )
+    return job
+
+
+def queue_position(db: Session, job: Job) -> int | None:
+    """1 for the next job to run; None unless queued."""
+    if job.state != "queued" or job.queued_at is None:
+        return None
+    ahead = db.scalar(
+        select(func.count(Job.id)).where(
+            Job.state == "queued",
+            Job.deleted_at.is_(None),
+            or_(
+                Job.queued_at < job.queued_at, and_(Job.queued_at == job.queued_at, Job.id < job.id)
+            ),
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+def running_count(db: Session) -> int:
+    return int(db.scalar(select(func.count(Job.id)).where(Job.state.in_(ACTIVE))) or 0)
+
+
+def others_running(db: Database, job_id: int) -> int:
+    """Jobs of this service running beside ``job_id`` (every worker's, not only ours)."""
+    with db.session() as s:
+        return s.scalar(
+            select(func.count()).select_from(Job).where(Job.state == "running", Job.id != job_id)
+        )
+
+
+def stale_before(seconds: float):
+    """The time before which a heartbeat (or a dispatch) is ``seconds`` old."""
+    return utcnow() - timedelta(seconds=seconds)
