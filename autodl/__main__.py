@@ -2,4 +2,5 @@
 
 from autodl.cli import main
 
-main()
+if __name__ == "__main__":  # importing it (doctests, tools) runs nothing
+    main()

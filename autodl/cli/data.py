@@ -1,25 +1,95 @@
-"""``autodl format``: raw data in, a checked AutoDL dataset (folder and zip) out.
+"""``autodl format``, ``autodl check`` and ``autodl sample``: raw data in, a checked
+AutoDL dataset out.
 
-A thin face over `autodl.formats.convert.format_dataset`: options in, the
-progress bar on stderr, then what was done and the `autodl check` summary on
-stdout. Errors are `FormatError`s, printed by the group with their hint.
+``format`` is a thin face over `autodl.formats.convert.format_dataset`: options in,
+the progress bar on stderr, then what was done and the `autodl check` summary on
+stdout. Errors are `FormatError`s, printed by the group with their hint. ``check``
+validates a dataset (exit status 1 when it is not valid); ``sample`` writes one to
+try autodl on.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import click
 
-from autodl.cli import _print_check, main
+from autodl.errors import AutoDLError
 from autodl.formats.convert.options import DOMAINS
 
 _FILE = click.Path(exists=True, path_type=Path)
 
+# --------------------------------------------------------------------- check
 
-@main.command("format")
+
+@click.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def check(path: Path, as_json: bool) -> None:
+    """Validate an AutoDL dataset (folder or zip). Exit status 0 when valid, 1 when not."""
+    from autodl.formats.check import check_dataset
+    from autodl.formats.convert.detect import describe_raw
+
+    raw = describe_raw(path)
+    if raw is not None:
+        raise raw.error()
+    report = check_dataset(path)
+    data = report.to_json()
+    errors = [p for p in data["problems"] if p.get("severity", "error") == "error"]
+    if as_json:
+        click.echo(json.dumps(data, indent=1))
+    else:
+        _print_check(data, path)
+    sys.exit(1 if errors else 0)
+
+
+def _print_check(data: dict, path: Path) -> None:
+    def count(part):
+        return "-" if data[part] is None else str(data[part]["count"])
+
+    names = data.get("label_names")
+    classes = f"{data['output_dim']}" + (
+        f" ({', '.join(map(str, names))})" if names else " (no label names)"
+    )
+    rows = [
+        ("dataset", str(data.get("name"))),
+        ("domain", str(data.get("domain"))),
+        ("classes", classes),
+        (
+            "records",
+            f"train {count('train')}, test {count('test')}, unlabelled {count('unlabelled')}",
+        ),
+        (
+            "example shape",
+            "(" + ", ".join(map(str, data.get("shape") or [])) + ")  (T, H, W, C; -1 = varies)",
+        ),
+        ("storage", str(data.get("format"))),
+    ]
+    for key, value in rows:
+        click.echo(f"{key:>14}: {value}")
+    problems = data["problems"]
+    errors = [p for p in problems if p.get("severity", "error") == "error"]
+    for p in problems:
+        where = ", ".join(str(x) for x in (p.get("file"), _record(p), p.get("field")) if x)
+        colour = "red" if p.get("severity", "error") == "error" else "yellow"
+        click.secho(f"  {p.get('severity', 'error')}: {where}: {p['message']}", fg=colour)
+    if errors:
+        click.secho(f"{path}: {len(errors)} problem(s) found; the dataset is not valid.", fg="red")
+    else:
+        click.secho(f"{path}: valid AutoDL dataset.", fg="green")
+
+
+def _record(p: dict) -> str | None:
+    return None if p.get("record") is None else f"record {p['record']}"
+
+
+# -------------------------------------------------------------------- format
+
+
+@click.command("format")
 @click.argument("input", type=_FILE)
 @click.option(
     "--output",
@@ -154,3 +224,34 @@ def format_command(
     click.echo(f"Upload:   {result.zip}")
     click.echo(f"Manifest: {result.manifest} (records: {result.records.name})")
     click.echo(f"Next: autodl run {result.dataset} --time-budget 300 --output runs/{result.name}")
+
+
+# -------------------------------------------------------------------- sample
+
+SAMPLES = {"digits": "scikit-learn's 1797 handwritten digits (8x8 grey images, 10 classes)"}
+
+
+@click.command()
+@click.argument("name", type=click.Choice(sorted(SAMPLES)))
+@click.option(
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the dataset into.",
+)
+@click.option("--force", is_flag=True, help="Replace the sample if it is already there.")
+def sample(name: str, output: Path, force: bool) -> None:
+    """Write a sample dataset (made from data a dependency ships) to try autodl on."""
+    from autodl.formats import samples
+
+    root = output / name
+    if root.exists() and any(root.iterdir()):
+        if not force:
+            raise AutoDLError(
+                f"{root} already exists", "Pass --force to write it again, or use it as it is."
+            )
+        shutil.rmtree(root)
+    path = samples.make_digits(output)
+    click.echo(f"Wrote {SAMPLES[name]} to {path}")
+    click.echo(f"Next: autodl run {path} --time-budget 60 --output runs/{name}")
