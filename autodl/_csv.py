@@ -14,8 +14,6 @@ and newlines are the csv module's to quote; a label may hold them.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterable
 
@@ -32,17 +30,3 @@ def safe_cell(value: object) -> object:
 
 def safe_row(values: Iterable[object]) -> list[object]:
     return [safe_cell(v) for v in values]
-
-
-def csv_text(header: Iterable[object], rows: Iterable[Iterable[object]]) -> str:
-    """A whole CSV document, every cell passed through `safe_cell`.
-
-    Lines end with CR LF, as RFC 4180 says: with ``\\n`` alone the csv module would
-    leave a carriage return inside a cell unquoted, and readers split the row there.
-    """
-    out = io.StringIO(newline="")
-    writer = csv.writer(out)
-    writer.writerow(safe_row(header))
-    for row in rows:
-        writer.writerow(safe_row(row))
-    return out.getvalue()

@@ -40,6 +40,20 @@ class FormatError(AutoDLError):
         self.field = field
 
 
+class SettingError(AutoDLError):
+    """An ``AUTODL_*`` variable whose value does not parse or breaks its rule.
+
+    `variable`, `value` and `expected` (e.g. "an integer of at least 1") say which.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, *, variable: str, value: str,
+                 expected: str):  # fmt: skip
+        super().__init__(message, hint)
+        self.variable = variable
+        self.value = value
+        self.expected = expected
+
+
 class ScoringError(AutoDLError):
     """Predictions or a solution that cannot be scored."""
 

@@ -1,16 +1,25 @@
 """The one typed Settings object. Only this module reads `os.environ` (prefix AUTODL_).
 
-Every setting is documented in the README (a test checks it).
+Every setting is documented in docs/settings.md (tests/test_docs.py checks it); what
+each accepts is declared once, as data, in `RULES`.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, get_type_hints
 
-from autodl.errors import AutoDLError
+from autodl.errors import AutoDLError, SettingError
+
+#: The engine everything runs unless told otherwise, named once: here, with the defaults
+#: (this foundation module may not import the engine); `autodl.engine.protocol`, the
+#: engine contract, re-exports it for ingestion, the pipeline and the service.
+DEFAULT_ENGINE = "autodl.engine:run"
 
 #: The shortest secret key accepted (an explicit AUTODL_SECRET_KEY, in any mode).
 MIN_SECRET_KEY = 32
@@ -53,7 +62,7 @@ class Settings:
     #: AUTODL_WORKERS: jobs the embedded supervisor runs at once.
     workers: int = 1
     #: AUTODL_ENGINE: the engine jobs run, as "module:function" (tests use a cheap one).
-    engine: str = "autodl.engine:run"
+    engine: str = DEFAULT_ENGINE
     #: AUTODL_MAX_TIME_BUDGET: the largest time budget a user may choose, in seconds.
     max_time_budget: float = 3600.0
     #: AUTODL_JOB_MARGIN_SECONDS: time a job may take beyond budget + grace (engine
@@ -130,26 +139,25 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Each field from ``AUTODL_<NAME>`` when set, parsed by its type; else its default.
+        """Each field from ``AUTODL_<NAME>`` when set, parsed by its type and checked
+        against its rule in `RULES`; else its default.
 
-        A value that does not parse is an error naming the variable.
+        A value that does not parse or breaks its rule is a `SettingError` naming the
+        variable, the value and what is expected:
+
+        >>> Settings.from_env({"AUTODL_WORKERS": "-3"})
+        Traceback (most recent call last):
+        ...
+        autodl.errors.SettingError: AUTODL_WORKERS='-3' is not valid: expected an integer of at least 1
+        Hint: Set AUTODL_WORKERS to an integer of at least 1, or unset it to use the default (1).
         """
         env = os.environ if environ is None else environ
+        kinds = _kinds()
         values = {}
         for f in fields(cls):
-            var = f"AUTODL_{f.name.upper()}"
-            raw = env.get(var)
-            if raw is None:
-                continue
-            kind = f.type if isinstance(f.type, type) else _TYPES[f.type]
-            try:
-                values[f.name] = _parse(kind, raw)
-            except ValueError:
-                raise AutoDLError(
-                    f"{var}={raw!r} is not a valid {kind.__name__}",
-                    f"Set {var} to a {kind.__name__} or unset it (see the README's settings table).",
-                ) from None
-        values["env"] = values.get("env", cls.env).strip().lower()
+            raw = env.get(f"AUTODL_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _read(f.name, kinds[f.name], raw)
         return cls(**values)
 
     def to_env(self) -> dict[str, str]:
@@ -213,7 +221,129 @@ class Settings:
         return [f"AUTODL_{f.name.upper()}" for f in fields(cls)]
 
 
-_TYPES = {"Path": Path, "float": float, "int": int, "bool": bool, "str": str}
+class Rule:
+    """What one setting accepts: ``ok(value)`` for a parsed value, and the words
+    ``expected`` that finish the message "expected <type> <expected>". ``normalize``
+    is applied to the raw text before it is parsed."""
+
+    def __init__(
+        self,
+        expected: str,
+        ok: Callable[[Any], bool],
+        normalize: Callable[[str], str] | None = None,
+    ):
+        self.expected = expected
+        self.ok = ok
+        self.normalize = normalize
+
+
+def _at_least(low: float) -> Rule:
+    return Rule(f"of at least {low:g}", lambda v: v >= low)
+
+
+def _above(low: float) -> Rule:
+    return Rule(f"above {low:g}", lambda v: v > low)
+
+
+def _between(low: int, high: int) -> Rule:
+    return Rule(f"from {low} to {high}", lambda v: low <= v <= high)
+
+
+def _one_of(*choices: str) -> Rule:
+    """One of ``choices``, whatever the case and surrounding spaces."""
+    words = " or ".join(repr(c) for c in choices)
+    return Rule(words, lambda v: v in choices, normalize=lambda raw: raw.strip().lower())
+
+
+_POSITIVE = _at_least(1)
+#: The rule of every setting that has one, as data: `from_env` checks each value read
+#: from the environment against it and reports a broken rule with one message template
+#: (`_invalid`). A setting not listed takes any value of its type; every float must
+#: also be finite. Settings built in code (tests, benchmarks) are not checked: they
+#: are the programmer's, not the user's.
+RULES: dict[str, Rule] = {
+    "time_budget": _above(0),
+    "grace_seconds": _at_least(0),
+    "seed": _between(0, 2**32 - 1),  # numpy's RandomState takes no other
+    "threads": _at_least(0),
+    "env": _one_of("development", "production"),
+    "port": _between(0, 65535),
+    "workers": _POSITIVE,
+    "engine": Rule(
+        '"module:function" (or "module", whose function run is used)',
+        lambda v: re.fullmatch(r"[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?", v) is not None,
+    ),
+    "max_time_budget": _above(0),
+    "job_margin_seconds": _at_least(0),
+    "max_upload_bytes": _POSITIVE,
+    "max_extracted_bytes": _POSITIVE,
+    "max_archive_entries": _POSITIVE,
+    "max_compression_ratio": _at_least(1),
+    "jobs_per_day": _at_least(0),
+    "storage_quota_bytes": _at_least(0),
+    "heartbeat_seconds": _above(0),
+    "heartbeat_timeout": _above(0),
+    "max_classes": _POSITIVE,
+    "max_records": _POSITIVE,
+    "max_record_bytes": _POSITIVE,
+    "max_frames": _POSITIVE,
+    "max_frame_pixels": _POSITIVE,
+    "max_decoded_bytes": _POSITIVE,
+    "max_solution_bytes": _POSITIVE,
+    "max_metadata_bytes": _POSITIVE,
+    "validate_memory_bytes": _at_least(0),  # 0: no limit
+    "validate_cpu_seconds": _at_least(0),
+    "validate_wall_seconds": _above(0),
+    "job_memory_bytes": _at_least(0),  # 0: a share of the machine
+    "job_file_bytes": _at_least(0),
+    "max_running_per_user": _at_least(0),  # 0: no limit
+    "compute_seconds_per_day": _at_least(0),
+    "login_attempts": _POSITIVE,
+    "login_window_seconds": _above(0),
+}
+
+#: How each type is named in messages.
+_TYPE_WORDS = {
+    int: "an integer",
+    float: "a finite number",
+    bool: "a boolean (1, 0, true, false, yes, no, on or off)",
+    Path: "a path",
+    str: "a text",
+}
+
+
+def _kinds() -> dict[str, type]:
+    """The type of every field, from its annotation (strings under PEP 563)."""
+    return get_type_hints(Settings, {"Path": Path})
+
+
+def _read(name: str, kind: type, raw: str):
+    """``raw`` parsed as ``kind`` and checked against the field's rule; SettingError if not."""
+    rule = RULES.get(name)
+    try:
+        value = _parse(kind, rule.normalize(raw) if rule and rule.normalize else raw)
+    except ValueError:
+        raise _invalid(name, kind, raw, rule) from None
+    if (kind is float and not math.isfinite(value)) or (rule is not None and not rule.ok(value)):
+        raise _invalid(name, kind, raw, rule)
+    return value
+
+
+def _invalid(name: str, kind: type, raw: str, rule: Rule | None) -> SettingError:
+    """The one message of a bad value: the variable, the value and what is expected."""
+    var = f"AUTODL_{name.upper()}"
+    if rule is None or kind is str:  # a rule of text says it all: "'a' or 'b'"
+        expected = rule.expected if rule else _TYPE_WORDS[kind]
+    else:
+        expected = f"{_TYPE_WORDS[kind]} {rule.expected}"
+    default = Settings().to_env()[var] or "empty"
+    return SettingError(
+        f"{var}={raw!r} is not valid: expected {expected}",
+        f"Set {var} to {expected}, or unset it to use the default ({default}).",
+        variable=var,
+        value=raw,
+        expected=expected,
+    )
 
 
 def _parse(kind: type, raw: str):

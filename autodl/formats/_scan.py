@@ -16,7 +16,6 @@ import numpy as np
 
 from autodl.errors import FormatError
 from autodl.formats import _records, images, limits
-from autodl.formats.archive import READ_ERRORS
 from autodl.formats.dataset import (
     check_frame_sizes,
     check_frames,
@@ -58,7 +57,6 @@ class SplitScan:
         self.count = 0
         self.ids: dict[int, tuple[str, int]] = {}
         self.label_sums = np.zeros(spec.output_dim if spec else 0)
-        self.unlabelled_train = 0
         self.pending: list[tuple[str, int, list[bytes]]] = []
         self.pending_pixels = self.pending_bytes = self.pending_frames = 0
         self.frames_seen = self.sampled = 0
@@ -101,7 +99,7 @@ class SplitScan:
                     e.message,
                     "intact TFRecord framing with matching CRCs",
                 )
-            except READ_ERRORS as e:  # a damaged zip member
+            except limits.READ_ERRORS as e:  # a damaged zip member
                 self.c.add(file, None, None, f"{file}: cannot be read ({e}).")
         self._flush()
 
@@ -139,7 +137,6 @@ class SplitScan:
             if self.split == "train":
                 self.label_sums += y
                 if not y.any():
-                    self.unlabelled_train += 1
                     c.add(
                         file,
                         i,

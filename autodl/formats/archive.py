@@ -1,6 +1,7 @@
 """The checks every zip goes through before a byte of it is used: an upload, a
 ``<name>.data.zip`` found inside a dataset folder, a ``.solution.zip``, a zip given
-to ``autodl check`` or ``open_dataset``.
+to ``autodl check`` or ``open_dataset``; and `zip_folder`, the one way autodl
+writes a folder as a zip (a dataset, a job's results, a sample).
 
 Refused: more entries than AUTODL_MAX_ARCHIVE_ENTRIES, a name that is absolute,
 holds ``..`` or a NUL, a symbolic link, an encrypted entry, an entry compressed
@@ -24,11 +25,13 @@ The archive was refused: '../evil' is a '..' path that points outside the archiv
 
 from __future__ import annotations
 
-import lzma
+import os
 import re
+import socket
 import stat
+import threading
 import zipfile
-import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from autodl._units import human_bytes
@@ -36,11 +39,6 @@ from autodl.errors import FormatError
 from autodl.formats import limits as _limits
 from autodl.formats.limits import Limits
 
-#: What opening or reading a damaged member of an accepted zip can raise: a local
-#: header that does not match, a deflate/bzip2/lzma stream that does not decode, a
-#: CRC that does not match at the end, a member cut short. Readers turn these into
-#: a FormatError naming the file (a plain file raises OSError only).
-READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, lzma.LZMAError)
 #: What ``zipfile.ZipFile()`` raises on a damaged or unsupported central directory
 #: (NotImplementedError: a "version needed to extract" it does not know).
 _OPEN_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError)
@@ -182,4 +180,58 @@ def open_zip(path: Path, caps: Limits | None = None, *, file: str | None = None)
     return zf
 
 
-__all__ = ["READ_ERRORS", "ArchiveRefused", "check_zip", "open_zip", "unsafe_name"]
+def zip_folder(
+    root: Path,
+    target: Path,
+    *,
+    prefix: str = "",
+    compression: int = zipfile.ZIP_DEFLATED,
+    compresslevel: int | None = None,
+    include: Callable[[str], bool] | None = None,
+) -> Path:
+    """Zip the regular files under ``root`` into ``target``, named by their path from
+    ``root`` (after ``prefix``, e.g. ``"name/"``), in sorted order; ``target``.
+
+    Links are left out (a linked file or folder could be anything on the machine), and
+    so is every file whose relative path ``include`` refuses. The zip is written under
+    a temporary name beside ``target`` and renamed into place: nobody ever reads a
+    half-written one.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> (d / "a").mkdir(); _ = (d / "a" / "x.txt").write_text("x")
+    >>> zipfile.ZipFile(zip_folder(d / "a", d / "a.zip", prefix="top/")).namelist()
+    ['top/x.txt']
+    """
+    root, target = Path(root), Path(target)
+    # Unique across threads, processes and machines sharing the folder (a named file,
+    # not mkstemp's, keeps the usual permissions rather than 0600).
+    tmp = target.with_name(
+        f".{target.name}.{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}.tmp"
+    )
+    files = [rel for rel in _plain_files(root) if root / rel != target]  # listed before tmp
+    try:
+        with zipfile.ZipFile(tmp, "w", compression, compresslevel=compresslevel) as zf:
+            for rel in files:
+                if include is None or include(rel):
+                    zf.write(root / rel, prefix + rel)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _plain_files(root: Path) -> list[str]:
+    """The relative (posix) paths of the regular files under ``root``, links left out."""
+    out = []
+    for dirpath, dirs, files in os.walk(root):  # os.walk does not enter linked folders
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path) and os.path.isfile(path):
+                out.append(Path(path).relative_to(root).as_posix())
+    return out
+
+
+__all__ = ["ArchiveRefused", "check_zip", "open_zip", "unsafe_name", "zip_folder"]

@@ -157,40 +157,6 @@ def _cls(full_name: str) -> Any:
     return message_factory.GetMessageClass(_pool.FindMessageTypeByName(full_name))
 
 
-BytesList = _cls("tensorflow.BytesList")
-FloatList = _cls("tensorflow.FloatList")
-Int64List = _cls("tensorflow.Int64List")
-Feature = _cls("tensorflow.Feature")
-Features = _cls("tensorflow.Features")
-FeatureList = _cls("tensorflow.FeatureList")
-FeatureLists = _cls("tensorflow.FeatureLists")
-Example = _cls("tensorflow.Example")
+# The two messages autodl reads and writes; the pool holds the rest of the .proto files.
 SequenceExample = _cls("tensorflow.SequenceExample")
 DataSpecification = _cls("autodl.DataSpecification")
-MatrixSpec = _cls("autodl.MatrixSpec")
-
-
-def feature_values(feature: Any) -> tuple[str | None, list]:
-    """(kind, values) of a ``tensorflow.Feature`` message: kind is
-    ``"bytes"``, ``"float"``, ``"int64"`` or None when no list is set."""
-    kind = feature.WhichOneof("kind")
-    if kind is None:
-        return None, []
-    return kind.split("_")[0], list(getattr(feature, kind).value)
-
-
-def make_feature(kind: str | None, values: Any) -> Any:
-    """A ``tensorflow.Feature`` message holding ``values`` as a ``kind`` list."""
-    f = Feature()
-    if kind == "bytes":
-        f.bytes_list.value.extend(values)
-    elif kind == "float":
-        f.float_list.value.extend(float(v) for v in values)
-    elif kind == "int64":
-        f.int64_list.value.extend(int(v) for v in values)
-    elif kind is not None:
-        raise ValueError(f"unknown feature kind {kind!r}")
-    if kind is not None and len(values) == 0:
-        # An empty list is still "set" (TF writes e.g. label_index: Int64List([])).
-        getattr(f, f"{kind}_list").SetInParent()
-    return f

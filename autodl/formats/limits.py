@@ -3,7 +3,7 @@
 A hostile dataset of a few kilobytes can claim two billion classes, a record of
 2**40 bytes or a frame of 9000 x 9000 pixels; each such claim is checked against
 a cap *before* anything is allocated for it. The caps are settings
-(``AUTODL_MAX_*``, see ``autodl/settings.py`` and the README): `current()` reads
+(``AUTODL_MAX_*``, see ``autodl/settings.py`` and docs/settings.md): `current()` reads
 them once per process from `Settings.from_env()` (this package never reads
 ``os.environ`` itself), `configure()` sets them from a `Settings` object, and
 `using()` narrows them for a block (tests)::
@@ -21,8 +21,10 @@ record, the limit and the setting that raises it::
 
 from __future__ import annotations
 
+import lzma
 import threading
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
@@ -31,6 +33,11 @@ from typing import Any
 from autodl.errors import FormatError
 from autodl.settings import Settings
 
+#: What opening or reading a damaged member of an accepted zip can raise: a local
+#: header that does not match, a deflate/bzip2/lzma stream that does not decode, a
+#: CRC that does not match at the end, a member cut short. Readers turn these into
+#: a FormatError naming the file (a plain file raises OSError only).
+READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, lzma.LZMAError)
 #: TFRecord's own framing bound: TensorFlow never writes a record this large, so a
 #: length field above it is damage or a lie, whatever AUTODL_MAX_RECORD_BYTES says.
 TFRECORD_MAX = 1 << 31
@@ -178,8 +185,6 @@ def check(
 
 def read_bounded(node: Any, name: str, file: str) -> bytes:
     """The bytes of a file (a path or a zip member), refused past cap ``name`` before reading."""
-    from autodl.formats.archive import READ_ERRORS
-
     limit = getattr(current(), name)
     try:
         size = _size(node)
@@ -207,6 +212,7 @@ def _size(node: Any) -> int:
 
 
 __all__ = [
+    "READ_ERRORS",
     "LimitExceeded",
     "Limits",
     "check",

@@ -36,14 +36,11 @@ import google_crc32c
 
 from autodl.errors import FormatError
 from autodl.formats import limits
-from autodl.formats.archive import READ_ERRORS
 
 _MASK_DELTA = 0xA282EAD8
 _U32 = 0xFFFFFFFF
 _HEADER = struct.Struct("<QI")
 _FOOTER = struct.Struct("<I")
-
-RECORD_GLOB = "sample*"
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -137,7 +134,7 @@ def iter_framed(
             # before reading, and a length field is a claim until the bytes arrive.
             try:
                 more = stream.read(min(max(_CHUNK, n - have), _BIG_READ))
-            except READ_ERRORS as e:
+            except limits.READ_ERRORS as e:
                 raise _unreadable(path, index, offset, e) from None
             if not more:
                 eof = True
@@ -198,7 +195,7 @@ def _open(path: Any) -> BinaryIO:
         path = Path(path)
     try:
         return path.open("rb")
-    except READ_ERRORS as e:
+    except limits.READ_ERRORS as e:
         raise FormatError(
             f"{_display(path)}: cannot be read ({getattr(e, 'strerror', None) or e}).",
             "Check that the file exists and is readable.",
@@ -227,7 +224,7 @@ def count_records(path: Any) -> int:
     with _open(path) as f:
         try:
             return _count(f, path, caps.record_bytes, caps.max_records)
-        except READ_ERRORS as e:
+        except limits.READ_ERRORS as e:
             raise _unreadable(path, -1, -1, e) from None
 
 

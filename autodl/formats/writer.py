@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from autodl.formats import _wire
+from autodl.formats.archive import zip_folder
 from autodl.formats.images import encode_frame
 from autodl.formats.spec import Metadata, metadata_for, render_metadata
 from autodl.formats.tfrecord import TFRecordWriter
@@ -256,11 +257,7 @@ class DatasetWriter:
         ``compression=zipfile.ZIP_STORED`` suits COMPRESSED datasets: their records
         are JPEG/PNG bytes that deflate cannot shrink, only spend time on."""
         dest = Path(dest) if dest is not None else self.root / f"{self.spec.name}.zip"
-        with zipfile.ZipFile(dest, "w", compression) as z:
-            for p in sorted(self.dataset_dir.rglob("*")):
-                if p.is_file():
-                    z.write(p, p.relative_to(self.dataset_dir).as_posix())
-        return dest
+        return zip_folder(self.dataset_dir, dest, compression=compression)
 
     def zip_pair(self, folder: str | Path | None = None) -> tuple[Path, Path]:
         """The official pair ``<name>.data.zip`` + ``<name>.solution.zip``
@@ -269,11 +266,12 @@ class DatasetWriter:
         folder.mkdir(parents=True, exist_ok=True)
         name = self.spec.name
         data_zip, sol_zip = folder / f"{name}.data.zip", folder / f"{name}.solution.zip"
-        with zipfile.ZipFile(data_zip, "w", zipfile.ZIP_DEFLATED) as z:
-            for p in sorted(self.data_dir.rglob("*")):
-                rel = p.relative_to(self.dataset_dir)
-                if p.is_file() and "unlabelled" not in rel.parts:
-                    z.write(p, rel.as_posix())
+        zip_folder(
+            self.data_dir,
+            data_zip,
+            prefix=f"{self.data_dir.name}/",
+            include=lambda rel: "unlabelled" not in rel.split("/"),
+        )
         with zipfile.ZipFile(sol_zip, "w", zipfile.ZIP_DEFLATED) as z:
             z.write(self.dataset_dir / f"{name}.solution", f"{name}.solution")
         return data_zip, sol_zip

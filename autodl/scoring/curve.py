@@ -126,7 +126,7 @@ class PredictionFolder:
     """A prediction folder in the official layout, read (prediction matrices are not loaded).
 
     ``timestamps`` are seconds after ``start_time`` (``t_i - start_time`` with
-    the parsed floats, as officially); ``absolute_timestamps`` are as written.
+    the parsed floats, as officially).
     ``files[i]`` is ``<task>.predict_<i>``; ``end`` is end.txt's content or None
     while the run is going on.
     """
@@ -136,17 +136,9 @@ class PredictionFolder:
     start_time: float
     time_budget: float | None
     timestamps: list[float]
-    absolute_timestamps: list[float]
     files: list[Path]
     end: dict | None = None
     start: dict = field(default_factory=dict)
-
-    @property
-    def ingestion_success(self) -> bool | None:
-        """end.txt's ``ingestion_success`` (None when there is no end.txt)."""
-        if self.end is None or "ingestion_success" not in self.end:
-            return None
-        return bool(self.end["ingestion_success"])
 
 
 def read_prediction_folder(directory: str | Path, task: str | None = None) -> PredictionFolder:
@@ -184,7 +176,6 @@ def read_prediction_folder(directory: str | Path, task: str | None = None) -> Pr
         start_time=start_time,
         time_budget=budget,
         timestamps=[t - start_time for t in absolute],
-        absolute_timestamps=absolute,
         files=files,
         end=read_end_file(end_path) if end_path.is_file() else None,
         start=start,

@@ -11,6 +11,7 @@ import pytest
 
 from autodl.errors import FormatError
 from autodl.formats import samples
+from autodl.formats.archive import zip_folder
 from autodl.formats.dataset import open_dataset
 from tests.conftest import needs_shared_data
 from tests.formats.conftest import dataset_path
@@ -24,11 +25,7 @@ def tiny(tmp_path_factory) -> Path:
 
 
 def _zip(folder: Path, dest: Path, prefix: str = "") -> Path:
-    with zipfile.ZipFile(dest, "w") as z:
-        for p in sorted(folder.rglob("*")):
-            if p.is_file():
-                z.write(p, prefix + p.relative_to(folder).as_posix())
-    return dest
+    return zip_folder(folder, dest, prefix=prefix, compression=zipfile.ZIP_STORED)
 
 
 def _summary(path) -> tuple:

@@ -119,7 +119,7 @@ def test_prediction_folder(tmp_path):
     # The same float subtraction as the official scorer: not the decimal written.
     assert info.timestamps == [2.4916999340057373, 14.273099899291992]
     assert [p.name for p in info.files] == ["cityweather.predict_0", "cityweather.predict_1"]
-    assert info.ingestion_success is True
+    assert info.end["ingestion_success"] == 1
 
 
 def test_budget_argument_overrides_start_file(tmp_path):

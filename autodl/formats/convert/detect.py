@@ -99,10 +99,10 @@ def _walk(root: Path) -> list[str]:
 
 
 def _table(path: Path) -> RawData:
-    from autodl.formats.convert.tables import _LABEL_NAMES, Table
+    from autodl.formats.convert.tables import LABEL_NAMES, Table
 
     columns = Table(path).columns
-    label = next((c for c in columns if c.strip().lower() in _LABEL_NAMES), None)
+    label = next((c for c in columns if c.strip().lower() in LABEL_NAMES), None)
     kind = "Parquet" if path.suffix.lower() in (".parquet", ".pq") else path.suffix[1:].upper()
     return RawData(
         path,

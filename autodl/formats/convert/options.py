@@ -24,7 +24,7 @@ CHAR_LANGUAGES = ("zh", "ja", "th", "lo", "km", "my")
 
 @dataclass
 class FormatOptions:
-    """What ``autodl format`` (or `format_dataset`) was asked to do; see the README."""
+    """What ``autodl format`` (or `format_dataset`) was asked to do; see docs/cli.md."""
 
     name: str | None = None
     domain: str | None = None

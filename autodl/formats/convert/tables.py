@@ -31,7 +31,9 @@ from autodl.formats.convert.options import FormatOptions
 TABLE_EXTENSIONS = (".csv", ".tsv", ".txt", ".parquet", ".pq")
 MISSING = {"", "na", "n/a", "nan", "null", "none", "?", "#n/a"}
 _DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
-_LABEL_NAMES = ("label", "labels", "class", "target", "category", "y")
+#: Column names taken for the label when none is given (by `autodl format`, and by
+#: `detect.describe_raw` when it describes raw data).
+LABEL_NAMES = ("label", "labels", "class", "target", "category", "y")
 CHUNK = 2048
 
 # csv's default cap is 128 KiB per field; a long text is more. Process-wide,
@@ -201,7 +203,7 @@ def resolve_roles(table: Table, opts: FormatOptions, *, labelled: bool = True) -
         if opts.labels:
             r.labels = [table.index(n, "--label") for n in opts.labels]
         else:
-            found = [i for i, c in enumerate(table.columns) if c.strip().lower() in _LABEL_NAMES]
+            found = [i for i, c in enumerate(table.columns) if c.strip().lower() in LABEL_NAMES]
             if not found:
                 raise FormatError(
                     f"{table.path.name}: which column holds the labels? (columns: {', '.join(table.columns)})",
@@ -211,11 +213,9 @@ def resolve_roles(table: Table, opts: FormatOptions, *, labelled: bool = True) -
         if opts.split_column:
             r.split = table.index(opts.split_column, "--split-column")
     else:  # the unlabelled table may or may not carry the label and split columns
-        names = set(opts.labels) | {opts.split_column} | set(_LABEL_NAMES)
+        names = set(opts.labels) | {opts.split_column} | set(LABEL_NAMES)
         r.drop = [
-            i
-            for i, c in enumerate(table.columns)
-            if c in names or c.strip().lower() in _LABEL_NAMES
+            i for i, c in enumerate(table.columns) if c in names or c.strip().lower() in LABEL_NAMES
         ]
     if opts.id_column:
         r.id = table.index(opts.id_column, "--id-column")
