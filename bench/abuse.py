@@ -29,9 +29,10 @@ job was still running. At the end the victim's job must finish; its final NAUC a
 prediction count are printed beside those of the same job run alone first (the
 baseline, skipped with ``--no-baseline``).
 
-    python bench/abuse.py [--budget 60] [--no-baseline]
+    python bench/abuse.py [--budget 60] [--no-baseline] [--markdown]
 
-Prints figures; asserts nothing about time. Traffic goes to 127.0.0.1 only, and every
+Prints figures as it goes; ``--markdown`` adds, at the end, one table of the attacks
+with the command and date (docs/benchmarks.md). Asserts nothing about time. Traffic goes to 127.0.0.1 only, and every
 request loop is bounded.
 """
 
@@ -436,6 +437,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--budget", type=float, default=60.0, help="the victim job's time budget")
     ap.add_argument("--no-baseline", action="store_true", help="skip the job run alone")
+    ap.add_argument("--markdown", action="store_true", help="end with a table, command and date")
     args = ap.parse_args()
 
     from autodl.formats.samples import make_digits
@@ -482,21 +484,43 @@ def main() -> None:
                 print(f"victim job alone:        {summary(alone)}")
             rows = attacks.rows
             refused = sum(1 for r in rows if r[1].startswith("4"))
-            print(
+            notes = [
                 f"{refused}/{len(rows)} attacks answered 4xx; slowest answer "
                 f"{max(r[2] for r in rows):.2f} s; largest server RSS growth "
                 f"{max(r[3] for r in rows):.1f} MB; victim job "
                 f"{'running' if all(r[4] == 'running' for r in rows) else 'not running'} "
                 f"through every attack"
-            )
+            ]
             left = sorted(p.name for p in (data / "tmp").iterdir())
-            print(f"left in the data directory's tmp/: {left or 'nothing'}")
+            notes.append(f"left in the data directory's tmp/: {left or 'nothing'}")
+            print("\n".join(notes))
+            if args.markdown:
+                _markdown(rows, notes, done, alone)
         finally:
             server.terminate()
             try:
                 server.wait(20)
             except subprocess.TimeoutExpired:
                 server.kill()
+
+
+def _markdown(rows, notes: list[str], done: dict, alone: dict | None) -> None:
+    from bench._markdown import provenance, table
+
+    cols = ["attack", "answer", "time", "server RSS growth", "victim job", "detail"]
+    cells = [
+        [name, status, f"{took:.2f} s", f"{growth:.1f} MB", state, detail.replace("|", "/")]
+        for name, status, took, growth, state, detail in rows
+    ]
+    print()
+    print(table(cols, cells))
+    print()
+    print(f"Victim job under attack: {summary(done)}.")
+    if alone is not None:
+        print(f"Victim job alone: {summary(alone)}.")
+    for note in notes:
+        print(note[0].upper() + note[1:] + ".")
+    print(provenance())
 
 
 def wait_state(base: str, token: str, job_id: int) -> str:

@@ -17,8 +17,10 @@ Before each engine's run the dataset's files are read once, so that every engine
 starts with them in the page cache. Each engine runs in its own Python process so that
 its peak memory (max resident set of the process and its children) is its own. One
 row per dataset and engine: domain, time and NAUC of the first prediction, final
-NAUC, ALC, peak memory, and for ours the ratio of our ALC to the best peer's. ``--keep DIR`` keeps our runs (report, engine
-log, predictions) in ``DIR/<dataset>``. Figures only; nothing is asserted.
+NAUC, ALC, peak memory, and for ours the ratio of our ALC to the best peer's.
+``--markdown`` prints the table as docs/benchmarks.md shows it, ending with the command
+and date. ``--keep DIR`` keeps our runs (report, engine log, predictions) in
+``DIR/<dataset>``. Figures only; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ def _peer_models(name: str, domain: str, budget: float):
 
 def one_peer(name: str, path: str, budget: float) -> dict:
     """One peer run on one dataset: its predictions with timestamps, scored."""
-    import autodl.engine  # noqa: F401 - imports before the clock, as the engine's are
+    import autodl.engine.loop  # noqa: F401 - imports before the clock, as the engine's are
     from autodl.formats.dataset import open_dataset
     from autodl.scoring import score_arrays
 
@@ -269,7 +271,14 @@ def main() -> None:
             sums.setdefault("best peer", []).append(best_peer)
     print()
     for engine, v in sums.items():
-        print(f"mean ALC {engine}: {np.mean(v):.4f} over {len(v)} datasets")
+        print(
+            f"{'* ' if a.markdown else ''}mean ALC {engine}: {np.mean(v):.4f} over {len(v)} datasets"
+        )
+    if a.markdown:
+        from bench._markdown import provenance
+
+        print()
+        print(provenance())
 
 
 if __name__ == "__main__":

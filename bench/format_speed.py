@@ -2,9 +2,10 @@
 
 Generates inputs in a temporary folder, converts each twice in the same run:
 with one decoding process (the baseline) and with every core, and prints
-inputs/second and the ratio. Asserts nothing about time.
+inputs/second and the ratio (``--markdown``: one table with the command and date).
+Asserts nothing about time.
 
-    python bench/format_speed.py [--scale 1.0]
+    python bench/format_speed.py [--scale 1.0] [--markdown]
 """
 
 from __future__ import annotations
@@ -109,10 +110,16 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--scale", type=float, default=1.0, help="multiply the input sizes")
+    ap.add_argument("--markdown", action="store_true", help="one table, command and date")
     args = ap.parse_args()
+    from bench._markdown import Rows
+
     cores = default_workers()
-    print(f"autodl format speed ({cores} core(s)); baseline: 1 decoding process")
-    print(f"{'input':<22}{'n':>7}{'1 process /s':>15}{f'{cores} processes /s':>18}{'ratio':>8}")
+    setup = f"autodl format speed ({cores} core(s)); baseline: 1 decoding process"
+    report = Rows(args.markdown, ["input", "n", "1 process /s", f"{cores} processes /s", "ratio"])
+    if not args.markdown:
+        print(setup)
+        print(f"{'input':<22}{'n':>7}{'1 process /s':>15}{f'{cores} processes /s':>18}{'ratio':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for label, (make, n, opts) in KINDS.items():
             n = max(8, int(n * args.scale))
@@ -123,9 +130,17 @@ def main() -> None:
                 start = time.perf_counter()
                 format_dataset(src, out, name="bench", workers=workers, force=True, **opts)
                 rates.append(n / (time.perf_counter() - start))
-            print(f"{label:<22}{n:>7}{rates[0]:>15.0f}{rates[1]:>18.0f}{rates[1] / rates[0]:>8.2f}")
-    print("* converted in one process either way (cheaper than sending work to a worker):")
-    print("  the two columns show the run-to-run noise.")
+            report.add(
+                [label, n, f"{rates[0]:.0f}", f"{rates[1]:.0f}", f"{rates[1] / rates[0]:.2f}"],
+                f"{label:<22}{n:>7}{rates[0]:>15.0f}{rates[1]:>18.0f}{rates[1] / rates[0]:>8.2f}",
+            )
+    note = (
+        "* converted in one process either way (cheaper than sending work to a worker):"
+        " the two columns show the run-to-run noise."
+    )
+    if not args.markdown:
+        print(note)
+    report.end(setup + ".", note)
 
 
 if __name__ == "__main__":

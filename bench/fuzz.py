@@ -1,6 +1,7 @@
 """Feed seeded, mutated inputs to every dataset reader; count clean errors and crashes.
 
     .venv/bin/python bench/fuzz.py [--n 100000] [--seed 0] [--target all|NAME,...] [--start 0]
+                                   [--markdown]
 
 Targets (inputs are spread over them in turn):
 
@@ -58,6 +59,7 @@ sys.path.insert(0, str(ROOT))
 
 from autodl.errors import AutoDLError  # noqa: E402
 from autodl.formats import _png, _records, _wire, images, samples  # noqa: E402
+from autodl.formats.archive import zip_folder  # noqa: E402
 from autodl.formats.check import check_dataset  # noqa: E402
 from autodl.formats.dataset import (  # noqa: E402
     check_frames,
@@ -341,11 +343,7 @@ def _zip_of(folder: Path, out: Path, rng: random.Random) -> Path:
     method = rng.choice(
         (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
     )
-    with zipfile.ZipFile(out, "w", method) as z:
-        for p in sorted(folder.rglob("*")):
-            if p.is_file():
-                z.write(p, p.relative_to(folder.parent))
-    return out
+    return zip_folder(folder, out, prefix=f"{folder.name}/", compression=method)
 
 
 def _random_archive(rng: random.Random, c: Corpus, work: Path) -> Path:
@@ -498,6 +496,7 @@ def main() -> None:
     ap.add_argument(
         "--trace", action="store_true", help="print the traceback of each kind of crash"
     )
+    ap.add_argument("--markdown", action="store_true", help="the figures as a table, command, date")
     args = ap.parse_args()
     targets = TARGETS if args.target == "all" else tuple(args.target.split(","))
     unknown = set(targets) - set(TARGETS)
@@ -508,12 +507,20 @@ def main() -> None:
         print(f"  {s.tried} inputs, {len(s.crashes)} crashes, {s.seconds:.0f} s", flush=True)
 
     s = run(args.n, args.seed, targets, args.start, progress)
-    print(f"inputs tried   {s.tried}  ({', '.join(f'{t} {c}' for t, c in s.per_target.items())})")
-    print(f"read cleanly   {s.passed}")
-    print(f"clean errors   {s.clean}")
-    print(f"crashes        {len(s.crashes)}")
-    print(f"peak memory    {s.peak_mb:.0f} MB (ru_maxrss)")
-    print(f"time           {s.seconds:.0f} s")
+    from bench._markdown import Rows
+
+    report = Rows(args.markdown, ["measure", "figure"])
+    per_target = ", ".join(f"{t} {c}" for t, c in s.per_target.items())
+    for measure, figure in (
+        ("inputs tried", f"{s.tried}  ({per_target})"),
+        ("read cleanly", s.passed),
+        ("clean errors", s.clean),
+        ("crashes", len(s.crashes)),
+        ("peak memory", f"{s.peak_mb:.0f} MB (ru_maxrss)"),
+        ("time", f"{s.seconds:.0f} s"),
+    ):
+        report.add([measure, figure], f"{measure:<14} {figure}")
+    report.end()
     kinds = Counter((c.target, c.error.split(":")[0], c.where) for c in s.crashes)
     for (target, err, where), count in kinds.most_common(10):
         first = next(

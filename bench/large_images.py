@@ -1,6 +1,7 @@
 """Reading photographs for the engine: full resolution against the engine's side cap.
 
     .venv/bin/python bench/large_images.py [--n 2000] [--side 640x480] [--max-side 128]
+                                           [--markdown]
 
 Writes (once, in a temporary folder) an AutoDL dataset of ``--n`` smooth random
 JPEG photographs of ``--side`` pixels, then, each in a fresh process so that peak
@@ -8,7 +9,8 @@ memory is its own, times ``train.load()`` (every pixel, as TensorFlow's reader
 gives them) and ``train.load(max_side=...)`` (what the engine reads: frames shrunk
 while decoding, JPEG scaled in the DCT first, a chunk of records at a time). Prints
 seconds, images per second, the size of the arrays and the peak resident memory of
-each, and the ratios. Figures only; nothing is asserted.
+each, and the ratios (``--markdown``: as a table with the command and date). Figures only;
+nothing is asserted.
 """
 
 from __future__ import annotations
@@ -64,11 +66,15 @@ def main() -> None:
     ap.add_argument("--side", default="640x480", help="WIDTHxHEIGHT of the photographs")
     ap.add_argument("--max-side", type=int, default=128)
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--markdown", action="store_true", help="one table, command and date")
     a = ap.parse_args()
     if a.child:
         path, side = a.child
         child(path, None if side == "none" else int(side))
         return
+    from bench._markdown import Rows
+
+    report = Rows(a.markdown, ["read", "seconds", "images/s", "arrays MB", "peak MB"])
     w, h = (int(v) for v in a.side.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.monotonic()
@@ -79,16 +85,27 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--child", str(root), str(side)]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             r = rows[label] = json.loads(out.strip().splitlines()[-1])
-            print(
-                f"{label:>16}: {r['seconds']:6.2f} s  {r['n'] / r['seconds']:7.0f} images/s  "
-                f"arrays {r['array_mb']:8.1f} MB  peak {r['peak_mb']:8.1f} MB"
+            rate = r["n"] / r["seconds"]
+            report.add(
+                [
+                    label,
+                    f"{r['seconds']:.2f}",
+                    f"{rate:.0f}",
+                    f"{r['array_mb']:.1f}",
+                    f"{r['peak_mb']:.1f}",
+                ],
+                f"{label:>16}: {r['seconds']:6.2f} s  {rate:7.0f} images/s  "
+                f"arrays {r['array_mb']:8.1f} MB  peak {r['peak_mb']:8.1f} MB",
             )
         full, small = rows.values()
-        print(
+        ratios = (
             f"ratios full / max_side: time {full['seconds'] / small['seconds']:.1f}x, "
             f"arrays {full['array_mb'] / small['array_mb']:.1f}x, "
             f"peak memory {full['peak_mb'] / small['peak_mb']:.1f}x"
         )
+        if not a.markdown:
+            print(ratios)
+        report.end(f"{a.n} JPEG photographs of {w} x {h}, each way in a fresh process; {ratios}.")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ the same with 10-problem reports, as the baseline: the two times should be close
 Run it in a checkout before issue 12 (which stores the whole report and parses
 all of it per row) and after, to compare:
 
-    python bench/listing.py [--jobs 200] [--problems 10000] [--repeat 5]
+    python bench/listing.py [--jobs 200] [--problems 10000] [--repeat 5] [--markdown]
 
-Prints figures; asserts nothing about time.
+Prints figures (``--markdown``: one table with the command and date); asserts nothing
+about time.
 """
 
 from __future__ import annotations
@@ -101,17 +102,27 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--problems", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--markdown", action="store_true", help="one table, command and date")
     args = parser.parse_args()
-    print(f"listing {args.jobs} jobs on one page, median of {args.repeat}")
+    from bench._markdown import Rows
+
+    setup = f"listing {args.jobs} jobs on one page, median of {args.repeat}"
+    report = Rows(args.markdown, ["check reports", "ms per listing", "bytes stored per job"])
+    if not args.markdown:
+        print(setup)
     results = {}
     for problems in (10, args.problems):
         seconds, size = measure(args.jobs, problems, args.repeat)
         results[problems] = seconds
-        print(
+        report.add(
+            [f"{problems:,} problems", f"{seconds * 1000:.1f}", f"{size:,}"],
             f"  {problems:>7,}-problem reports  {seconds * 1000:9.1f} ms per listing"
-            f"  {size:>10,} bytes stored per job"
+            f"  {size:>10,} bytes stored per job",
         )
-    print(f"  ratio {results[args.problems] / results[10]:.2f} (large reports / small ones)")
+    ratio = f"ratio {results[args.problems] / results[10]:.2f} (large reports / small ones)"
+    if not args.markdown:
+        print(f"  {ratio}")
+    report.end(f"{setup}; {ratio}.")
 
 
 if __name__ == "__main__":

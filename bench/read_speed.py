@@ -1,6 +1,6 @@
 """Read speed of the AutoDL reader on the reference datasets, against a plain-protobuf baseline.
 
-    .venv/bin/python bench/read_speed.py [--repeat 3] [names...]
+    .venv/bin/python bench/read_speed.py [--repeat 3] [--markdown] [names...]
 
 For each dataset of ``../shared/data`` (skipped with a message when absent) it
 times ``open_dataset(p)`` + ``train.load()`` + ``test.load()`` + ``unlabelled.load()``
@@ -8,7 +8,8 @@ and prints records/second and MB/second (bytes of the record files / time).
 The baseline, timed in the same run, is the obvious reader written with the
 protobuf messages: ``SequenceExample.FromString`` per record, one Python
 access per ``Feature``, frames decoded one by one with Pillow. Best of
-``--repeat`` runs each. Prints figures; asserts nothing about time.
+``--repeat`` runs each. Prints figures (``--markdown``: one table with the command and
+date); asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -100,17 +101,25 @@ def main() -> None:
         action="store_true",
         help="decode JPEG with Pillow even if simplejpeg is installed",
     )
+    ap.add_argument("--markdown", action="store_true", help="one table, command and date")
     args = ap.parse_args()
+    from bench._markdown import Rows
+
+    cols = ["dataset", "records", "MB", "ours s", "rec/s", "MB/s", "protobuf s", "speed-up"]
+    report = Rows(args.markdown, cols)
     if args.no_simplejpeg:
         images.simplejpeg = None
         images.JPEG_DECODER = "Pillow"
-    print(f"JPEG decoder: {images.JPEG_DECODER}; {images.default_workers()} decoding workers")
+    setup = f"JPEG decoder: {images.JPEG_DECODER}; {images.default_workers()} decoding workers"
+    if not args.markdown:
+        print(setup)
     if not SHARED.is_dir():
         print(f"reference data not found at {SHARED}; nothing to measure.")
         return
-    print(
-        f"{'dataset':<15}{'records':>8}{'MB':>7}{'ours s':>9}{'rec/s':>10}{'MB/s':>8}{'proto s':>9}{'speed-up':>9}"
-    )
+    if not args.markdown:
+        print(
+            f"{'dataset':<15}{'records':>8}{'MB':>7}{'ours s':>9}{'rec/s':>10}{'MB/s':>8}{'proto s':>9}{'speed-up':>9}"
+        )
     total = [0.0, 0.0, 0.0, 0]
     for name in args.names:
         path = _path(name)
@@ -125,14 +134,20 @@ def main() -> None:
         t_ours, n = _best(ours, path, args.repeat)
         t_base, _ = _best(baseline, path, args.repeat)
         total = [total[0] + t_ours, total[1] + t_base, total[2] + size, total[3] + n]
-        print(
-            f"{name:<15}{n:>8}{size:>7.2f}{t_ours:>9.3f}{n / t_ours:>10.0f}{size / t_ours:>8.1f}{t_base:>9.3f}{t_base / t_ours:>8.1f}x"
-        )
+        _row(report, name, n, size, t_ours, t_base)
     t_ours, t_base, size, n = total
     if n:
-        print(
-            f"{'all':<15}{n:>8}{size:>7.2f}{t_ours:>9.3f}{n / t_ours:>10.0f}{size / t_ours:>8.1f}{t_base:>9.3f}{t_base / t_ours:>8.1f}x"
-        )
+        _row(report, "all", n, size, t_ours, t_base)
+    report.end(f"{setup}; best of {args.repeat} runs each.")
+
+
+def _row(report, name: str, n: int, size: float, t_ours: float, t_base: float) -> None:
+    cells = [name, n, f"{size:.2f}", f"{t_ours:.3f}", f"{n / t_ours:.0f}", f"{size / t_ours:.1f}"]
+    cells += [f"{t_base:.3f}", f"{t_base / t_ours:.1f}x"]
+    report.add(
+        cells,
+        f"{name:<15}{n:>8}{size:>7.2f}{t_ours:>9.3f}{n / t_ours:>10.0f}{size / t_ours:>8.1f}{t_base:>9.3f}{t_base / t_ours:>8.1f}x",
+    )
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ cheap test engine (jobs keep running and queueing during the load), then:
    RSS (and its children's) is sampled; the server streams it to disk, finds it is not a
    zip and deletes it. Prints the RSS before and its peak during the upload.
 
-    python bench/service_load.py [--users 20] [--seconds 20] [--upload-gb 2]
+    python bench/service_load.py [--users 20] [--seconds 20] [--upload-gb 2] [--markdown]
 
-Prints figures; asserts nothing about time.
+Prints figures (``--markdown``: the latencies as one table, with the command and date);
+asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -95,11 +96,12 @@ def sign_up(client: httpx.Client, name: str) -> str:
             "name": "bench",
             "csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1),
         },
+        follow_redirects=True,  # the page redirects (POST-redirect-GET) to show the new token
     ).text
     return re.search(r'id="new-token">(adl_[^<]+)<', page).group(1)
 
 
-def load(base: str, users: int, seconds: float, dataset_zip: bytes) -> None:
+def load(base: str, users: int, seconds: float, dataset_zip: bytes, report) -> str:
     page_times: list[float] = []
     api_times: list[float] = []
     errors = [0]
@@ -144,17 +146,21 @@ def load(base: str, users: int, seconds: float, dataset_zip: bytes) -> None:
     for t in threads:
         t.join()
     wall = time.monotonic() - start
-    print(
-        f"{users} users polling job status for {wall:.1f} s (jobs running and queued meanwhile), {errors[0]} errors"
-    )
+    summary = f"{users} users polling job status for {wall:.1f} s (jobs running and queued meanwhile), {errors[0]} errors"
+    if not report.markdown:
+        print(summary)
     for name, times in (
         ("page  GET /jobs/{id}       ", page_times),
         ("API   GET /api/v1/jobs/{id}", api_times),
     ):
         ms = [t * 1000 for t in times]
-        print(
-            f"  {name}: n={len(ms):5d}  {len(ms) / wall:6.1f} req/s  p50 {pct(ms, 50):6.1f} ms  p95 {pct(ms, 95):6.1f} ms  max {max(ms):6.1f} ms  mean {statistics.mean(ms):6.1f} ms"
+        figures = [pct(ms, 50), pct(ms, 95), max(ms), statistics.mean(ms)]
+        report.add(
+            [f"`{name.split(maxsplit=1)[1].strip()}`", len(ms), f"{len(ms) / wall:.1f}"]
+            + [f"{v:.1f}" for v in figures],
+            f"  {name}: n={len(ms):5d}  {len(ms) / wall:6.1f} req/s  p50 {pct(ms, 50):6.1f} ms  p95 {pct(ms, 95):6.1f} ms  max {max(ms):6.1f} ms  mean {statistics.mean(ms):6.1f} ms",
         )
+    return summary
 
 
 def tree_rss(proc: psutil.Process) -> int:
@@ -167,7 +173,7 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def big_upload(base: str, server: psutil.Process, size: int) -> None:
+def big_upload(base: str, server: psutil.Process, size: int) -> list[str]:
     with httpx.Client(base_url=base, timeout=600) as c:
         token = sign_up(c, "uploader")
         samples: list[int] = []
@@ -204,12 +210,10 @@ def big_upload(base: str, server: psutil.Process, size: int) -> None:
         stop.set()
         sampler.join()
         mb = 1024 * 1024
-        print(
-            f"{size / 1e9:.1f} GB streamed upload: {dt:.1f} s ({size / dt / mb:.0f} MiB/s), answer {r.status_code} ({r.json()['detail']})"
-        )
-        print(
-            f"  server RSS: before {before / mb:.0f} MiB, peak during the upload {max(samples) / mb:.0f} MiB, after {server.memory_info().rss / mb:.0f} MiB ({len(samples)} samples)"
-        )
+        return [
+            f"{size / 1e9:.1f} GB streamed upload: {dt:.1f} s ({size / dt / mb:.0f} MiB/s), answer {r.status_code} ({r.json()['detail']})",
+            f"  server RSS: before {before / mb:.0f} MiB, peak during the upload {max(samples) / mb:.0f} MiB, after {server.memory_info().rss / mb:.0f} MiB ({len(samples)} samples)",
+        ]
 
 
 def main() -> None:
@@ -219,9 +223,11 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--upload-gb", type=float, default=2)
+    ap.add_argument("--markdown", action="store_true", help="one table, command and date")
     args = ap.parse_args()
+    from autodl.formats.archive import zip_folder
     from autodl.formats.samples import make_tabular
-    from tests.service.conftest import zip_folder
+    from bench._markdown import Rows
 
     upload_bytes = int(args.upload_gb * 1e9)
     with tempfile.TemporaryDirectory(prefix="autodl-bench-") as tmp:
@@ -234,11 +240,21 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         try:
             server = psutil.Process(proc.pid)
-            print(f"server pid {proc.pid} on {base}; {psutil.cpu_count()} CPUs")
-            load(base, args.users, args.seconds, dataset)
-            print(f"  server tree RSS after the load: {tree_rss(server) / 2**20:.0f} MiB")
+            cols = ["request", "n", "requests/s", "p50 ms", "p95 ms", "max ms", "mean ms"]
+            report = Rows(args.markdown, cols)
+            notes = [f"server pid {proc.pid} on {base}; {psutil.cpu_count()} CPUs"]
+            if not args.markdown:
+                print(notes[0])
+            notes.append(load(base, args.users, args.seconds, dataset, report))
+            notes.append(f"  server tree RSS after the load: {tree_rss(server) / 2**20:.0f} MiB")
+            if not args.markdown:
+                print(notes[-1])
             if upload_bytes:
-                big_upload(base, server, upload_bytes)
+                lines = big_upload(base, server, upload_bytes)
+                notes += lines
+                if not args.markdown:
+                    print("\n".join(lines))
+            report.end(*(n.strip() + "  " for n in notes[1:]))
         finally:
             proc.terminate()
             proc.wait(15)
