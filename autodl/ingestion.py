@@ -41,9 +41,6 @@ the folder is re-scored.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import signal
 import subprocess
@@ -57,7 +54,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from autodl._confine import Limits, MemoryCgroup
-from autodl._csv import safe_row
 from autodl._engine_process import (  # noqa: F401 - the failure kinds are part of this API
     CRASH,
     ERROR,
@@ -71,11 +67,10 @@ from autodl._engine_process import (  # noqa: F401 - the failure kinds are part 
     _spawn,
 )
 from autodl._load import LoadMeter, MachineLoad
+from autodl._recorder import Recorder, check_prediction
 from autodl._units import human_bytes
 from autodl.engine.protocol import DEFAULT_ENGINE
 from autodl.errors import IngestionError
-from autodl.formats.names import dataset_name_problem, valid_dataset_name
-from autodl.scoring import key_value_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from autodl.formats.dataset import Dataset
@@ -171,113 +166,6 @@ class Progress:
 # -------------------------------------------------------------------- parent
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8", newline="")  # names may be any Unicode
-    os.replace(tmp, path)
-
-
-def format_prediction(array: np.ndarray) -> str:
-    """Rows of space-separated scores, 9 significant digits (float32 round-trips).
-
-    The official ingestion prints 6 digits ('{0:g}'); we keep more so that close
-    scores do not become artificial ties, which would change the AUC.
-    """
-    return "".join(" ".join(f"{v:.9g}" for v in row) + "\n" for row in array.tolist())
-
-
-class _Recorder:
-    """Writes the official prediction folder and the run log as events arrive."""
-
-    def __init__(self, output_dir: Path, task: str, time_budget: float, start_time: float):
-        if not valid_dataset_name(task):
-            # The task names files and start.txt's task_name: see autodl.formats.names.
-            raise IngestionError(dataset_name_problem(str(task)) or f"bad task name {task!r}")
-        self.dir = output_dir / "predictions"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.output_dir = output_dir
-        self.task = task
-        self.time_budget = time_budget
-        self.start_time = start_time
-        budget = int(time_budget) if float(time_budget).is_integer() else float(time_budget)
-        self.start_pairs: list[tuple] = [
-            ("ingestion_pid", 0),
-            ("task_name", task),
-            ("time_budget", budget),
-            ("start_time", start_time),
-        ]
-        self._write_start()
-        self.log_file = open(output_dir / "engine.log", "a", encoding="utf-8")  # noqa: SIM115
-        self.events = open(output_dir / "run.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-        self.event("start", time_budget=time_budget, start_time=start_time)
-
-    def _write_start(self) -> None:
-        _atomic_write(self.dir / "start.txt", key_value_text(self.start_pairs))
-
-    def event(self, kind: str, **fields) -> None:
-        record = {"t": round(time.time() - self.start_time, 4), "event": kind, **fields}
-        self.events.write(json.dumps(record) + "\n")
-        self.events.flush()
-
-    def log(self, message: str) -> None:
-        elapsed = time.time() - self.start_time
-        for line in message.splitlines() or [""]:
-            self.log_file.write(f"[{elapsed:8.2f}s] {line}\n")
-        self.log_file.flush()
-        self.event("log", message=message)
-
-    def prediction(self, k: int, test: np.ndarray, timestamp: float) -> Path:
-        path = self.dir / f"{self.task}.predict_{k}"
-        _atomic_write(path, format_prediction(test))
-        self.start_pairs.append((k, timestamp))
-        self._write_start()
-        return path
-
-    def unlabelled(self, array: np.ndarray, label_names: list[str], ids: np.ndarray) -> None:
-        """The last unlabelled prediction: the official-style .predict and a CSV with ids."""
-        folder = self.output_dir / "unlabelled"
-        folder.mkdir(exist_ok=True)
-        _atomic_write(folder / f"{self.task}.predict", format_prediction(array))
-        # Label names are the user's text: csv-quoted, formula starts neutralised
-        # (autodl._csv). The other cells are numbers we format ourselves. Lines end with
-        # CR LF (RFC 4180): the csv module then also quotes a carriage return in a name.
-        out = io.StringIO(newline="")
-        writer = csv.writer(out)
-        writer.writerow(["id", *safe_row(label_names)])
-        writer.writerows(
-            [i, *(f"{v:.6g}" for v in row)]
-            for i, row in zip(ids.tolist(), array.tolist(), strict=True)
-        )
-        _atomic_write(folder / "predictions.csv", out.getvalue())
-
-    def end(self, success: bool, end_time: float) -> None:
-        text = key_value_text(
-            [
-                ("ingestion_duration", end_time - self.start_time),
-                ("ingestion_success", 1 if success else 0),
-                ("end_time", end_time),
-            ]
-        )
-        _atomic_write(self.dir / "end.txt", text)
-        self.event("end", success=success)
-        self.log_file.close()
-        self.events.close()
-
-
-def _check_prediction(array, n_rows: int, n_cols: int, what: str) -> np.ndarray:
-    array = np.asarray(array, dtype=np.float64)
-    if array.ndim == 1 and n_cols == 1:
-        array = array.reshape(-1, 1)
-    if array.shape != (n_rows, n_cols):
-        raise IngestionError(
-            f"the engine gave a {what} prediction of shape {array.shape}, expected ({n_rows}, {n_cols})",
-            "One row per record and one column per class.",
-        )
-    if not np.all(np.isfinite(array)):
-        raise IngestionError(f"the engine gave a {what} prediction containing NaN or infinity")
-    return array
-
-
 def ingest(
     dataset: Dataset | str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -359,7 +247,7 @@ def ingest(
             raise
     start_time = time.time()
     deadline = start_time + time_budget
-    rec = _Recorder(output_dir, task, time_budget, start_time)
+    rec = Recorder(output_dir, task, time_budget, start_time)
     result = IngestionResult(output_dir, task, time_budget, start_time)
     result.memory_limit = limits.memory_bytes
     meter = LoadMeter(proc.pid, threads, others=other_jobs)
@@ -421,10 +309,10 @@ def ingest(
                 rec.event("late", learner=msg[3])
                 continue
             try:
-                test = _check_prediction(msg[1], n_test, spec.output_dim, "test")
+                test = check_prediction(msg[1], n_test, spec.output_dim, "test")
                 unl = None
                 if n_unlabelled and msg[2] is not None:
-                    unl = _check_prediction(msg[2], n_unlabelled, spec.output_dim, "unlabelled")
+                    unl = check_prediction(msg[2], n_unlabelled, spec.output_dim, "unlabelled")
             except IngestionError as e:
                 result.error, result.failure = e.message, INVALID
                 rec.log(f"error: {e.message}")

@@ -48,6 +48,7 @@ UNITS: dict[str, tuple[str, ...]] = {
         "autodl._engine_process",
         "autodl._confine",
         "autodl._load",
+        "autodl._recorder",
         "autodl._checkproc",
     ),
     "pipeline": ("autodl.pipeline",),

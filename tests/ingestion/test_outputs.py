@@ -10,14 +10,14 @@ import pytest
 import yaml
 
 from autodl._csv import safe_cell
+from autodl._recorder import Recorder
 from autodl.errors import IngestionError
-from autodl.ingestion import _Recorder
 from autodl.scoring._keyvalue import key_value_text, parse_key_value_lines
 from autodl.scoring.curve import read_prediction_folder
 
 
 def _record(tmp_path, task="digits", names=("a", "b")):
-    rec = _Recorder(tmp_path, task, 300.0, time.time())
+    rec = Recorder(tmp_path, task, 300.0, time.time())
     array = np.array([[0.25, 0.75], [-1e-5, 1.0]])
     rec.prediction(0, array, time.time())
     rec.unlabelled(array, list(names), np.array([7, 8]))
@@ -28,7 +28,7 @@ def _record(tmp_path, task="digits", names=("a", "b")):
 def test_label_names_cannot_be_spreadsheet_formulas(tmp_path):
     names = ['=HYPERLINK("http://evil","x")', "+cmd|' /C calc'!A0", "@SUM(A1)"]
     names += ["-2+3", "\tx", "\rx", "a,b", 'say "hi"', "-1", "+1", "plain", "a\rb\nc", "é"]
-    rec = _Recorder(tmp_path, "digits", 300.0, time.time())
+    rec = Recorder(tmp_path, "digits", 300.0, time.time())
     rec.unlabelled(np.full((2, len(names)), 0.5), names, np.array([3, 4]))
     with open(tmp_path / "unlabelled" / "predictions.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
@@ -60,7 +60,7 @@ def test_negative_scores_stay_numbers(tmp_path):
 @pytest.mark.parametrize("task", ["x\nstart_time: 0", "a:b", "../x", "", "x" * 65])
 def test_a_task_name_that_could_inject_lines_or_paths_is_refused(tmp_path, task):
     with pytest.raises(IngestionError, match="not allowed"):
-        _Recorder(tmp_path, task, 300.0, time.time())
+        Recorder(tmp_path, task, 300.0, time.time())
     assert not (tmp_path / "predictions" / "start.txt").exists()
 
 
