@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from autodl._confine import job_limits
 from autodl.engine.protocol import DEFAULT_ENGINE
-from autodl.errors import AutoDLError
+from autodl.errors import AutoDLError, FormatError
 from autodl.ingestion import IngestionResult, Progress, ingest
 from autodl.settings import Settings
 
@@ -159,6 +159,34 @@ def clear_output(output_dir: Path) -> None:
                 path.unlink()
 
 
+def check_budget(time_budget: float) -> None:
+    """Refuse a time budget that is not a positive number of seconds, before anything runs."""
+    if not (0 < time_budget < float("inf")):
+        raise AutoDLError(
+            f"the time budget must be positive, got {time_budget:g} s",
+            "Give a number of seconds above 0: --time-budget 300 (time_budget=300 in Python).",
+        )
+
+
+def check_solution(dataset: Dataset) -> None:
+    """Refuse a dataset whose solution cannot score its test split (the wrong number of
+    rows or columns), before the engine starts: found after the run, the whole budget
+    would be spent for nothing. The words are `autodl check`'s."""
+    from autodl.formats.solution import solution_misfits
+
+    if dataset.solution is None:
+        return
+    file = f"{dataset.name}.solution"
+    misfits = solution_misfits(dataset.solution, file, len(dataset.test), dataset.spec.output_dim)
+    if misfits:
+        raise FormatError(
+            "; ".join(message for message, _ in misfits) + ": the run could not be scored",
+            f"Re-export the solution with the test split (one row of labels per test record, "
+            f"in test/'s order); `autodl check {dataset.path}` lists every problem.",
+            file=file,
+        )
+
+
 def run(
     dataset: Dataset | str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -187,11 +215,18 @@ def run(
     >>> report.score.alc                                        # doctest: +SKIP
     0.93...
     """
-    from autodl.formats.dataset import Dataset, open_dataset
+    from autodl.formats.dataset import Dataset
 
     settings = settings or Settings.from_env()
     budget = settings.time_budget if time_budget is None else float(time_budget)
-    ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
+    check_budget(budget)
+    ds = dataset if isinstance(dataset, Dataset) else _open(dataset)
+    try:
+        check_solution(ds)
+    except AutoDLError:
+        if ds is not dataset:
+            ds.close()
+        raise
     output_dir = Path(output_dir)
     check_output(output_dir, force)
     result = ingest(
@@ -213,6 +248,24 @@ def run(
     report = RunReport(output_dir, summary, result, None)
     publish(report, ds)
     return report
+
+
+def _open(path: str | os.PathLike) -> Dataset:
+    """The dataset at ``path``; raw data (a table, class folders) is refused with the
+    Python calls that convert it first (the CLI converts it itself, see autodl.cli)."""
+    from autodl.formats.convert.detect import describe_raw
+    from autodl.formats.dataset import open_dataset
+
+    try:
+        return open_dataset(path)
+    except FormatError:
+        raw = describe_raw(path)
+        if raw is None:
+            raise
+    hint = f"Convert it first: `{raw.python_call()}`, then `autodl.run(result.dataset, …)`"
+    if raw.kind == "table":
+        hint += f" (label: {'guessed from its name' if raw.label else 'the column of the classes'})"
+    raise FormatError(raw.message(), hint + ".") from None
 
 
 def _ready(output_dir: Path, on_stage: Callable[[Stage], None] | None) -> None:

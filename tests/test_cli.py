@@ -164,3 +164,158 @@ def test_run_converts_raw_data_first(tmp_path):
     assert (out / "formatted" / "fish" / "fish.data").is_dir()
     again = autodl("run", table, "--label", "species", "--time-budget", 2, "--output", out)
     assert again.returncode == 1 and "--force" in again.stderr
+
+
+# ------------------------------------------------- a newcomer's walkthrough
+
+
+def _env(**extra):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTODL_")}
+    return {**env, **extra}
+
+
+def test_a_bad_setting_is_one_error_before_any_work_never_a_dataset_problem(tab, tmp_path):
+    for variable, value in (("AUTODL_SEED", "x"), ("AUTODL_THREADS", "lots")):
+        proc = autodl("check", tab, env=_env(**{variable: value}))
+        assert proc.returncode == 1
+        assert proc.stderr.startswith(f"Error: {variable}={value!r} is not valid"), proc.stderr
+        assert "Hint: Set" in proc.stderr and "bug" not in proc.stderr
+        assert "problem" not in proc.stdout + proc.stderr and "domain" not in proc.stdout
+    out = tmp_path / "f9"
+    proc = autodl(
+        "format", _iris_like(tmp_path), "--label", "species", "--output", out,
+        env=_env(AUTODL_SEED="x"),
+    )  # fmt: skip
+    assert proc.returncode == 1 and "AUTODL_SEED='x' is not valid" in proc.stderr
+    assert "bug" not in proc.stderr and not out.exists()  # refused before converting
+    helped = autodl("check", "--help", env=_env(AUTODL_SEED="x"))
+    assert helped.returncode == 0 and "Usage:" in helped.stdout  # --help still answers
+
+
+def test_the_api_check_raises_a_bad_setting_instead_of_reporting_it(tab):
+    import subprocess
+    import sys
+
+    code = (
+        "import autodl, sys\n"
+        "try:\n    r = autodl.check_dataset(sys.argv[1])\n"
+        "except autodl.AutoDLError as e:\n    print(type(e).__name__, e.message)\n"
+        "else:\n    print('report', r.to_json()['problems'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tab)],
+        env=_env(AUTODL_MAX_CLASSES="many"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout.startswith("SettingError AUTODL_MAX_CLASSES='many'"), done
+
+
+def _predictions(folder, task, n=1, solution=None):
+    folder.mkdir()
+    times = "".join(f"{k}: {101.0 + k}\n" for k in range(n))
+    (folder / "start.txt").write_text(
+        f"ingestion_pid: 0\ntask_name: {task}\ntime_budget: 60\nstart_time: 100.0\n{times}"
+    )
+    for k in range(n):
+        (folder / f"{task}.predict_{k}").write_text(solution.read_text())
+    return folder
+
+
+def test_score_of_another_tasks_predictions_names_both_tasks(tab, tmp_path):
+    solution = next(tab.glob("*.solution"))
+    preds = _predictions(tmp_path / "preds", "iris", solution=solution)
+    proc = autodl("score", "--solution", solution, "--predictions", preds)
+    assert proc.returncode == 1 and "ALC" not in proc.stdout
+    assert f"Error: {preds} holds no {tab.name}.predict_* file" in proc.stderr
+    assert f"from the solution file's name {solution.name}" in proc.stderr
+    assert "it holds predictions of 'iris'" in proc.stderr and "Hint:" in proc.stderr
+    # the task's own predictions score; a run that made none is an ALC of 0, not an error
+    ok = autodl("score", "--solution", solution, "--predictions",
+                _predictions(tmp_path / "own", tab.name, solution=solution))  # fmt: skip
+    assert ok.returncode == 0 and "soft accuracy" in ok.stdout, ok.stderr
+    none = autodl("score", "--solution", solution, "--predictions",
+                  _predictions(tmp_path / "none", tab.name, n=0))  # fmt: skip
+    assert none.returncode == 0 and "no prediction within the time budget" in none.stdout
+
+
+def test_run_refuses_a_solution_of_the_wrong_length_before_training(tab, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tab, broken)
+    solution = next(broken.glob("*.solution"))
+    lines = solution.read_text().splitlines()
+    solution.write_text("\n".join(lines[1:]) + "\n")
+    out = tmp_path / "out"
+    proc = autodl("run", broken, "--time-budget", 5, "--output", out)
+    assert proc.returncode == 1 and "Running on" not in proc.stderr
+    assert f"{solution.name} has {len(lines) - 1} rows but test/ holds {len(lines)} records" in (
+        proc.stderr
+    )
+    assert "Hint: Re-export the solution" in proc.stderr and "autodl check" in proc.stderr
+    assert not out.exists()
+
+
+def test_a_time_budget_of_0_is_refused_first_with_a_hint(tab, tmp_path):
+    proc = autodl("run", tab, "--time-budget", 0, "--output", tmp_path / "o")
+    assert proc.returncode == 1 and "Running on" not in proc.stderr
+    assert "the time budget must be positive, got 0 s" in proc.stderr
+    assert "Hint: Give a number of seconds above 0" in proc.stderr
+
+
+def test_a_missing_option_or_argument_gets_the_usage_not_the_path_hint(tab):
+    proc = autodl("run", tab, "--time-budget", 30)
+    assert proc.returncode == 1 and "Missing option '--output'" in proc.stderr
+    assert "run [OPTIONS] PATH --output DIRECTORY" in proc.stderr
+    assert "autodl run --help" in proc.stderr and "Check the path" not in proc.stderr
+    proc = autodl("check")
+    assert proc.returncode == 1 and "Missing argument 'PATH'" in proc.stderr
+    assert "check [OPTIONS] PATH`" in proc.stderr and "Check the path" not in proc.stderr
+    proc = autodl("sample", "digits")
+    assert "Missing option '--output'" in proc.stderr and "Check the path" not in proc.stderr
+
+
+def test_token_create_elsewhere_names_the_data_folder_and_creates_none(tmp_path):
+    proc = autodl("token", "create", "alice", cwd=tmp_path, env=_env())
+    assert proc.returncode == 1 and "no user called 'alice'" in proc.stderr
+    assert f"the data folder {tmp_path / 'autodl-data'}" in proc.stderr
+    assert "commands run from another folder use another data folder" in proc.stderr
+    assert "Hint: Create it first" in proc.stderr and "AUTODL_DATA_DIR" in proc.stderr
+    assert not (tmp_path / "autodl-data").exists()
+
+
+def test_user_create_errors_have_a_hint_and_create_no_data_folder(tmp_path):
+    import subprocess
+    import sys
+
+    def create(name, password):
+        return subprocess.run(
+            [sys.executable, "-m", "autodl", "user", "create", name],
+            input=password + "\n", cwd=tmp_path, env=_env(), capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+
+    short = create("alice", "short")
+    assert short.returncode == 1 and "at least 8 characters" in short.stderr
+    assert "Hint: Run `autodl user create alice` again" in short.stderr
+    bad = create("a b", "password123")
+    assert bad.returncode == 1 and "Hint: Choose a name" in bad.stderr
+    assert not (tmp_path / "autodl-data").exists()
+
+
+def test_serve_on_a_port_in_use_is_one_error_before_the_banner(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = autodl(
+            "serve", "--port", port, env=_env(AUTODL_DATA_DIR=str(tmp_path / "d")), timeout=60
+        )
+    assert proc.returncode == 1, proc.stderr
+    assert f"Error: port {port} of 127.0.0.1 is already in use" in proc.stderr
+    assert "Hint: Choose another port" in proc.stderr
+    assert "AutoDL Self-Service on" not in proc.stderr and "Errno" not in proc.stderr

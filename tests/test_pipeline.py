@@ -153,3 +153,33 @@ def test_a_job_gets_its_share_of_the_cores():
     assert job_threads(0, 4, 16) == 4  # four slots share sixteen cores
     assert job_threads(0, 3, 2) == 1  # never fewer than one thread
     assert job_threads(6, 4, 16) == 6  # AUTODL_THREADS wins when set
+
+
+def test_a_solution_of_the_wrong_length_is_refused_before_the_engine_starts(tmp_path):
+    root = make_tabular(tmp_path / "tab")
+    solution = next(root.glob("*.solution"))
+    lines = solution.read_text().splitlines()
+    solution.write_text("\n".join(lines[1:]) + "\n")
+    out = tmp_path / "out"
+    with pytest.raises(autodl.FormatError, match="rows but test/ holds") as e:
+        autodl.run(root, out, time_budget=30)
+    assert "Re-export the solution" in e.value.hint and "autodl check" in e.value.hint
+    assert not out.exists()  # nothing ran, nothing written
+    with pytest.raises(AutoDLError, match="must be positive") as e:
+        autodl.run(make_tabular(tmp_path / "ok"), out, time_budget=0)
+    assert e.value.hint
+
+
+def test_raw_data_given_to_the_api_points_to_format_dataset(tmp_path):
+    from tests.convert import inputs
+
+    inputs.write_images(tmp_path / "shapes", per_class=3)
+    with pytest.raises(autodl.FormatError, match="is raw data, not an AutoDL dataset") as e:
+        autodl.run(tmp_path / "shapes", tmp_path / "out", time_budget=30)
+    assert f"autodl.format_dataset({str(tmp_path / 'shapes')!r}, 'formatted')" in e.value.hint
+    assert "autodl.run(result.dataset" in e.value.hint
+    header, rows = inputs.tabular_rows(30)
+    table = inputs.write_csv(tmp_path / "fish.csv", header, rows)
+    with pytest.raises(autodl.FormatError) as e:
+        autodl.run(table, tmp_path / "out", time_budget=30)
+    assert "label='COLUMN'" in e.value.hint

@@ -6,6 +6,8 @@ data), then follows the job and fetches its results as `autodl run` writes them.
 
 from __future__ import annotations
 
+import re
+import shlex
 import tempfile
 import zipfile
 from pathlib import Path
@@ -68,7 +70,10 @@ def submit(
     client.check_token()  # before a conversion that may take minutes
     with tempfile.TemporaryDirectory(prefix="autodl-submit-") as tmp:
         archive, label = _submission_zip(dataset, Path(tmp), labels)
-        job = client.upload(archive, name=name, time_budget=time_budget, label=label)
+        try:
+            job = client.upload(archive, name=name, time_budget=time_budget, label=label)
+        except AutoDLError as e:
+            raise _in_cli_words(e, dataset) from None
     click.echo(f"Job {job['id']} queued: {server.rstrip('/')}{job['page']}")
     if not (wait or output):
         return
@@ -111,6 +116,30 @@ def _submission_zip(dataset: Path, tmp: Path, labels: tuple[str, ...]) -> tuple[
         dataset, raw, tmp / "formatted", labels, command="submit", where="into a temporary folder"
     )
     return result.zip, None
+
+
+#: How the server's hints name the label field of its upload page; here it is --label.
+_LABEL_FIELD = re.compile(r"the label column field( \(Label column, tables only\))?")
+
+
+def _in_cli_words(e: AutoDLError, dataset: Path) -> AutoDLError:
+    """The server's refusal with the words of this command: its hints name the fields of
+    the upload page ("the label column field"), which here is ``--label``. A table with
+    no label column is told by the answer's ``code`` (when the client carries it) or its
+    question, "which one holds the classes?"."""
+    missing = getattr(e, "code", None) == "missing_label" or "which one holds the classes" in (
+        e.message
+    )
+    if missing:
+        return AutoDLError(
+            e.message,
+            f"Name it with --label: `autodl submit {shlex.quote(str(dataset))} --label COLUMN "
+            "…` (one of the columns above).",
+        )
+    if not _LABEL_FIELD.search(f"{e.message} {e.hint or ''}"):
+        return e
+    hint = _LABEL_FIELD.sub("--label", e.hint) if e.hint else None
+    return AutoDLError(_LABEL_FIELD.sub("--label", e.message), hint)
 
 
 def _f(v) -> str:

@@ -13,6 +13,7 @@ a dict for the page, one label field, no echo; it shares `format_dataset` and
 
 from __future__ import annotations
 
+import functools
 import sys
 import traceback
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 import click
 
 from autodl.errors import AutoDLError
+from autodl.settings import Settings
 
 if TYPE_CHECKING:
     from autodl.formats.convert import FormatResult
@@ -28,7 +30,12 @@ if TYPE_CHECKING:
 
 
 class AutoDLGroup(click.Group):
-    """Turns AutoDLError (and anything unexpected) into one clear message."""
+    """Turns AutoDLError (and anything unexpected) into one clear message, and reads
+    the AUTODL_* settings once before any command works (`settings_first`)."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        settings_first(cmd)
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -53,15 +60,56 @@ class AutoDLGroup(click.Group):
             )
 
 
+def settings_first(cmd: click.Command) -> None:
+    """Make ``cmd`` (every command of it, when a group) read and check the AUTODL_*
+    settings before its body runs: a bad value is then one `SettingError` (message and
+    hint) before any work, never a failure halfway (a dataset "problem" of `autodl
+    check`, a conversion thrown away by `autodl format`). Done in the callback, after
+    the options are parsed, so ``--help`` still answers with a bad setting."""
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            settings_first(sub)
+        return
+    body = cmd.callback
+    if body is None or getattr(body, "settings_first", False):
+        return
+
+    @functools.wraps(body)
+    def checked(*args, **kwargs):
+        ctx = click.get_current_context().find_root()
+        ctx.obj = {**(ctx.obj or {}), "settings": Settings.from_env()}
+        return body(*args, **kwargs)
+
+    checked.settings_first = True  # type: ignore[attr-defined]
+    cmd.callback = checked
+
+
+def settings() -> Settings:
+    """The settings the command checked at its start (`settings_first`)."""
+    obj = click.get_current_context().find_root().obj or {}
+    return obj.get("settings") or Settings.from_env()
+
+
 def _usage_hint(e: click.UsageError) -> str:
+    """The hint that fits the usage error: the usage line for a missing option or
+    argument, where relative paths start for a path that does not exist."""
     command = e.ctx.command_path if e.ctx is not None else "autodl"
-    hint = f"See `{command} --help`."
+    see = f"See `{command} --help`."
+    if isinstance(e, click.MissingParameter) and e.ctx is not None:
+        usage = e.ctx.get_usage().removeprefix("Usage:").strip()
+        if isinstance(e.param, click.Option):  # the usage line does not show it: add it
+            usage += f" {e.param.opts[0]} {e.param.metavar or e.param.type.name.upper()}"
+        return f"The usage is `{usage}`. `{command} --help` lists every option."
     param = getattr(e, "param", None)
-    if param is not None and isinstance(param.type, click.Path):
-        hint = (
-            f"Check the path: a relative one starts from the current folder ({Path.cwd()}). " + hint
+    if (
+        param is not None
+        and isinstance(param.type, click.Path)
+        and "does not exist" in e.format_message()
+    ):
+        return (
+            f"Check the path: a relative one starts from the current folder ({Path.cwd()}). " + see
         )
-    return hint
+    return see
 
 
 def _fail(message: str, hint: str | None, ctx: click.Context) -> None:

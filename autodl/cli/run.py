@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from autodl.cli.common import convert_raw, raw_data
+from autodl.cli.common import convert_raw, raw_data, settings
 
 # --------------------------------------------------------------------- score
 
@@ -50,11 +50,12 @@ def score(solution: Path, predictions: Path, time_budget: float | None, as_json:
 
 def _print_score(result) -> None:
     data = result.to_json()
-    click.echo(f"{'#':>3} {'time (s)':>10} {'NAUC':>8} {'accuracy':>9}")
+    # "accuracy" is the official scorer's soft accuracy: the mean probability of the true class
+    click.echo(f"{'#':>3} {'time (s)':>10} {'NAUC':>8} {'soft accuracy':>13}")
     acc = data.get("accuracy")
     late = set(data.get("late") or [])
     for i, (t, s) in enumerate(zip(data["timestamps"], data["nauc"], strict=True)):
-        a = f"{acc[i]:9.4f}" if acc else f"{'-':>9}"
+        a = f"{acc[i]:13.4f}" if acc else f"{'-':>13}"
         flag = "  (after the budget: not counted)" if i in late else ""
         click.echo(f"{i:>3} {t:>10.2f} {s:>8.4f} {a}{flag}")
     if data.get("ignored_classes"):
@@ -115,7 +116,9 @@ def run(
     from autodl.cli.progress import LiveProgress
     from autodl.formats.dataset import open_dataset
 
-    pipeline.check_output(output, force)  # refuse before saying anything
+    # refuse before saying anything (or converting raw data)
+    pipeline.check_budget(settings().time_budget if time_budget is None else time_budget)
+    pipeline.check_output(output, force)
     raw = raw_data(path, labels)
     if raw is not None:
         target = output / "formatted"
@@ -124,6 +127,7 @@ def run(
         ).dataset
         force = True  # the output was checked above; it now holds the converted data as well
     ds = open_dataset(path)
+    pipeline.check_solution(ds)
     live = LiveProgress(ds.solution, sys.stderr)
     click.echo(
         f"Running on {ds.name} ({ds.spec.domain}, {ds.spec.output_dim} classes, "

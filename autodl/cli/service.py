@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from autodl.cli.common import settings as common_settings
 from autodl.errors import AutoDLError
 from autodl.settings import Settings
 
@@ -29,8 +30,9 @@ def serve(host: str | None, port: int | None) -> None:
 
     from autodl.service.app import create_app
 
-    settings = Settings.from_env()
+    settings = common_settings()
     settings = dataclasses.replace(settings, host=host or settings.host, port=port or settings.port)
+    _check_port(settings.host, settings.port)  # before the banner: one clear error
     # No key is public any more (unset, one is generated into the data directory), but
     # development cookies are not marked Secure: over plain HTTP they can be sniffed.
     if settings.development and settings.host not in ("127.0.0.1", "localhost", "::1"):
@@ -55,13 +57,59 @@ def serve(host: str | None, port: int | None) -> None:
     )
 
 
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port another program listens on (or an address not of this machine)
+    before anything is printed, rather than the server's raw error after the banner."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as e:
+        raise AutoDLError(
+            f"cannot listen on {host!r}: {e}",
+            "Give --host (or AUTODL_HOST) an address of this machine, e.g. 127.0.0.1 or 0.0.0.0.",
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+        try:
+            probe.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise AutoDLError(
+                    f"port {port} of {host} is already in use: another program (perhaps "
+                    "another `autodl serve`) listens on it",
+                    f"Choose another port (`autodl serve --port {port + 1 if port < 65535 else 8000}`), "
+                    "or stop the program that holds it.",
+                ) from None
+            raise AutoDLError(
+                f"cannot listen on {host}:{port}: {e.strerror}",
+                "Choose another --port (below 1024 only root may listen) or --host.",
+            ) from None
+
+
 # ----------------------------------------------------------- user, token
 
 
-def _service_db():
+def _data_folder(settings: Settings, why: bool = True) -> str:
+    """Where this machine's service keeps its accounts, in words for an error (``why``:
+    with the reason a command run elsewhere finds other accounts)."""
+    if settings.database_url:
+        return "the database of AUTODL_DATABASE_URL"
+    where = f"the data folder {settings.data_dir.resolve()}"
+    if why:
+        where += (
+            " (AUTODL_DATA_DIR; its default, ./autodl-data, starts from the current folder, "
+            "so commands run from another folder use another data folder)"
+        )
+    return where
+
+
+def _service_db(settings: Settings):
     from autodl.service.db import Database
 
-    settings = Settings.from_env()
     db = Database(settings.sqlalchemy_url)
     db.upgrade()
     return db
@@ -83,15 +131,34 @@ def user_create(name: str, admin: bool) -> None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    db = _service_db()
+    # name and password are checked before the data folder is made for the account
+    try:
+        auth.check_password(password)
+    except auth.AuthError as e:
+        raise AutoDLError(
+            e.message,
+            f"Run `autodl user create {name}` again with a password of the right length "
+            "(typed at the prompt, or one line on standard input).",
+        ) from None
+    try:
+        auth.check_new_account(name, password)
+    except auth.AuthError as e:
+        raise AutoDLError(e.message, "Choose a name such as 'alice' or 'lab-2'.") from None
+    settings = common_settings()
+    db = _service_db(settings)
     try:
         with db.session() as s:
             auth.create_user(s, name, password, is_admin=admin)
-    except auth.AuthError as e:
-        raise AutoDLError(e.message) from None
+    except auth.AuthError as e:  # the name is taken
+        raise AutoDLError(
+            f"{e.message.removesuffix('; choose another.')} in {_data_folder(settings, False)}",
+            f"Choose another name, or create a token for the existing user: "
+            f"`autodl token create {name}`.",
+        ) from None
     finally:
         db.dispose()
-    click.echo(f"Created {'administrator' if admin else 'user'} {name}.")
+    where = f" in {settings.data_dir.resolve()}" if not settings.database_url else ""
+    click.echo(f"Created {'administrator' if admin else 'user'} {name}{where}.")
 
 
 @click.group()
@@ -111,14 +178,20 @@ def token_create(name: str, label: str) -> None:
     from autodl.service import auth
     from autodl.service.models import User
 
-    db = _service_db()
+    settings = common_settings()
+    missing = AutoDLError(
+        f"no user called {name!r} in {_data_folder(settings)}",
+        f"Create it first (`autodl user create {name}`), or run this in the folder the "
+        "server runs in, or set AUTODL_DATA_DIR to the server's data folder.",
+    )
+    if not settings.database_url and not (settings.data_dir / "autodl.db").is_file():
+        raise missing  # no service here: do not create an empty data folder to say so
+    db = _service_db(settings)
     try:
         with db.session() as s:
             row = s.scalar(select(User).where(User.name == name))
             if row is None:
-                raise AutoDLError(
-                    f"no user called {name!r}", f"Create it first: autodl user create {name}"
-                )
+                raise missing
             _, secret = auth.create_token(s, row, label)
     finally:
         db.dispose()
@@ -138,6 +211,6 @@ def db_upgrade() -> None:
     """Create or migrate the database schema (AUTODL_DATABASE_URL) to the latest version."""
     from autodl.service.db import current_revision, upgrade
 
-    settings = Settings.from_env()
+    settings = common_settings()
     upgrade(settings.sqlalchemy_url)
     click.echo(f"Database at revision {current_revision(settings.sqlalchemy_url)}: up to date.")

@@ -1,4 +1,7 @@
-"""Validate a dataset folder or zip: a summary and every problem found, never an exception.
+"""Validate a dataset folder or zip: a summary and every problem found in the data.
+
+Bad data is never an exception here, only a problem in the report; what is not the
+data's fault (a bad AUTODL_* setting, a bug) is raised instead.
 
 >>> report = check_dataset("handdigits/")       # doctest: +SKIP
 >>> report.ok, report.to_json()["train"]        # doctest: +SKIP
@@ -45,6 +48,7 @@ from autodl.formats._layout import Layout, locate
 from autodl.formats._scan import SplitScan, expected_of
 from autodl.formats.dataset import learn_channels, read_solution
 from autodl.formats.names import DATASET_NAME_RULE, layout_name_problem
+from autodl.formats.solution import solution_misfits
 from autodl.formats.spec import Metadata, label_names_from, parse_metadata, spec_from_metadata
 
 MAX_REPEATS = 10
@@ -240,26 +244,15 @@ def _solution(c: _Collector, lay: Layout, report: CheckReport) -> None:
     except FormatError as e:
         c.add(file, e.record, None, e.message, expected_of(e, "numbers separated by spaces"))
         return
-    if report.test is not None and len(sol) != report.test:
-        c.add(
-            file,
-            None,
-            None,
-            f"{file} has {len(sol)} rows but test/ holds {report.test} records. Re-export the solution with the test split.",
-            f"{report.test} rows",
-        )
-    if report.output_dim and sol.size and sol.shape[1] != report.output_dim:
-        c.add(
-            file,
-            None,
-            None,
-            f"{file} has {sol.shape[1]} columns but output_dim is {report.output_dim}.",
-            f"{report.output_dim} columns",
-        )
+    for message, expected in solution_misfits(sol, file, report.test, report.output_dim):
+        if "rows" in expected:
+            message += ". Re-export the solution with the test split"
+        c.add(file, None, None, message + ".", expected)
 
 
 def check_dataset(path: Any) -> CheckReport:
-    """Check the dataset at ``path`` (folder or zip); never raises on bad input."""
+    """Check the dataset at ``path`` (folder or zip); never raises on bad input (only on
+    what is not the data's fault: a `SettingError`, a MemoryError, a bug)."""
     report = CheckReport()
     c = _Collector(report)
     try:
@@ -269,12 +262,11 @@ def check_dataset(path: Any) -> CheckReport:
         return report
     try:
         _check(c, lay, report)
-    except MemoryError:
-        raise  # the caller's memory limit was reached: its own typed answer (autodl._checkproc)
-    except Exception as e:  # a bug of ours must not hide the findings so far
-        c.add(
-            None, None, None, f"the check stopped early: {type(e).__name__}: {e}", severity="error"
-        )
+    except FormatError as e:  # the data stopped the reading: a problem of the dataset
+        c.add(e.file, e.record, e.field, f"the check stopped early: {e.message}", severity="error")
+    # Anything else is not the dataset's fault and is raised, never reported as a problem
+    # of it: a bad AUTODL_* setting (SettingError, read with the first cap), the caller's
+    # memory limit (MemoryError: autodl._checkproc's typed answer), a bug of ours.
     finally:
         lay.close()
     c.finish()

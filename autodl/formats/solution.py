@@ -29,6 +29,30 @@ def read_solution(node: Node, file: str | None = None) -> np.ndarray:
     return parse_solution(raw, file)
 
 
+def solution_misfits(
+    solution: np.ndarray, file: str, test_records: int | None, output_dim: int | None
+) -> list[tuple[str, str]]:
+    """What keeps a solution from scoring the test split, as (message, expected) pairs:
+    written once because `autodl check` reports them and a run refuses to start on them
+    (`autodl.pipeline.check_solution`) rather than fail after its whole budget."""
+    misfits = []
+    if test_records is not None and len(solution) != test_records:
+        misfits.append(
+            (
+                f"{file} has {len(solution)} rows but test/ holds {test_records} records",
+                f"{test_records} rows",
+            )
+        )
+    if output_dim and solution.size and solution.shape[1] != output_dim:
+        misfits.append(
+            (
+                f"{file} has {solution.shape[1]} columns but output_dim is {output_dim}",
+                f"{output_dim} columns",
+            )
+        )
+    return misfits
+
+
 def parse_solution(raw: bytes, file: str = "solution") -> np.ndarray:
     """The rows of a solution's bytes (see `read_solution`); FormatError naming the line."""
     limits.check("max_solution_bytes", len(raw), "the file ({value:,} bytes)", file=file)

@@ -153,6 +153,8 @@ def score(
         task = solution_path.name.split(".")[0]
         solution = check_solution(read_array(solution_path), solution_path.name, "line")
     folder = read_prediction_folder(predictions, task=task)
+    if task is not None and not folder.files:
+        _refuse_other_task(folder, solution_path)
     budget = time_budget if time_budget is not None else folder.time_budget
     if budget is None:
         raise ScoringError(
@@ -163,3 +165,25 @@ def score(
     for path, t in zip(folder.files, folder.timestamps, strict=True):
         scorer.add(read_array(path), t, name=path.name)
     return scorer.result()
+
+
+def _refuse_other_task(folder, solution_path: Path) -> None:
+    """No ``<task>.predict_*`` in the folder: fine when the run made no prediction, an
+    error when the folder is another task's (its prediction files or its start.txt say
+    so); an ALC of 0 would hide the mix-up."""
+    found = sorted({p.name.split(".predict_")[0] for p in folder.path.glob("*.predict_*")})
+    named = folder.start.get("task_name")
+    if not found and (not isinstance(named, str) or named == folder.task):
+        return
+    holds = (
+        f"it holds predictions of {', '.join(repr(t) for t in found)}"
+        if found
+        else f"its start.txt names task {named!r}"
+    )
+    other = found[0] if found else named
+    raise ScoringError(
+        f"{folder.path} holds no {folder.task}.predict_* file (task {folder.task!r}, from the "
+        f"solution file's name {solution_path.name}); {holds}",
+        f"Score them against {other}.solution (in the {other} dataset's folder), or give "
+        f"the prediction folder of a run on {folder.task}.",
+    )

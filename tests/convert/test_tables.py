@@ -139,8 +139,12 @@ def test_bad_rows_are_named_and_classes_must_be_two(tmp_path, convert):
     with pytest.raises(FormatError) as e:
         convert(path)
     assert (
-        "b.csv row 1: no label" in e.value.message
-        and "b.csv row 5: has 3 fields" in e.value.message
+        "b.csv data row 1: no label" in e.value.message
+        and "b.csv data row 5: has 3 fields" in e.value.message
+    )
+    # counted as in records.csv (from 0), and the message says so: row 5 is line 7
+    assert "data rows count from 0: data row 0 is the first line after the header" in (
+        e.value.message
     )
     assert convert(path, skip_bad=True, test_size=1).result.counts["train"] == 3
     one = inputs.write_csv(tmp_path / "one.csv", ["x", "label"], [[1, "a"], [2, "a"]])

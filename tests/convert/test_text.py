@@ -59,7 +59,7 @@ def test_a_row_without_text_or_label_is_named(tmp_path, convert):
     path = inputs.write_csv(tmp_path / "t.csv", ["text", "label"], rows)
     with pytest.raises(FormatError) as e:
         convert(path, domain="text")
-    assert "t.csv row 3" in e.value.message and "t.csv row 6" in e.value.message
+    assert "t.csv data row 3" in e.value.message and "t.csv data row 6" in e.value.message
     c = convert(path, domain="text", skip_bad=True)
     assert sum(c.result.counts.values()) == 8
     assert ("t.csv", "3") not in c.records and np.all([r["row"] != "6" for r in c.manifest_rows])

@@ -16,6 +16,7 @@ def test_user_token_submit_wait_output(live_server, tabular_dir, tmp_path):
     assert r.returncode == 0 and "Created user ann" in r.stdout, r.stderr
     r = live_server.cli("user", "create", "ann", input="password123\n")
     assert r.returncode == 1 and "taken" in r.stderr and "Traceback" not in r.stderr
+    assert "Hint: Choose another name, or create a token" in r.stderr
     r = live_server.cli("token", "create", "ann")
     token = r.stdout.strip()
     assert r.returncode == 0 and token.startswith("adl_")
@@ -162,6 +163,16 @@ def test_submit_raw_data_converts_it_first(live_server, tmp_path):
     assert "(id, length, colour, weight, species)" in r.stderr
     assert f"autodl submit {fish} --label COLUMN" in r.stderr
     assert f"autodl format {fish} --label COLUMN --output formatted" in r.stderr
+    # a zip of the table: the server asks for the column, in this command's words
+    (tmp_path / "zipped").mkdir()
+    shutil.copy(fish, tmp_path / "zipped" / "fish.csv")
+    fish_zip = zip_folder(tmp_path / "zipped", tmp_path / "fish-raw.zip")
+    r = submit(str(fish_zip))
+    assert r.returncode == 1 and "which one holds the classes?" in r.stderr, r.stderr
+    assert f"Hint: Name it with --label: `autodl submit {fish_zip} --label COLUMN" in r.stderr
+    assert "label column field" not in r.stderr
+    r = submit(str(fish_zip), "--label", "kind")
+    assert r.returncode == 1 and "'kind'" in r.stderr and "label column field" not in r.stderr
 
     r = submit(str(fish), "--label", "species")
     assert r.returncode == 0, r.stderr

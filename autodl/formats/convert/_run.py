@@ -18,6 +18,12 @@ from autodl.errors import FormatError
 from autodl.formats.convert.options import FormatOptions
 
 MAX_BAD = 20
+#: How a table's "data row N" is counted, said once under the rows a conversion refused:
+#: as in the records manifest (``row``) and pandas' index, not as an editor's lines.
+ROWS_COUNTED = (
+    "data rows count from 0: data row 0 is the first line after the header, "
+    "blank lines not counted, as in the records manifest"
+)
 
 
 @dataclass
@@ -61,6 +67,8 @@ class Run:
             if len(self.bad) == 1
             else "inputs could not be converted"
         )
+        if "data row " in lines:  # a table's rows: say how they are counted, once
+            lines += f"\n  ({ROWS_COUNTED})"
         return FormatError(
             f"{len(self.bad)} {what}{more}:\n{lines}",
             "Fix or remove them, or pass --skip-bad to leave them out (they are listed in the manifest).",

@@ -46,6 +46,13 @@ class RawData:
             words += ["--label", shlex.quote(self.label) if self.label else "COLUMN"]
         return " ".join([*words, "--output", output])
 
+    def python_call(self, output: str = "formatted") -> str:
+        """`command` in Python, for callers of the API (`autodl.run` on raw data)."""
+        label = ""
+        if self.kind == "table":
+            label = f", label={self.label or 'COLUMN'!r}"
+        return f"result = autodl.format_dataset({str(self.path)!r}, {output!r}{label})"
+
     def message(self) -> str:
         return f"{self.path} is raw data, not an AutoDL dataset: {self.summary}"
 

@@ -193,7 +193,7 @@ def convert_table(
             )
             enc.check(row)
         except (BadInput, ValueError) as e:
-            run.bad_input(f"{tbl.path.name} row {n}", str(e), stop_early=False)
+            run.bad_input(f"{tbl.path.name} data row {n}", str(e), stop_early=False)
             labels.add()
             parts.append(SKIPPED)
         else:
@@ -339,7 +339,7 @@ def _convert_long(
                     else []
                 )
             except (BadInput, ValueError) as e:
-                run.bad_input(f"series {key!r}", f"row {n}: {e}", stop_early=False)
+                run.bad_input(f"series {key!r}", f"data row {n}: {e}", stop_early=False)
                 labels.add()
                 parts.append(SKIPPED)
             else:

@@ -86,12 +86,12 @@ class LongSeries:
         for n, row in self.rows():
             key = self.key(row)
             if len(row) != width:
-                self.bad.setdefault(key, f"row {n} has {len(row)} fields, the header {width}")
+                self.bad.setdefault(key, f"data row {n} has {len(row)} fields, the header {width}")
             elif key not in self.bad:
                 for c in self.value_cols:
                     if self.table.number(row[c]) is None:
                         self.bad[key] = (
-                            f"row {n}: column {self.table.columns[c]!r} holds {row[c]!r}, not a number"
+                            f"data row {n}: column {self.table.columns[c]!r} holds {row[c]!r}, not a number"
                         )
                         break
             if key != current:
