@@ -87,6 +87,7 @@ def test_a_perfect_hold_out_score_ends_the_run_after_its_refit(monkeypatch):
     assert any(line.startswith("converged at") for line in logs), logs
 
 
+@pytest.mark.slow
 def test_a_perfect_score_on_a_small_hold_out_stops_nothing():
     """On a few rows a perfect score is often luck: the other learners keep their turns."""
     from autodl.engine import turns
@@ -100,6 +101,7 @@ def test_a_perfect_score_on_a_small_hold_out_stops_nothing():
     assert not any("cannot be beaten" in line for line in logs), logs
 
 
+@pytest.mark.slow
 def test_the_later_stage_ends_once_the_emitted_score_stops_gaining():
     train, test = splits("tabular")
     k = train.spec.output_dim

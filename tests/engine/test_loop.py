@@ -48,6 +48,7 @@ def test_multilabel_run():
     assert preds and holdout_nauc(test.load().labels, preds[-1].test) > 0.2, logs
 
 
+@pytest.mark.slow
 def test_unlabelled_comes_from_the_same_model():
     spec, x, y = make("tabular", 200)
     train = ArraySplit("train", spec, x[:120], y[:120])
@@ -78,6 +79,7 @@ class Boom(Learner):
         raise RuntimeError("cannot predict on purpose")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["fit", "predict"])
 def test_a_failing_learner_does_not_end_the_run(where):
     train, test = splits("tabular")
