@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -319,3 +320,17 @@ def test_serve_on_a_port_in_use_is_one_error_before_the_banner(tmp_path):
     assert f"Error: port {port} of 127.0.0.1 is already in use" in proc.stderr
     assert "Hint: Choose another port" in proc.stderr
     assert "AutoDL Self-Service on" not in proc.stderr and "Errno" not in proc.stderr
+
+
+def test_the_apis_label_field_words_become_the_label_option():
+    from autodl.cli.client import _in_cli_words
+    from autodl.errors import AutoDLError
+
+    said = _in_cli_words(
+        AutoDLError(
+            "fish.csv has no column 'kind' (the 'label' field)", "Check the 'label' field."
+        ),
+        Path("fish.zip"),
+    )
+    assert "the 'label' field" not in said.message + said.hint
+    assert "(--label)" in said.message and "--label" in said.hint

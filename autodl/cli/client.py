@@ -119,7 +119,11 @@ def _submission_zip(dataset: Path, tmp: Path, labels: tuple[str, ...]) -> tuple[
 
 
 #: How the server's hints name the label field of its upload page; here it is --label.
-_LABEL_FIELD = re.compile(r"the label column field( \(Label column, tables only\))?")
+# The page's words and the API's (``the 'label' field``) for the label column, said here
+# as the option that sets it.
+_LABEL_FIELD = re.compile(
+    r"the label column field( \(Label column, tables only\))?|the 'label' field"
+)
 
 
 def _in_cli_words(e: AutoDLError, dataset: Path) -> AutoDLError:

@@ -121,9 +121,11 @@ def _error_handlers(app: FastAPI) -> None:
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         if _is_api(request):
             body = {"detail": exc.message, "hint": exc.hint, **exc.extra}
-            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-            return JSONResponse(body, status_code=exc.status, headers=headers)
-        return error_page(request, exc.status, exc.message, exc.hint)
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+            return JSONResponse(body, status_code=exc.status, headers=headers | exc.headers)
+        response = error_page(request, exc.status, exc.message, exc.hint)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(RateLimited)
     async def rate_limited(request: Request, exc: RateLimited):

@@ -82,7 +82,13 @@ class Client:
                     if x
                 )
                 message += f"\n  {p.get('severity', 'error')}: {where}: {p.get('message')}"
-            raise AutoDLError(f"the server refused ({r.status_code}): {message}", body.get("hint"))
+            refused = AutoDLError(
+                f"the server refused ({r.status_code}): {message}", body.get("hint")
+            )
+            # The answer's stable name (e.g. "missing_label", with the table's "columns"):
+            # the command turns it into its own words (--label) instead of the API's.
+            refused.code, refused.columns = body.get("code"), body.get("columns")
+            raise refused
         return r
 
     def request(self, method: str, url: str, **kw) -> httpx.Response:

@@ -40,11 +40,22 @@ UPLOAD_PATHS = frozenset({"/api/v1/jobs", "/jobs/new"})
 
 
 class ServiceError(Exception):
-    """An error for the client: JSON under /api, an error page elsewhere."""
+    """An error for the client: JSON under /api, an error page elsewhere.
 
-    def __init__(self, status: int, message: str, hint: str | None = None, **extra):
+    ``extra`` are further fields of the JSON answer; ``headers``, of the answer."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        hint: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra,
+    ):
         super().__init__(message)
         self.status, self.message, self.hint, self.extra = status, message, hint, extra
+        self.headers = headers or {}
 
 
 class NotSignedIn(ServiceError):

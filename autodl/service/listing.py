@@ -22,8 +22,10 @@ from sqlalchemy.orm import Session, defer
 
 from autodl.service.deps import ServiceError
 from autodl.service.jobinfo import SUMMARY_CHARS
-from autodl.service.jobs import visible_jobs
+from autodl.service.jobs import queue_positions, running_count, visible_jobs
 from autodl.service.models import Job, User
+from autodl.service.present import job_json
+from autodl.service.storage import Storage
 
 #: Jobs per page when the client does not say (API and pages).
 DEFAULT_LIMIT = 50
@@ -137,6 +139,21 @@ def page_of_jobs(
         return jobs, None
     last_job, last_value, _ = rows[limit - 1]
     return jobs, encode_cursor(sort, last_value, last_job.id)
+
+
+def page_json(db: Session, storage: Storage, rows: list[tuple[Job, str]]) -> list[dict]:
+    """A page's rows as the API lists them: `present.job_json` without the detail (no
+    file, only the summary line), plus where queued jobs stand and how many run: at
+    most two small queries for the whole page, whatever its length."""
+    out = [job_json(db, storage, job, detail=False, summary=text) for job, text in rows]
+    states = {job.state for job, _ in rows}
+    positions = queue_positions(db, [j.id for j, _ in rows if j.state == "queued"])
+    running = running_count(db) if states & {"queued", "running"} else 0
+    for (job, _), data in zip(rows, out, strict=True):
+        data["queue_position"] = positions.get(job.id)
+        data["jobs_running"] = running if job.state == "queued" else None
+        data["other_jobs"] = max(0, running - 1) if job.state == "running" else None
+    return out
 
 
 def count_jobs(db: Session, user: User, *, everyone: bool = False) -> int:

@@ -55,6 +55,36 @@ def download_path(storage: Storage, job: Job, name: str) -> Path | None:
     return storage.find_job_file(job.id, "results", *rel)
 
 
+def why_missing(job: Job, name: str) -> tuple[str, str]:
+    """Why ``job`` has no download ``name``: the detail and hint of its 404.
+
+    "Downloads appear when the job has finished" is said of an unfinished job only;
+    an ended job's answer names the cause (no unlabelled part, no prediction, …).
+    """
+    head, listed = f"Job {job.id} has no {name}", f"GET /api/v1/jobs/{job.id} lists its downloads."
+    if job.state not in TERMINAL:
+        if name == "engine.log":
+            return f"{head} yet (it is {job.state}).", "The engine's log appears once it starts."
+        return f"{head} yet (it is {job.state}).", "Downloads appear when the job has finished."
+    ended = "was cancelled" if job.state == "cancelled" else job.state
+    unlabelled = (dataset_summary(job.dataset_info).get("unlabelled") or {}).get("count")
+    if name in ("predictions.csv", "predictions.predict") and not unlabelled:
+        return (
+            f"{head}: its dataset has no unlabelled part, so there are no predictions to hand back.",
+            "Include an unlabelled part (<name>.data/unlabelled/) in the dataset and submit it "
+            "again: see /help/predictions.",
+        )
+    if name == "results.zip" and job.state != "finished":
+        return f"{head}: only a finished job has one (this one {ended}).", listed
+    if name == "engine.log":
+        return f"{head}: the job {ended} before its engine started.", listed
+    if name != "report.html" and not job.n_predictions:
+        return f"{head}: the engine made no prediction before the job {ended}.", listed
+    if job.state != "finished":
+        return f"{head}: the job {ended} before it was written.", listed
+    return f"{head}: the run did not write it.", listed
+
+
 def _results_folder(storage: Storage, job: Job) -> bool:
     try:
         return storage.job_file(job.id, "results").is_dir()

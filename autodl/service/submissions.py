@@ -1,11 +1,13 @@
 """Submitting a dataset: the one flow behind the upload page and ``POST /api/v1/jobs``.
 
-quota check (before reading anything) → stream to disk → compute-time check (the
-budget is a form field) → archive checks → extract → validate (in a confined child
-process: `autodl.service.confine`; a zip of raw data — a table, class folders of
-images, audio, video or text — is converted there first, the form's ``label`` naming
-a table's label column) → create the queued job → tell the dispatcher. A refusal at
-any step leaves no file and no job behind, and costs no quota.
+quota check (before reading anything) → compute-time check (as soon as the budget
+is known: the query string, or a form field before the file) → stream to disk →
+compute-time check (a budget field after the file) → archive checks → extract →
+validate (in a confined child process: `autodl.service.confine`; a zip of raw data —
+a table, class folders of images, audio, video or text — is converted there first,
+the form's ``label`` naming a table's label column) → create the queued job → tell the dispatcher. A refusal at
+any step leaves no file and no job behind, and costs no quota; one made before the
+body was read to its end is marked ``unread`` (its answer closes the connection).
 """
 
 from __future__ import annotations
@@ -46,13 +48,24 @@ async def submit(request: Request, service: Service, user: User) -> int:
     # Database work runs in the thread pool, never on the event loop: a write waiting
     # for SQLite's lock must not stall the loop that would let the holder finish.
     u = await run_in_threadpool(current_usage, service, user)
-    check_can_submit(u)
+    try:
+        check_can_submit(u)
+    except UploadRefused as e:
+        e.unread = True  # not a byte of the body was read: none will be
+        raise
+
+    def before_file(fields: dict[str, str], final: bool) -> None:
+        """The compute time, once the budget is known: before the file is read."""
+        if "time_budget" in fields or final:
+            check_compute(u, parse_budget(fields.get("time_budget"), settings))
+
     upload_limit = min(settings.max_upload_bytes, u.storage_left)
     work = service.storage.temp_dir("upload-")
     try:
         try:
-            received = await receive(request, work / "upload.zip", upload_limit)
+            received = await receive(request, work / "upload.zip", upload_limit, before_file)
         except UploadRefused as e:
+            e.unread = True  # refused while streaming: what is left of the body stays unread
             if e.status == 413 and upload_limit < settings.max_upload_bytes:
                 e.message = f"The upload does not fit in your storage quota ({human_bytes(u.storage_left)} left)."
                 e.hint = "Delete jobs you no longer need to free space."
@@ -93,6 +106,14 @@ async def submit(request: Request, service: Service, user: User) -> int:
         return job_id
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def refusal_headers(refused: UploadRefused) -> dict[str, str]:
+    """Headers of the answer to a refused upload: ``Connection: close`` when the body was
+    not read to its end. The server then reads no more of it (it would otherwise read and
+    drop the rest, however large, to keep the connection); a client that sends
+    ``Expect: 100-continue`` (curl does, for large uploads) sends none of it at all."""
+    return {"Connection": "close"} if refused.unread else {}
 
 
 def _dataset_name(filename: str | None) -> str | None:

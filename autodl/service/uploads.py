@@ -15,6 +15,7 @@ import re
 import shutil
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -32,17 +33,49 @@ MAX_PARTS = 16
 MAX_FIELDS_BYTES = 64 * 1024  # all the non-file fields together
 MAX_PART_HEADER_BYTES = 8 * 1024
 MULTIPART_SLACK = 256 * 1024  # >= fields + part headers + boundaries around the file
+#: The upload's field (form field or query parameter) naming a raw table's label column,
+#: and the ``code`` of the 422 that asks for it.
+LABEL_FIELD = "label"
+MISSING_LABEL = "missing_label"
+#: How a message names that field where the converter says ``--label``: on the upload
+#: page, and to an API client.
+PAGE_FIELD = "the label column field"
+API_FIELD = f"the '{LABEL_FIELD}' field"
 # Operating-system litter that zip tools add; skipped, not refused.
 JUNK = re.compile(r"(^|/)(__MACOSX|\.DS_Store|Thumbs\.db)(/|$)")
 
 
 class UploadRefused(Exception):
-    """The upload cannot be accepted. ``status`` is the HTTP status to answer with."""
+    """The upload cannot be accepted. ``status`` is the HTTP status to answer with.
 
-    def __init__(self, message: str, status: int = 400, hint: str | None = None, problems=None):
+    ``message`` and ``hint`` are worded for the upload page (its fields by their labels);
+    ``api_message`` and ``api_hint``, when the page's words would mislead an API client,
+    replace them in the API's answer, and ``extra`` adds fields for programs to it (``{"code": "missing_label", …}``:
+    `autodl submit` turns that into its own option). ``unread``: the refusal came
+    before the request body was read to its end; the answer then closes the connection
+    (``Connection: close``) so that the server reads no more of it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: int = 400,
+        hint: str | None = None,
+        problems=None,
+        *,
+        api_message: str | None = None,
+        api_hint: str | None = None,
+        extra: dict | None = None,
+    ):
         super().__init__(message)
         self.message, self.status, self.hint = message, status, hint
         self.problems: list[dict] = problems or []
+        self.api_message, self.api_hint, self.extra = api_message, api_hint, extra or {}
+        self.unread = False
+
+
+#: ``before_file(fields, final)``: see `receive`; raises UploadRefused to refuse.
+BeforeFile = Callable[[dict[str, str], bool], None]
 
 
 @dataclass
@@ -61,14 +94,19 @@ def _too_large(limit: int) -> UploadRefused:
     )
 
 
-async def receive(request: Request, dest: Path, limit: int) -> Received:
+async def receive(
+    request: Request, dest: Path, limit: int, before_file: BeforeFile | None = None
+) -> Received:
     """Stream the request body into ``dest``: a multipart form's file part, or a raw zip body.
 
     Fields of a form (or the query string, for a raw body) come back in ``fields``. A
     form holds at most ``MAX_PARTS`` parts, one file, ``MAX_FIELDS_BYTES`` of fields.
     When the caller signed in by cookie without a CSRF header (`deps.current_user`
     sets ``request.state.csrf_check``), the form's ``csrf_token`` field must come
-    before the file and be right, or nothing is stored.
+    before the file and be right, or nothing is stored. ``before_file(fields, final)``
+    may refuse the upload before a byte of the file is read: ``fields`` are those
+    known then (the query string and the form's fields before the file), ``final``
+    says no other field can follow (a raw body).
     """
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + MULTIPART_SLACK:
@@ -78,10 +116,12 @@ async def receive(request: Request, dest: Path, limit: int) -> Received:
         boundary = params.get(b"boundary")
         if not boundary:
             raise UploadRefused("The form has no multipart boundary.")
-        return await _receive_multipart(request, dest, limit, boundary)
+        return await _receive_multipart(request, dest, limit, boundary, before_file)
     if getattr(request.state, "csrf_check", None) is not None:
         raise _bad_token()
     received = Received(dest, None, fields=dict(request.query_params))
+    if before_file is not None:
+        before_file(received.fields, True)
     with open(dest, "wb") as out:
         async for chunk in request.stream():
             received.size += len(chunk)
@@ -99,7 +139,9 @@ def _bad_token() -> UploadRefused:
     )
 
 
-async def _receive_multipart(request: Request, dest: Path, limit: int, boundary: bytes) -> Received:
+async def _receive_multipart(
+    request: Request, dest: Path, limit: int, boundary: bytes, before_file: BeforeFile | None
+) -> Received:
     received = Received(None, None, fields=dict(request.query_params))
     csrf_check = getattr(request.state, "csrf_check", None)
     state: dict = {
@@ -148,6 +190,8 @@ async def _receive_multipart(request: Request, dest: Path, limit: int, boundary:
             raise UploadRefused("The form holds more than one file; send one zip.")
         if csrf_check is not None and not csrf_check(state["csrf"]):
             raise _bad_token()  # checked before any byte of the file is stored
+        if before_file is not None:
+            before_file(received.fields, False)
         received.path = dest
         received.filename = PurePosixPath(filename.decode("utf-8", "replace")).name
         state["file"] = open(dest, "wb")  # noqa: SIM115 - closed in on_part_end
@@ -294,23 +338,32 @@ def validate(
             f"{e.message} Nothing was queued and your quota is unchanged.", e.status, e.hint
         ) from None
     if "needs_label" in answer:
-        columns = ", ".join(repr(c) for c in answer["needs_label"][:50])
+        names = [str(c) for c in answer["needs_label"][:50]]
         raise UploadRefused(
             f"The archive holds raw data, {_public(answer['summary'], folder)}, and no column "
-            f"is named like a label: which one holds the classes? Its columns: {columns}.",
+            f"is named like a label: which one holds the classes? Its columns: "
+            f"{', '.join(map(repr, names))}.",
             422,
             "Fill in the label column field (Label column, tables only) with one of them "
             "and upload the zip again.",
+            api_hint=f"Name one of them in the '{LABEL_FIELD}' form field (or the "
+            f"'{LABEL_FIELD}' query parameter, with the zip as the raw body) and send it again.",
+            extra={"code": MISSING_LABEL, "columns": names},
         )
     if "refused" in answer:
         refused = answer["refused"]
-        message = _public(refused["message"], folder).removeprefix("the archive: ")
-        raise UploadRefused(
-            f"The archive holds raw data that could not be converted: {message} "
-            "Nothing was queued.",
-            422,
-            _public(refused.get("hint") or "", folder) or None,
-        )
+
+        def told(field: str) -> tuple[str, str | None]:
+            """The refusal, naming the label column's ``field`` where it says --label."""
+            message = _public(refused["message"], folder, field).removeprefix("the archive: ")
+            return (
+                f"The archive holds raw data that could not be converted: {message} "
+                "Nothing was queued.",
+                _public(refused.get("hint") or "", folder, field) or None,
+            )
+
+        (message, hint), (api_message, api_hint) = told(PAGE_FIELD), told(API_FIELD)
+        raise UploadRefused(message, 422, hint, api_message=api_message, api_hint=api_hint)
     report = answer["report"]
     if _nothing_found(report, folder):
         raise UploadRefused(
@@ -347,16 +400,15 @@ def validate(
             "dataset (its metadata names the classes).",
             422,
             "Leave the label column field empty and upload it again.",
+            api_hint=f"Send it again without the '{LABEL_FIELD}' field.",
         )
     return report
 
 
-def _public(text: str, folder: Path) -> str:
-    """A message for the user: paths relative to the archive, the form's field for a flag."""
+def _public(text: str, folder: Path, field: str = PAGE_FIELD) -> str:
+    """A message for the user: paths relative to the archive, the form's ``field`` for a flag."""
     text = text.replace(f"{folder}/", "").replace(str(folder), "the archive")
-    return text.replace("--label COLUMN", "the label column field").replace(
-        "--label", "the label column field"
-    )
+    return text.replace("--label COLUMN", field).replace("--label", field)
 
 
 def _nothing_found(report: dict, folder: Path) -> bool:

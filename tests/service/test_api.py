@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from autodl.formats.archive import zip_folder
+from autodl.formats.samples import make_tabular
+from autodl.service import jobs as J
 from autodl.service.models import Job
 from tests.service.conftest import add_user, bearer, upload
 
@@ -149,6 +152,61 @@ def test_curve_log_and_downloads_of_a_queued_job(app_client, tabular_zip):
     assert r.status_code == 404 and "queued" in r.json()["detail"]
     r = app_client.get(f"/api/v1/jobs/{job_id}/download/secrets.txt", headers=bearer(token))
     assert r.status_code == 404 and "predictions.csv" in r.json()["hint"]
+
+
+def _move(client, job_id: int, *states: str, **values) -> None:
+    """Move the job through ``states`` (the last a failure needs a reason: ``message``)."""
+    with client.app.state.service.db.session() as s:
+        job = s.get(Job, job_id)
+        for state in states[:-1]:
+            J.set_state(s, job, state)
+        J.set_state(s, job, states[-1], **values)
+
+
+def test_a_missing_download_says_why_not_when_the_job_has_ended(app_client, tmp_path):
+    token = add_user(app_client, "ann")
+    folder = make_tabular(tmp_path / "plain", n_train=40, n_test=20, unlabelled=False)
+    plain = zip_folder(folder, tmp_path / "plain.zip")
+
+    def missing(job_id, name):
+        r = app_client.get(f"/api/v1/jobs/{job_id}/download/{name}", headers=bearer(token))
+        assert r.status_code == 404, (name, r.status_code)
+        return r.json()["detail"], r.json()["hint"]
+
+    # Finished, with predictions, but no unlabelled part: nothing to hand back, and why.
+    done = upload(app_client, token, plain).json()["id"]
+    _move(app_client, done, "running", "finished", n_predictions=2)
+    for name in ("predictions.csv", "predictions.predict"):
+        detail, hint = missing(done, name)
+        assert detail == (
+            f"Job {done} has no {name}: its dataset has no unlabelled part, "
+            "so there are no predictions to hand back."
+        )
+        assert "unlabelled part" in hint and "/help/predictions" in hint
+        assert "when the job has finished" not in hint
+    detail, hint = missing(done, "learning-curve.png")
+    assert detail == f"Job {done} has no learning-curve.png: the run did not write it."
+    assert hint == f"GET /api/v1/jobs/{done} lists its downloads."
+    # Failed without a prediction: nothing was scored.
+    failed = upload(app_client, token, plain).json()["id"]
+    _move(app_client, failed, "running", "failed", message="No prediction.", fault="data")
+    for name in ("learning-curve.png", "scores.json"):
+        assert missing(failed, name)[0] == (
+            f"Job {failed} has no {name}: the engine made no prediction before the job failed."
+        )
+    assert "only a finished job" in missing(failed, "results.zip")[0]
+    # Cancelled while queued: the engine never started.
+    cancelled = upload(app_client, token, plain).json()["id"]
+    _move(app_client, cancelled, "cancelled")
+    assert missing(cancelled, "engine.log")[0] == (
+        f"Job {cancelled} has no engine.log: the job was cancelled before its engine started."
+    )
+    # Only a job that has not ended is told to wait.
+    queued = upload(app_client, token, plain).json()["id"]
+    assert missing(queued, "predictions.csv") == (
+        f"Job {queued} has no predictions.csv yet (it is queued).",
+        "Downloads appear when the job has finished.",
+    )
 
 
 def test_sorting_is_validated_and_applied(app_client, tabular_zip):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import event
 
 from autodl.service import jobs as J
 from autodl.service.jobinfo import MAX_STORED_PROBLEMS, dataset_details, dataset_summary
@@ -201,3 +202,59 @@ def test_one_job_gives_label_names_and_the_stored_warnings(app_client):
     data = app_client.get(f"/api/v1/jobs/{job_id}", headers=bearer(token)).json()["dataset"]
     assert data["label_names"] == ["class 0", "class 1", "class 2"]
     assert len(data["problems"]) == MAX_STORED_PROBLEMS and data["problems_total"] == 250
+
+
+def _statements(client, url: str, token: str) -> tuple[dict, int]:
+    """The answer to GET ``url`` and how many SQL statements it ran."""
+    engine = client.app.state.service.db.engine
+    count = 0
+
+    def counted(*_):
+        nonlocal count
+        count += 1
+
+    event.listen(engine, "before_cursor_execute", counted)
+    try:
+        body = client.get(url, headers=bearer(token)).json()
+    finally:
+        event.remove(engine, "before_cursor_execute", counted)
+    return body, count
+
+
+def test_a_listing_gives_queue_positions_like_one_job_and_stays_cheap(app_client):
+    token = add_user(app_client, "ann")
+    ids = _jobs(app_client, "ann", [{"name": f"j{i}"} for i in range(4)])
+    with app_client.app.state.service.db.session() as s:
+        J.set_state(s, s.get(Job, ids[0]), "running")  # the oldest runs; three wait
+    rows = app_client.get("/api/v1/jobs", headers=bearer(token)).json()["jobs"]
+    for row in rows:
+        one = app_client.get(f"/api/v1/jobs/{row['id']}", headers=bearer(token)).json()
+        for key in ("queue_position", "jobs_running", "other_jobs"):
+            assert row[key] == one[key], (key, row, one)
+        assert row["dataset"]["label_names"] is None and one["dataset"]["label_names"]
+        assert row["events"] is None and row["downloads"] is None
+    assert {r["id"]: r["queue_position"] for r in rows} == {
+        ids[0]: None,
+        ids[1]: 1,
+        ids[2]: 2,
+        ids[3]: 3,
+    }
+    assert {r["jobs_running"] for r in rows if r["state"] == "queued"} == {1}
+    # The cost of a page does not grow with its rows: the same statements for 4 or 40.
+    _, few = _statements(app_client, "/api/v1/jobs", token)
+    _jobs(app_client, "ann", [{"name": f"k{i}"} for i in range(36)])
+    body, many = _statements(app_client, "/api/v1/jobs", token)
+    assert len(body["jobs"]) == 40 and many == few, (few, many)
+
+
+def test_the_listing_documents_what_it_leaves_out(app_client):
+    spec = app_client.get("/api/v1/openapi.json").json()
+    job = spec["components"]["schemas"]["JobOut"]["properties"]
+    for key in ("queue_position", "jobs_running", "other_jobs"):
+        assert "Listings fill it too" in job[key]["description"]
+    for key in ("events", "downloads"):
+        assert "null in listings" in job[key]["description"]
+    dataset = spec["components"]["schemas"]["DatasetOut"]["properties"]
+    assert "null in listings" in dataset["label_names"]["description"]
+    listing = spec["paths"]["/api/v1/jobs"]["get"]["description"]
+    assert "`label_names`" in listing and "`queue_position`" in listing

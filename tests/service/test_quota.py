@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import replace
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -12,7 +15,8 @@ from autodl.service.app import create_app
 from autodl.service.jobs.runner import run_job
 from autodl.service.models import Job
 from autodl.service.storage import tree_size
-from tests.service.conftest import NullDispatcher, add_user, bearer, upload
+from tests.service.conftest import LiveServer, NullDispatcher, add_user, bearer, upload
+from tests.service.test_pages import csrf_of, sign_up
 
 
 def _client(settings, **quota) -> TestClient:
@@ -111,7 +115,10 @@ def test_who_pays_for_a_failure(settings, tabular_zip, engine, state, fault, wor
     s = replace(settings, engine=f"{ENGINES}:{engine}", job_memory_bytes=int(1.5 * 1024**3))
     with _client(s, jobs_per_day=5) as client:
         token = add_user(client, "ann")
-        job_id = upload(client, token, tabular_zip, time_budget=3).json()["id"]
+        # The hog must reach the limit before the deadline even on a loaded machine (it
+        # takes ~1 s there); the run ends at the memory error, not at the budget.
+        budget = 15 if engine == "predict_then_hog" else 3
+        job_id = upload(client, token, tabular_zip, time_budget=budget).json()["id"]
         assert run_job(job_id, s, client.app.state.service.db) == state
         with client.app.state.service.db.session() as db:
             job = db.get(Job, job_id)
@@ -176,3 +183,142 @@ def test_the_account_and_new_job_pages_show_the_compute_time(settings):
         for page in ("/account", "/jobs/new"):
             text = client.get(page).text
             assert "Compute time" in text and "2 h" in text, page
+
+
+# ------------------------------------------------ refused before the upload is read
+
+CHUNK = 1 << 20
+BOUNDARY = "b0undary"
+
+
+def _post(app, path: str, headers: dict, chunks: int, fields: dict | None = None, query=""):
+    """POST ``chunks`` MB straight to the ASGI app, one chunk per receive(): the status,
+    the answer's headers and body, and how many bytes of the body the app read."""
+    if fields is None:  # a raw zip body
+        parts = [b"PK" + b"\0" * (CHUNK - 2)] * chunks
+        ctype = "application/zip"
+    else:  # a form: the fields, then the file
+        head = "".join(
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+            for k, v in fields.items()
+        )
+        head += f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.zip"\r\n\r\n'
+        parts = [head.encode()] + [b"\0" * CHUNK] * chunks + [f"\r\n--{BOUNDARY}--\r\n".encode()]
+        ctype = f"multipart/form-data; boundary={BOUNDARY}"
+    raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    raw_headers += [
+        (b"content-type", ctype.encode()),
+        (b"content-length", str(sum(map(len, parts))).encode()),
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "headers": raw_headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    read, answer = 0, {"body": b""}
+
+    async def receive():
+        nonlocal read
+        if not parts:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        part = parts.pop(0)
+        read += len(part)
+        return {"type": "http.request", "body": part, "more_body": bool(parts)}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+            answer["headers"] = {k.decode(): v.decode() for k, v in message["headers"]}
+        elif message["type"] == "http.response.body":
+            answer["body"] += message.get("body", b"")
+
+    asyncio.run(app(scope, receive, send))
+    return answer["status"], answer["headers"], answer["body"].decode(), read
+
+
+def _tmp_empty(client) -> bool:
+    tmp = client.app.state.service.storage.root / "tmp"
+    return not tmp.exists() or list(tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("form", [False, True], ids=["raw_body", "form"])
+def test_out_of_jobs_is_refused_before_a_byte_of_the_body_is_read(settings, form):
+    with _client(settings, jobs_per_day=0) as client:
+        auth = bearer(add_user(client, "ann"))
+        fields = {"name": "big"} if form else None
+        status, headers, body, read = _post(client.app, "/api/v1/jobs", auth, 64, fields)
+        assert status == 429 and "used your 0 jobs" in json.loads(body)["detail"]
+        assert read == 0, f"the server read {read} bytes of a refused upload"
+        assert headers["connection"] == "close"  # so the server reads none of the rest
+        assert _tmp_empty(client)
+
+
+def test_a_budget_over_the_compute_time_left_is_refused_before_the_file(settings):
+    with _client(settings, compute_seconds_per_day=10, max_time_budget=60) as client:
+        auth = bearer(add_user(client, "ann"))
+        # A raw body: the budget is in the query string (or the default, 5 s, fits).
+        status, headers, body, read = _post(
+            client.app, "/api/v1/jobs", auth, 64, query="time_budget=20"
+        )
+        assert status == 429 and "asks for 20 s but you have 10 s" in json.loads(body)["detail"]
+        assert read == 0 and headers["connection"] == "close"
+        # A form: the budget field comes before the file; only the fields are read.
+        status, headers, body, read = _post(
+            client.app, "/api/v1/jobs", auth, 64, fields={"time_budget": "20"}
+        )
+        assert status == 429 and "asks for 20 s" in json.loads(body)["detail"]
+        assert read < CHUNK, f"the server read {read} bytes of a refused upload"
+        assert headers["connection"] == "close" and _tmp_empty(client)
+        # A budget that is not a number is refused as early.
+        status, _, body, read = _post(client.app, "/api/v1/jobs", auth, 8, query="time_budget=x")
+        assert status == 422 and "not a number" in json.loads(body)["detail"] and read == 0
+
+
+def test_the_upload_page_is_refused_before_the_file_too(settings):
+    with _client(settings, jobs_per_day=0) as client:
+        sign_up(client)
+        new = client.get("/jobs/new")
+        headers = {
+            "cookie": "; ".join(f"{k}={v}" for k, v in client.cookies.items()),
+            "origin": "http://testserver",
+        }
+        status, answer, body, read = _post(
+            client.app, "/jobs/new", headers, 64, fields={"csrf_token": csrf_of(new.text)}
+        )
+        assert status == 429 and "used your 0 jobs" in body and "<form" in body
+        assert read == 0 and answer["connection"] == "close" and _tmp_empty(client)
+
+
+@pytest.mark.slow
+def test_a_client_over_http_gets_the_refusal_and_stops_sending(settings, tmp_path):
+    """Through a real server: the answer closes the connection, so a client that sends its
+    whole body before reading (httpx, a browser) gets the 429 after a few MB, not 256."""
+    server = LiveServer(replace(settings, jobs_per_day=0), tmp_path / "server.log").start()
+    try:
+        token = add_user(create_app(server.settings, dispatcher=NullDispatcher()), "ann")
+        sent = 0
+
+        def body():
+            nonlocal sent
+            for _ in range(256):
+                sent += CHUNK
+                yield b"\0" * CHUNK
+
+        r = httpx.post(
+            f"{server.url}/api/v1/jobs",
+            content=body(),
+            headers={**bearer(token), "Content-Type": "application/zip"},
+            timeout=60,
+        )
+        assert r.status_code == 429 and "used your 0 jobs" in r.json()["detail"]
+        assert sent <= 64 * CHUNK, f"the client sent {sent >> 20} MB before the refusal"
+    finally:
+        server.stop()

@@ -7,7 +7,11 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import pytest
+
+from autodl.errors import AutoDLError
 from autodl.formats.archive import zip_folder
+from autodl.service.client import Client
 from tests.convert.inputs import tabular_rows, write_csv, write_images
 from tests.service.conftest import add_user, bad_zip, bearer, upload
 from tests.service.test_pages import csrf_of, sign_up
@@ -45,6 +49,7 @@ def test_a_zip_of_class_folders_of_images_becomes_a_queued_job(app_client, tmp_p
     assert app_client.app.state.service.dispatcher.notified == [job["id"]]
 
 
+@pytest.mark.slow
 def test_class_folders_inside_one_folder_of_the_zip(app_client, tmp_path):
     token = add_user(app_client, "ann")
     write_images(tmp_path / "in" / "pets", classes=("cat", "dog"), per_class=7)
@@ -79,9 +84,27 @@ def test_a_raw_table_without_a_label_names_the_columns_and_the_field(app_client,
     body = r.json()
     for column in ("'id'", "'length'", "'colour'", "'weight'", "'species'"):
         assert column in body["detail"], body
-    assert "a CSV table" in body["detail"] and "label column field" in body["hint"]
+    assert "a CSV table" in body["detail"]
+    # The API names its own field, not the page's, and says so to programs too.
+    assert "'label' form field" in body["hint"] and "'label' query parameter" in body["hint"]
+    assert "label column field" not in body["hint"]
+    assert body["code"] == "missing_label"
+    assert body["columns"] == ["id", "length", "colour", "weight", "species"]
     assert str(tmp_path) not in str(body) and "/tmp" not in str(body)
     assert _leftovers(app_client) == [] and _jobs_today(app_client, token) == 0
+
+
+def test_the_page_asks_for_the_label_in_its_own_words(app_client, tmp_path):
+    sign_up(app_client)
+    new = app_client.get("/jobs/new")
+    r = app_client.post(
+        "/jobs/new",
+        files={"file": ("fish.zip", _fish_zip(tmp_path).read_bytes(), "application/zip")},
+        data={"csrf_token": csrf_of(new.text)},
+    )
+    assert r.status_code == 422 and "which one holds the classes?" in r.text
+    assert "Fill in the label column field (Label column, tables only)" in r.text
+    assert "query parameter" not in r.text and "missing_label" not in r.text
 
 
 def test_a_label_column_that_does_not_exist(app_client, tmp_path):
@@ -90,6 +113,7 @@ def test_a_label_column_that_does_not_exist(app_client, tmp_path):
     assert r.status_code == 422, r.json()
     text = str(r.json())
     assert "'kind'" in text and "--label" not in text and "/tmp" not in text, text
+    assert "(the 'label' field)" in text and "label column field" not in text, text
     assert _leftovers(app_client) == [] and _jobs_today(app_client, token) == 0
 
 
@@ -97,6 +121,7 @@ def test_the_label_field_with_a_dataset_is_refused(app_client, tabular_zip):
     token = add_user(app_client, "ann")
     r = upload(app_client, token, tabular_zip, label="species")
     assert r.status_code == 422 and "label column field" in r.json()["detail"], r.json()
+    assert r.json()["hint"] == "Send it again without the 'label' field."
     assert _jobs_today(app_client, token) == 0
 
 
@@ -169,3 +194,16 @@ def test_a_converted_dataset_over_the_storage_left_is_refused(settings, tmp_path
         r = upload(client, token, archive)
         assert r.status_code == 413 and "converted dataset takes" in r.json()["detail"], r.json()
         assert _leftovers(client) == [] and _jobs_today(client, token) == 0
+
+
+def test_the_client_carries_the_answers_code(app_client, tmp_path):
+    """`autodl submit` (its Client) keeps ``code`` and ``columns`` of a refusal, so that
+    the command can ask for --label in its own words."""
+    token = add_user(app_client, "ann")
+    client = Client("http://testserver", token)
+    client.http = app_client  # the app itself, in-process
+    client.http.headers.update(bearer(token))
+    with pytest.raises(AutoDLError) as refused:
+        client.upload(_fish_zip(tmp_path), name=None, time_budget=None)
+    assert refused.value.code == "missing_label" and "species" in refused.value.columns
+    assert "which one holds the classes?" in refused.value.message

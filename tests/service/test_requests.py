@@ -55,6 +55,7 @@ def _multipart(boundary: str, fields: list[tuple[str, bytes]], files: int = 0) -
     return out + f"--{boundary}--\r\n".encode()
 
 
+@pytest.mark.slow
 def test_a_chunked_form_body_is_bounded(server):
     """No Content-Length: the body is counted as it streams (a 403 before: all read)."""
     started = time.monotonic()

@@ -172,6 +172,7 @@ def test_layouts_one_top_level_folder_and_unlabelled_at_the_root(app_client, tab
     assert r.json()["dataset"]["unlabelled"] == 10
 
 
+@pytest.mark.slow
 def test_macos_litter_is_ignored(app_client, tabular_dir, tmp_path):
     token = add_user(app_client, "ann")
     path = zip_folder(tabular_dir, tmp_path / "mac.zip")

@@ -11,11 +11,18 @@ from starlette.concurrency import run_in_threadpool
 from autodl.service import jobs as J
 from autodl.service.api.schemas import CurveOut, ErrorOut, JobListOut, JobOut
 from autodl.service.deps import DB, RowId, ServiceDep, ServiceError, User
-from autodl.service.listing import DEFAULT_LIMIT, MAX_LIMIT, page
+from autodl.service.listing import DEFAULT_LIMIT, MAX_LIMIT, page, page_json
 from autodl.service.models import Job
-from autodl.service.present import DOWNLOADS, curve_json, download_path, job_json, log_tail
+from autodl.service.present import (
+    DOWNLOADS,
+    curve_json,
+    download_path,
+    job_json,
+    log_tail,
+    why_missing,
+)
 from autodl.service.quotas import usage
-from autodl.service.submissions import submit
+from autodl.service.submissions import refusal_headers, submit
 from autodl.service.uploads import UploadRefused
 
 router = APIRouter(
@@ -47,8 +54,10 @@ SortKey = Literal[
     description=(
         f"Pages of `limit` jobs (default {DEFAULT_LIMIT}, at most {MAX_LIMIT}). When more "
         "jobs follow, `next` holds a cursor: pass it as `cursor` with the same `sort` for "
-        "the next page. The rows of a listing leave out `label_names`, `events` and "
-        "`downloads`: read one job for those."
+        "the next page. The rows of a listing leave out (null) the dataset's "
+        "`label_names` and `problems`, and the job's `events` and `downloads`: read one "
+        "job for those. `queue_position`, `jobs_running` and `other_jobs` are filled as "
+        "when reading one job."
     ),
     responses={422: {"model": ErrorOut}},
 )
@@ -68,7 +77,7 @@ def list_jobs(
 ):
     rows, next_cursor = page(db, user, sort, all, limit, cursor)
     return {
-        "jobs": [job_json(db, service.storage, j, detail=False, summary=t) for j, t in rows],
+        "jobs": page_json(db, service.storage, rows),
         "usage": usage(db, user, service.settings).to_json(),
         "next": next_cursor,
     }
@@ -131,7 +140,14 @@ async def create(request: Request, service: ServiceDep, user: User, response: Re
     try:
         job_id = await submit(request, service, user)
     except UploadRefused as e:
-        raise ServiceError(e.status, e.message, e.hint, problems=e.problems or None) from None
+        raise ServiceError(
+            e.status,
+            e.api_message or e.message,
+            e.api_hint or e.hint,
+            headers=refusal_headers(e),
+            problems=e.problems or None,
+            **e.extra,
+        ) from None
     response.headers["Location"] = f"/api/v1/jobs/{job_id}"
     return await run_in_threadpool(_job_out, service, job_id)
 
@@ -205,11 +221,7 @@ def download(job_id: RowId, name: str, db: DB, service: ServiceDep, user: User):
         raise ServiceError(404, f"No download called {name!r}.", "One of: " + ", ".join(DOWNLOADS))
     path = download_path(service.storage, job, name)
     if path is None:
-        raise ServiceError(
-            404,
-            f"Job {job_id} has no {name} (it is {job.state}).",
-            "Downloads appear when the job has finished.",
-        )
+        raise ServiceError(404, *why_missing(job, name))
     media = DOWNLOADS[name][1]
     filename = {
         "predictions.predict": f"{job.dataset_name}.predict",

@@ -11,6 +11,15 @@ class ErrorOut(BaseModel):
     problems: list[dict] | None = Field(
         None, description="Every problem found in a rejected dataset."
     )
+    code: str | None = Field(
+        None,
+        description="A stable name of the error, for programs; only where one is set: "
+        "'missing_label' (a zip of a raw table whose label column could not be guessed: "
+        "send it again with the `label` field naming one of `columns`).",
+    )
+    columns: list[str] | None = Field(
+        None, description="With code 'missing_label': the table's columns (at most 50)."
+    )
 
 
 class DatasetOut(BaseModel):
@@ -60,13 +69,25 @@ class JobOut(BaseModel):
     quota_refunded: bool
     url: str
     page: str
-    queue_position: int | None = Field(None, description="1 = next to run; null unless queued.")
-    jobs_running: int | None = Field(None, description="Jobs running now; null unless queued.")
-    other_jobs: int | None = Field(
-        None, description="Other jobs running beside this one now; null unless running."
+    queue_position: int | None = Field(
+        None, description="1 = next to run; null unless queued. Listings fill it too."
     )
-    events: list[EventOut] | None = None
-    downloads: dict[str, str] | None = None
+    jobs_running: int | None = Field(
+        None, description="Jobs running now; null unless queued. Listings fill it too."
+    )
+    other_jobs: int | None = Field(
+        None,
+        description="Other jobs running beside this one now; null unless running. Listings "
+        "fill it too.",
+    )
+    events: list[EventOut] | None = Field(
+        None, description="The job's history; null in listings (read one job for it)."
+    )
+    downloads: dict[str, str] | None = Field(
+        None,
+        description="Name -> URL of each file the job has now; null in listings (read one "
+        "job for them).",
+    )
 
 
 class UsageOut(BaseModel):

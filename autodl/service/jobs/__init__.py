@@ -27,6 +27,7 @@ from autodl.service.jobs.queries import (
     get_job,
     load_job,
     queue_position,
+    queue_positions,
     running_count,
     stale_before,
     visible_jobs,
@@ -48,7 +49,7 @@ from autodl.service.jobs.state import (
 
 __all__ = [
     "ACTIVE", "HANDED_BACK", "TERMINAL", "TOMBSTONE", "Heartbeat", "InvalidTransition",
-    "cancel", "create_job", "delete", "get_job", "load_job", "queue_position", "reap",
-    "record_redispatch", "requeue_or_fail", "running_count", "set_state", "stale_before",
-    "visible_jobs",
+    "cancel", "create_job", "delete", "get_job", "load_job", "queue_position", "queue_positions",
+    "reap", "record_redispatch", "requeue_or_fail", "running_count", "set_state",
+    "stale_before", "visible_jobs",
 ]  # fmt: skip

@@ -15,7 +15,7 @@ from autodl.service.listing import DEFAULT_LIMIT, SORTS, count_jobs, page
 from autodl.service.pages.render import render
 from autodl.service.present import job_json
 from autodl.service.quotas import usage
-from autodl.service.submissions import current_usage, submit
+from autodl.service.submissions import current_usage, refusal_headers, submit
 from autodl.service.uploads import UploadRefused
 
 router = APIRouter()
@@ -70,7 +70,7 @@ async def new_job_post(request: Request, service: ServiceDep, user: User):
         job_id = await submit(request, service, user)
     except UploadRefused as e:
         u = await run_in_threadpool(current_usage, service, user)
-        return render(
+        page = render(
             request,
             "new.html",
             status=e.status,
@@ -79,6 +79,8 @@ async def new_job_post(request: Request, service: ServiceDep, user: User):
             hint=e.hint,
             problems=e.problems,
         )
+        page.headers.update(refusal_headers(e))
+        return page
     return RedirectResponse(f"/jobs/{job_id}", status_code=303)
 
 
