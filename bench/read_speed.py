@@ -1,21 +1,36 @@
-"""Read speed of the AutoDL reader on the reference datasets, against a plain-protobuf baseline.
+"""Read speed of the AutoDL reader, against a baseline and TensorFlow, in one command.
 
-    .venv/bin/python bench/read_speed.py [--repeat 3] [--markdown] [names...]
+    .venv/bin/python bench/read_speed.py [--data DIR] [--baseline general|protobuf]
+        [--repeat 3] [--markdown] [names...]
+    AUTODL_TF_PYTHON="$(bash .ci/tf-venv.sh)" .venv/bin/python bench/read_speed.py --data /tmp/k1/datasets
 
-For each dataset of ``../shared/data`` (skipped with a message when absent) it
-times ``open_dataset(p)`` + ``train.load()`` + ``test.load()`` + ``unlabelled.load()``
-and prints records/second and MB/second (bytes of the record files / time).
-The baseline, timed in the same run, is the obvious reader written with the
-protobuf messages: ``SequenceExample.FromString`` per record, one Python
-access per ``Feature``, frames decoded one by one with Pillow. Best of
-``--repeat`` runs each. Prints figures (``--markdown``: one table with the command and
-date); asserts nothing about time.
+For each dataset of ``../shared/data`` (skipped with a message when absent), or of
+``--data DIR`` (any AutoDL datasets: every folder of DIR that opens; make large ones
+with ``bench/make_read_sets.py``), it times ``open_dataset(p)`` + ``train.load()`` +
+``test.load()`` + ``unlabelled.load()`` and prints records/second and MB/second
+(bytes of the record files / time). The baseline, timed in the same run:
+
+- ``general`` (default): the same reader with the bulk path off, every record through
+  the general decoder (``TFRecordSplit.bulk = False``: the reader before issue 14);
+- ``protobuf``: the obvious reader written with the protobuf messages:
+  ``SequenceExample.FromString`` per record, one Python access per ``Feature``,
+  frames decoded one by one with Pillow.
+
+When ``AUTODL_TF_PYTHON`` names the python of a TensorFlow venv (``bash
+.ci/tf-venv.sh`` prints one), two TensorFlow columns are added, timed in a
+subprocess on the same files (``bench/_tf_read.py``): the per-record parse and the
+batched parse (256 records a batch); ratios are ours / theirs. Best of ``--repeat``
+runs each. Prints figures (``--markdown``: one table with the command and date);
+asserts nothing about time.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,13 +54,39 @@ def _path(name: str) -> Path:
     return kit if kit.is_dir() else SHARED / "datasets" / name
 
 
-def ours(path: Path) -> int:
+def ours(path: Path, bulk: bool = True) -> int:
     ds = open_dataset(path)
     n = 0
     for split in (ds.train, ds.test, ds.unlabelled):
         if split is not None:
+            split.bulk = bulk
             n += len(split.load())
     return n
+
+
+def general(path: Path) -> int:
+    """Our reader with every record through the general decoder."""
+    return ours(path, bulk=False)
+
+
+def tensorflow(path: Path, repeat: int) -> dict | None:
+    """TensorFlow's per-record and batched seconds on the same files, or None."""
+    python = os.environ.get("AUTODL_TF_PYTHON")
+    if not python:
+        return None
+    ds = open_dataset(path)
+    files = [str(f) for s in (ds.train, ds.test, ds.unlabelled) if s for f in s.files]
+    spec = {"files": files, "format": ds.spec.format, "shape": list(ds.spec.shape)}
+    spec["repeat"] = repeat
+    proc = subprocess.run(
+        [python, str(ROOT / "bench" / "_tf_read.py"), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        print(f"{path.name}: TensorFlow failed: {proc.stderr.strip().splitlines()[-1:]}")
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def baseline(path: Path) -> int:
@@ -92,9 +133,25 @@ def _best(fn, path: Path, repeat: int) -> tuple[float, int]:
     return best, n
 
 
+def _datasets(args) -> list[tuple[str, Path]]:
+    if args.data is not None:
+        found = []
+        for p in sorted(args.data.iterdir()):
+            if p.is_dir() and (not args.names or p.name in args.names):
+                try:
+                    open_dataset(p).close()
+                except Exception:  # noqa: BLE001 - not a dataset: skipped
+                    continue
+                found.append((p.name, p))
+        return found
+    return [(name, _path(name)) for name in (args.names or NAMES)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("names", nargs="*", default=NAMES)
+    ap.add_argument("names", nargs="*")
+    ap.add_argument("--data", type=Path, help="a folder of AutoDL datasets (default: the samples)")
+    ap.add_argument("--baseline", choices=("general", "protobuf"), default="general")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument(
         "--no-simplejpeg",
@@ -105,49 +162,46 @@ def main() -> None:
     args = ap.parse_args()
     from bench._markdown import Rows
 
-    cols = ["dataset", "records", "MB", "ours s", "rec/s", "MB/s", "protobuf s", "speed-up"]
+    with_tf = bool(os.environ.get("AUTODL_TF_PYTHON"))
+    cols = ["dataset", "format", "records", "MB", "ours s", "rec/s", "MB/s"]
+    cols += [f"{args.baseline} rec/s", "speed-up"]
+    if with_tf:
+        cols += ["TF per-record rec/s", "ours/TF", "TF batched rec/s", "ours/TF batched"]
     report = Rows(args.markdown, cols)
     if args.no_simplejpeg:
         images.simplejpeg = None
         images.JPEG_DECODER = "Pillow"
     setup = f"JPEG decoder: {images.JPEG_DECODER}; {images.default_workers()} decoding workers"
+    base_fn = general if args.baseline == "general" else baseline
     if not args.markdown:
         print(setup)
-    if not SHARED.is_dir():
+        print("  ".join(cols))
+    if args.data is None and not SHARED.is_dir():
         print(f"reference data not found at {SHARED}; nothing to measure.")
         return
-    if not args.markdown:
-        print(
-            f"{'dataset':<15}{'records':>8}{'MB':>7}{'ours s':>9}{'rec/s':>10}{'MB/s':>8}{'proto s':>9}{'speed-up':>9}"
-        )
-    total = [0.0, 0.0, 0.0, 0]
-    for name in args.names:
-        path = _path(name)
+    tf_version = None
+    for name, path in _datasets(args):
         if not path.is_dir():
             print(f"{name}: not found, skipped")
             continue
         ds = open_dataset(path)
-        size = (
-            sum(f.stat().st_size for s in (ds.train, ds.test, ds.unlabelled) if s for f in s.files)
-            / 1e6
-        )
+        splits = [s for s in (ds.train, ds.test, ds.unlabelled) if s]
+        size = sum(f.stat().st_size for s in splits for f in s.files) / 1e6
         t_ours, n = _best(ours, path, args.repeat)
-        t_base, _ = _best(baseline, path, args.repeat)
-        total = [total[0] + t_ours, total[1] + t_base, total[2] + size, total[3] + n]
-        _row(report, name, n, size, t_ours, t_base)
-    t_ours, t_base, size, n = total
-    if n:
-        _row(report, "all", n, size, t_ours, t_base)
-    report.end(f"{setup}; best of {args.repeat} runs each.")
-
-
-def _row(report, name: str, n: int, size: float, t_ours: float, t_base: float) -> None:
-    cells = [name, n, f"{size:.2f}", f"{t_ours:.3f}", f"{n / t_ours:.0f}", f"{size / t_ours:.1f}"]
-    cells += [f"{t_base:.3f}", f"{t_base / t_ours:.1f}x"]
-    report.add(
-        cells,
-        f"{name:<15}{n:>8}{size:>7.2f}{t_ours:>9.3f}{n / t_ours:>10.0f}{size / t_ours:>8.1f}{t_base:>9.3f}{t_base / t_ours:>8.1f}x",
-    )
+        t_base, _ = _best(base_fn, path, args.repeat)
+        cells = [name, ds.spec.format, n, f"{size:.2f}", f"{t_ours:.3f}", f"{n / t_ours:.0f}"]
+        cells += [f"{size / t_ours:.1f}", f"{n / t_base:.0f}", f"{t_base / t_ours:.1f}x"]
+        if with_tf:
+            tf = tensorflow(path, args.repeat)
+            if tf is None:
+                cells += ["-"] * 4
+            else:
+                tf_version = tf["tensorflow"]
+                for key in ("per_record", "batched"):
+                    cells += [f"{n / tf[key]:.0f}", f"{tf[key] / t_ours:.2f}x"]
+        report.add(cells, "  ".join(str(c) for c in cells))
+    tf_note = f"; TensorFlow {tf_version} in a subprocess" if tf_version else ""
+    report.end(f"{setup}{tf_note}; best of {args.repeat} runs each.")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from autodl.errors import FormatError
 from autodl.formats import _wire, limits
 from autodl.formats.example import SequenceExample
 
@@ -292,3 +293,19 @@ def decode_record(buf: bytes, fmt: str, path: str | None = None) -> Decoded:
     ):
         raise _too_many(SPARSE_KEYS[2], int(out.sparse["step"].max()) + 1)
     return out
+
+
+def format_error(file: str, record: int, rid: int | None, e: RecordError) -> FormatError:
+    """The `FormatError` of a record that does not fit (file, record, id, field)."""
+    if e.cap:
+        return e.error(file, record)
+    where = f"record {record}" + (f" (id {rid})" if rid is not None else "")
+    field_part = f" field '{e.field}':" if e.field else ""
+    expected = f"; expected {e.expected}" if e.expected else ""
+    return FormatError(
+        f"{file}: {where}:{field_part} {e.message}{expected}.",
+        "Check this record (autodl check) and re-export the split.",
+        file=file,
+        record=record,
+        field=e.field or None,
+    )

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from autodl.errors import FormatError
-from autodl.formats import _records, images, limits
+from autodl.formats import _loader, _records, images, limits
 from autodl.formats._arrays import (  # noqa: E402,F401 - the reader's public helpers
     check_decoded,
     check_frame_sizes,
@@ -70,19 +70,7 @@ CHUNK_BYTES = 64 << 20  # encoded frames decoded together by `TFRecordSplit.load
 # ---------------------------------------------------------------- split
 
 
-def _format_error(file: str, record: int, rid: int | None, e: RecordError) -> FormatError:
-    if e.cap:
-        return e.error(file, record)
-    where = f"record {record}" + (f" (id {rid})" if rid is not None else "")
-    field_part = f" field '{e.field}':" if e.field else ""
-    expected = f"; expected {e.expected}" if e.expected else ""
-    return FormatError(
-        f"{file}: {where}:{field_part} {e.message}{expected}.",
-        "Check this record (autodl check) and re-export the split.",
-        file=file,
-        record=record,
-        field=e.field or None,
-    )
+_format_error = _records.format_error
 
 
 class TFRecordSplit(Split):
@@ -103,6 +91,9 @@ class TFRecordSplit(Split):
         self.files = split_files(folder)
         self.workers = workers
         self.verify = verify
+        #: `load` decodes records in bulk (``_bulk``); False forces the general
+        #: decoder on every record (the bulk path's baseline in tests and benches).
+        self.bulk = True
         self._len: int | None = None
 
     def display(self, f: Node) -> str:
@@ -219,9 +210,11 @@ class TFRecordSplit(Split):
             raise FormatError(
                 f"{self.name}: load(decode=False) needs COMPRESSED data.", "Call load() instead."
             )
+        if self.bulk and not compressed:
+            return _loader.load_arrays(self, limit, max_side)
         size = 0
-        for pos, d, file, i in self._decoded(limit):
-            rid, y = self._labels(d, pos, file, i)
+        for pos, d, file, i, known in self._decoded_for_load(limit):
+            rid, y = known or self._labels(d, pos, file, i)
             ids.append(rid)
             ys.append(y)
             if not compressed:
@@ -236,18 +229,29 @@ class TFRecordSplit(Split):
                 pending.append((d, file, i))
                 size += sum(len(f) for f in d.frames or [])
                 if size >= CHUNK_BYTES:
-                    xs += self._decode_records(pending, max_side)
+                    xs.append(self._decode_records(pending, max_side))
                     pending, size = [], 0
         if pending:
-            xs += self._decode_records(pending, max_side)
+            xs.append(self._decode_records(pending, max_side))
         labels = np.stack(ys) if ys else np.zeros((0, self.spec.output_dim), np.float32)
         ids_arr = np.asarray(ids, np.int64)
+        if compressed and decode:  # xs: the blocks of `_decode_records`
+            return Arrays(ids_arr, _loader.joined(xs), labels)
         return Arrays(ids_arr, xs if not decode else stack_if_same_shape(xs), labels)
+
+    def _decoded_for_load(self, limit: int | None):
+        if self.bulk:
+            yield from _loader.decoded(self, limit)
+        else:
+            for pos, d, file, i in self._decoded(limit):
+                yield pos, d, file, i, None
 
     def _decode_records(
         self, records: list[tuple[_records.Decoded, str, int]], max_side: int | None
-    ) -> list[np.ndarray]:
-        """x of each record, its frames decoded together (then dropped)."""
+    ) -> np.ndarray | list[np.ndarray]:
+        """x of each record, its frames decoded together (then dropped): one array
+        (records, T, H, W, C) when every record has as many frames of one size (the
+        checks of `frames_x` then hold for all at once), else a list."""
         flat = [f for d, _, _ in records for f in (d.frames or [])]
         # Every header went through check_frames in load(): no second parse per frame.
         pixels = images.decode_frames(
@@ -256,6 +260,11 @@ class TFRecordSplit(Split):
         t, h, w, c = self.spec.shape
         if h > 0 and w > 0:
             h, w = images.shrunk_size(h, w, max_side)
+        block = _loader.frames_block(records, pixels, (t, h, w, c))
+        if block is not None:
+            for d, _, _ in records:
+                d.frames = None
+            return block
         xs, k = [], 0
         for d, file, i in records:
             n = len(d.frames or [])

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from google.protobuf import text_format
 
 from autodl.errors import FormatError
-from autodl.formats import limits
+from autodl.formats import _textproto, limits
 from autodl.formats.example import DataSpecification
 from autodl.formats.types import DatasetSpec, StorageFormat
 
@@ -93,6 +93,9 @@ def parse_metadata(text: str | bytes, file: str = "metadata.textproto") -> Metad
                 "Save the metadata file as UTF-8.",
                 file=file,
             ) from None
+    direct = _textproto.parse(text)
+    if direct is not None:
+        return _from_direct(*direct, file=file)
     text, quick_maps = _split_plain_entries(text)
     msg = DataSpecification()
     try:
@@ -125,6 +128,19 @@ def parse_metadata(text: str | bytes, file: str = "metadata.textproto") -> Metad
             attr,
             quick_maps.get(proto_name) or [(e.key, e.value) for e in getattr(msg, proto_name)],
         )
+    return m
+
+
+def _from_direct(
+    top: dict, blocks: list[dict], maps: dict[str, list[tuple[str, int]]], file: str
+) -> Metadata:
+    """`Metadata` from `_textproto.parse`'s fields (what protobuf would have set)."""
+    m = Metadata(matrix_spec_count=len(blocks), **top)
+    for name, value in (blocks[0] if blocks else {}).items():
+        setattr(m, name, value)
+    check_classes(m, file)
+    for attr, proto_name in _MAPS:
+        setattr(m, attr, maps.get(proto_name, []))
     return m
 
 

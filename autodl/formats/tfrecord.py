@@ -73,7 +73,8 @@ def _display(path: Any) -> str:
     return str(path)
 
 
-def _corrupt(path: Any, index: int, offset: int, what: str, expected: str) -> FormatError:
+def corrupt(path: Any, index: int, offset: int, what: str, expected: str) -> FormatError:
+    """A damaged record's error: file, record number, byte offset, what was found."""
     return FormatError(
         f"{_display(path)}: record {index} at byte {offset}: {what}; expected {expected}.",
         "The file is truncated or corrupt. Re-export or re-download this split.",
@@ -86,7 +87,7 @@ _CHUNK = 1 << 20
 _BIG_READ = 16 << 20
 
 
-def _unreadable(path: Any, index: int, offset: int, e: BaseException) -> FormatError:
+def unreadable(path: Any, index: int, offset: int, e: BaseException) -> FormatError:
     at = f"record {index} at byte {offset}: " if index >= 0 else ""
     return FormatError(
         f"{_display(path)}: {at}the file cannot be read ({e}).",
@@ -96,7 +97,7 @@ def _unreadable(path: Any, index: int, offset: int, e: BaseException) -> FormatE
     )
 
 
-def _too_long(path: Any, index: int, length: int, cap: int) -> FormatError:
+def too_long(path: Any, index: int, length: int, cap: int) -> FormatError:
     return limits.exceeded(
         "max_record_bytes",
         f"a record of {length:,} bytes (its length field)",
@@ -135,7 +136,7 @@ def iter_framed(
             try:
                 more = stream.read(min(max(_CHUNK, n - have), _BIG_READ))
             except limits.READ_ERRORS as e:
-                raise _unreadable(path, index, offset, e) from None
+                raise unreadable(path, index, offset, e) from None
             if not more:
                 eof = True
             parts.append(more)
@@ -149,7 +150,7 @@ def iter_framed(
         if avail == 0:
             return
         if avail < 12:
-            raise _corrupt(
+            raise corrupt(
                 path, index, offset,
                 f"the file ends inside a record header ({avail} of 12 bytes)",
                 "12 header bytes (length and its CRC)",
@@ -158,18 +159,18 @@ def iter_framed(
         if verify:
             expected = masked_crc32c(buf[pos : pos + 8])
             if expected != length_crc:
-                raise _corrupt(
+                raise corrupt(
                     path, index, offset,
                     f"the CRC of the length field is {length_crc:#010x}",
                     f"{expected:#010x} (a damaged header)",
                 )  # fmt: skip
         if length > cap:
-            raise _too_long(path, index, length, cap)
+            raise too_long(path, index, length, cap)
         need = 16 + length
         if len(buf) - pos < need:
             fill(need)
         if len(buf) - pos < need:
-            raise _corrupt(
+            raise corrupt(
                 path, index, offset,
                 f"the file ends after {len(buf) - pos - 12} of {length + 4} record bytes",
                 f"{length} data bytes and a 4-byte CRC",
@@ -179,7 +180,7 @@ def iter_framed(
             (data_crc,) = _FOOTER.unpack_from(buf, pos + 12 + length)
             actual = masked_crc32c(data)
             if actual != data_crc:
-                raise _corrupt(
+                raise corrupt(
                     path, index, offset,
                     f"the data CRC is {data_crc:#010x}",
                     f"{actual:#010x} (the record's bytes are damaged)",
@@ -190,7 +191,7 @@ def iter_framed(
         offset += need
 
 
-def _open(path: Any) -> BinaryIO:
+def open_file(path: Any) -> BinaryIO:
     if isinstance(path, (str, PathLike)) and not hasattr(path, "open"):
         path = Path(path)
     try:
@@ -208,7 +209,7 @@ def read_records(path: Any, *, verify: bool = True, limit: int | None = None) ->
 
     Reads the file as a stream, so ``limit`` records cost only their bytes.
     """
-    with _open(path) as f:
+    with open_file(path) as f:
         for info, data in iter_framed(f, path, verify=verify):
             if limit is not None and info.index >= limit:
                 return
@@ -221,11 +222,11 @@ def count_records(path: Any) -> int:
     The caps apply (record length, AUTODL_MAX_RECORDS records per file).
     """
     caps = limits.current()
-    with _open(path) as f:
+    with open_file(path) as f:
         try:
             return _count(f, path, caps.record_bytes, caps.max_records)
         except limits.READ_ERRORS as e:
-            raise _unreadable(path, -1, -1, e) from None
+            raise unreadable(path, -1, -1, e) from None
 
 
 def _count(f: BinaryIO, path: Any, cap: int, most: int) -> int:
@@ -236,10 +237,10 @@ def _count(f: BinaryIO, path: Any, cap: int, most: int) -> int:
         if not header:
             return n
         if len(header) < 12:
-            raise _corrupt(path, n, -1, "the file ends inside a record header", "12 bytes")
+            raise corrupt(path, n, -1, "the file ends inside a record header", "12 bytes")
         (length,) = struct.unpack_from("<Q", header)
         if length > cap:
-            raise _too_long(path, n, length, cap)
+            raise too_long(path, n, length, cap)
         if seekable:
             f.seek(length + 4, 1)
         else:

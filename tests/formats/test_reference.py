@@ -248,8 +248,9 @@ def test_load_limit_and_raw_frames():
 
 
 def test_load_limit_reads_only_what_it_needs(monkeypatch):
-    """load(limit) stops reading the file after the records it returns."""
-    from autodl.formats import tfrecord
+    """load(limit) stops reading the file after the records it returns (record by
+    record on the general path; after a first chunk of about 1 MB on the bulk path)."""
+    from autodl.formats import _chunks, _loader, tfrecord
 
     ds = open_dataset(dataset_path("spokendigits"))
     reads = []
@@ -261,5 +262,19 @@ def test_load_limit_reads_only_what_it_needs(monkeypatch):
             yield info, data
 
     monkeypatch.setattr(tfrecord, "iter_framed", counting)
+    ds.train.bulk = False
     ds.train.load(limit=3)
     assert max(reads) <= 3
+
+    sizes = []
+    real_chunks = _loader.iter_chunks
+
+    def chunks(*args, **kwargs):
+        for chunk in real_chunks(*args, **kwargs):
+            sizes.append(len(chunk.buf))
+            yield chunk
+
+    monkeypatch.setattr(_loader, "iter_chunks", chunks)
+    ds.train.bulk = True
+    assert len(ds.train.load(limit=3)) == 3
+    assert sum(sizes) < _chunks.FIRST_BYTES + 100_000 < ds.train.files[0].stat().st_size

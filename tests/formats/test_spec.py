@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from autodl.errors import FormatError
@@ -125,3 +126,88 @@ def test_metadata_for_spec_round_trips():
         "is_sequence: false\nsample_count: 211\nsequence_size: 10\noutput_dim: 4\n"
     )
     assert text.endswith("  key: 'down'\n  value: 3\n}\n\n\n")
+
+
+# ---------------------------------------------------------------- direct parser
+
+
+def _both_parsers(text: str, monkeypatch):
+    from autodl.formats import _textproto, spec
+
+    direct = spec.parse_metadata(text)
+    with monkeypatch.context() as m:
+        m.setattr(_textproto, "parse", lambda t: None)
+        reference = spec.parse_metadata(text)
+    return direct, reference
+
+
+def test_direct_parser_agrees_with_protobuf_on_every_sample(monkeypatch):
+    from autodl.formats import _textproto
+    from tests.conftest import SHARED_DATA
+
+    files = sorted(SHARED_DATA.rglob("metadata.textproto"))
+    if not files:
+        pytest.skip(f"reference data not found at {SHARED_DATA}")
+    for f in files:
+        text = f.read_text("utf-8")
+        assert _textproto.parse(text) is not None, f
+        direct, reference = _both_parsers(text, monkeypatch)
+        assert direct == reference, f
+
+
+_KEYS = [
+    "that's", 'say "hi"', "back\\slash", "tab\there", "new\nline", "", "é", "日本語", "a'b\"c",
+    "\x01ctl", "#hash", "label_to_index_map { key: 'x' value: 1 }", "}", "{", " spaced ",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", ["contrib", "kit"])
+def test_direct_parser_agrees_with_protobuf_on_generated_metadata(monkeypatch, layout):
+    from autodl.formats import _textproto
+    from autodl.formats.spec import Metadata, render_metadata
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(3000)] + _KEYS
+    rng.shuffle(words)
+    meta = Metadata(
+        sample_count=12, sequence_size=-1, output_dim=len(_KEYS), is_sequence=False,
+        col_count=1, row_count=1, num_channels=1, is_sequence_col=False,
+        is_sequence_row=True, has_locality_col=True, has_locality_row=False, format="DENSE",
+        label_to_index=[(k, i) for i, k in enumerate(_KEYS)],
+        channel_to_index=[(w, i) for i, w in enumerate(words)],
+    )  # fmt: skip
+    text = render_metadata(meta, layout)
+    assert _textproto.parse(text) is not None
+    direct, reference = _both_parsers(text, monkeypatch)
+    assert direct == reference
+    assert direct.channel_to_index == meta.channel_to_index
+    assert direct.label_to_index == meta.label_to_index
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "output_dim: 3\nmatrix_spec {\n  col_count: 2\n}\nmatrix_spec { row_count: 4 format: SPARSE }",
+        "output_dim: 3 output_dim: 5 matrix_spec: { col_count: 2 col_count: 7 }",
+        '  output_dim:3\n\n\tmatrix_spec{col_count:1}label_to_index_map{key:"a\\tb" value:-1}',
+        "output_dim: 2\nlabel_to_index_map {\n  key: 'x'\n  value: 1\n}\n# a comment\n",
+        "output_dim: 2\nlabel_to_index_map { key: 'x' 'y' value: 1 }",
+        "output_dim: 2\nlabel_to_index_map { value: 1 key: 'x' }",
+        "output_dim: 0x10\nmatrix_spec { format: 2 }",
+        "output_dim: 2\nis_sequence: True\nmatrix_spec { has_locality_col: 1 }",
+        "output_dim: 2\nlabel_to_index_map { key: '\\303\\251\\x41' value: 2147483647 }",
+        "output_dim: 2\nchannel_to_index_map { key: 'a' value: 007 }",
+        "",
+    ],
+)
+def test_direct_parser_and_protobuf_agree_on_odd_texts(monkeypatch, text):
+    from autodl.errors import FormatError
+
+    try:
+        direct, reference = _both_parsers(text, monkeypatch)
+    except FormatError:
+        from autodl.formats import _textproto
+
+        assert _textproto.parse(text) is None  # only protobuf's parser reports errors
+        return
+    assert direct == reference

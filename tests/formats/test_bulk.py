@@ -1,0 +1,234 @@
+"""The bulk reader (``_chunks``, ``_bulk``, ``_loader``) gives exactly what the general,
+record-at-a-time decoder gives: the same ids, x arrays and labels on every sample and
+on generated data in every storage format, and the same error for a bad record."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from autodl.errors import FormatError
+from autodl.formats import _bulk, _chunks, _loader, _wire, limits
+from autodl.formats.dataset import open_dataset
+from autodl.formats.tfrecord import TFRecordWriter, frame_record, read_records
+from autodl.formats.types import DatasetSpec
+from autodl.formats.writer import DatasetWriter
+from tests.datasets_fixture import *  # noqa: F403
+from tests.formats.conftest import ALL_NAMES, dataset_path
+
+
+def _same(a, b) -> None:
+    assert type(a.x) is type(b.x)
+    assert np.array_equal(a.ids, b.ids) and a.ids.dtype == b.ids.dtype
+    assert np.array_equal(a.labels, b.labels) and a.labels.dtype == b.labels.dtype
+    xa = a.x if isinstance(a.x, list) else [a.x]
+    xb = b.x if isinstance(b.x, list) else [b.x]
+    assert len(xa) == len(xb)
+    for u, v in zip(xa, xb, strict=True):
+        assert u.shape == v.shape and u.dtype == v.dtype
+        assert np.array_equal(u, v, equal_nan=True)
+
+
+def _both(split, **kw):
+    split.bulk = True
+    fast = split.load(**kw)
+    split.bulk = False
+    slow = split.load(**kw)
+    split.bulk = True
+    return fast, slow
+
+
+def _every_split(path, **kw) -> int:
+    ds = open_dataset(path)
+    n = 0
+    for split in (ds.train, ds.test, ds.unlabelled):
+        if split is not None:
+            fast, slow = _both(split, **kw)
+            _same(fast, slow)
+            n += len(fast)
+    return n
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_every_sample_reads_the_same(name):
+    path = dataset_path(name)
+    if not path.is_dir():
+        pytest.skip(f"reference dataset {name} not found at {path}")
+    assert _every_split(path) > 0
+    ds = open_dataset(path)
+    _same(*_both(ds.train, limit=7))
+
+
+def test_the_bulk_path_takes_every_sample_record():
+    """No sample record needs the general decoder (it is a fallback, not the path)."""
+    path = dataset_path("emailspam")
+    if not path.is_dir():
+        pytest.skip("reference data not found")
+    split = open_dataset(path).train
+    for _, chunk, _ in _loader.chunks(split, None):
+        assert _bulk.decode_chunk(chunk, "DENSE", split.spec).ok.all()
+
+
+@pytest.mark.parametrize("domain", ["tabular", "image", "text", "speech", "video", "digits"])
+def test_generated_datasets_read_the_same(tiny_datasets, domain):
+    assert _every_split(tiny_datasets[domain]) > 0
+    assert _every_split(tiny_datasets[domain], max_side=4) > 0
+
+
+def _write(tmp_path, fmt, shape, x, labels, **kw):
+    spec = DatasetSpec("gen", shape, 4, fmt, [f"c{i}" for i in range(4)])
+    w = DatasetWriter(tmp_path, spec, **kw)
+    return w.write((x, labels), (x[:5], labels[:5]))
+
+
+def test_sparse_and_multilabel_read_the_same(tmp_path):
+    rng = np.random.default_rng(0)
+    x = np.zeros((300, 3, 2, 5, 2), np.float32)
+    mask = rng.random(x.shape) < 0.2
+    x[mask] = rng.random(int(mask.sum())) + 0.5
+    labels = (rng.random((300, 4)) < 0.4).astype(np.float32)
+    root = _write(tmp_path, "SPARSE", (3, 2, 5, 2), x, labels)
+    assert _every_split(root) == 305
+    assert np.array_equal(open_dataset(root).train.load().x, x)
+
+
+def test_dense_with_many_ids_and_classes_reads_the_same(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(20_000, 1, 1, 7, 1)).astype(np.float32)
+    x[3, 0, 0, 2, 0] = np.nan
+    labels = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 20_000)]
+    root = _write(tmp_path, "DENSE", (1, 1, 7, 1), x, labels)
+    assert _every_split(root) == 20_005
+
+
+def test_compressed_jpeg_video_reads_the_same(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 255, (40, 3, 16, 16, 3), dtype=np.uint8)
+    labels = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 40)]
+    root = _write(tmp_path, "COMPRESSED", (3, 16, 16, 3), x, labels, image_format="JPEG")
+    assert _every_split(root) == 45
+
+
+def _record(context: dict, lists: dict) -> bytes:
+    return _wire.encode_sequence_example(context, lists)
+
+
+def _odd_records() -> list[bytes]:
+    """Records the bulk path leaves to the general decoder, valid or not."""
+    f = _wire.encode_feature
+    row = _wire.encode_float_steps(np.arange(3, dtype=np.float32)[None])
+    ctx = {"id": f("int64", [9]), "label_index": f("int64", [1]), "label_score": f("float", [1])}
+    unpacked = b"\x1a\x04\x08\x01\x08\x02"  # Int64List {value: 1, value: 2} not packed
+    return [
+        _record(ctx, {"0_dense_input": row}),  # an ordinary record first
+        _record({**ctx, "extra": f("bytes", [b"x"])}, {"0_dense_input": row}),
+        _record({**ctx, "label_index": unpacked, "label_score": f("float", [1, 1])}, {
+            "0_dense_input": row}),
+        _record({"label_index": f("int64", [2]), "label_score": f("float", [0.5])}, {
+            "0_dense_input": row, "other": b""}),
+        _record(ctx, {"0_dense_input": _wire.encode_float_steps(np.ones((2, 3), np.float32))}),
+        _record({**ctx, "label_index": f("int64", [1, 1]), "label_score": f("float", [1, 2])}, {
+            "0_dense_input": row}),
+        _record(ctx, {"0_dense_input": row}),
+    ]  # fmt: skip
+
+
+def _odd_dataset(tmp_path, records, shape=(-1, 1, 3, 1)):
+    root = _write(tmp_path, "DENSE", (1, 1, 3, 1), np.zeros((6, 1, 1, 3, 1)), np.eye(4)[[0] * 6])
+    train = root / "gen.data" / "train"
+    meta = (train / "metadata.textproto").read_text()
+    (train / "metadata.textproto").write_text(
+        meta.replace("sequence_size: 1", f"sequence_size: {shape[0]}")
+    )
+    with TFRecordWriter(next(train.glob("sample*"))) as w:
+        w.write_all(records)
+    return root
+
+
+def test_unusual_layouts_fall_back_to_the_general_decoder(tmp_path):
+    root = _odd_dataset(tmp_path, _odd_records())
+    split = open_dataset(root).train
+    fast, slow = _both(split)
+    _same(fast, slow)
+    chunk = next(_loader.chunks(split, None))[1]
+    ok = _bulk.decode_chunk(chunk, "DENSE", split.spec).ok
+    assert ok.tolist() == [True, False, False, False, True, False, True]
+
+
+def _error(split, bulk: bool) -> str:
+    split.bulk = bulk
+    with pytest.raises(FormatError) as e:
+        split.load()
+    return str(e.value)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "label_index",  # a label out of range
+        "crc",  # a damaged data CRC after a record the bulk path leaves to the general one
+        "header",  # a damaged length field
+        "truncated",
+    ],
+)
+def test_errors_are_the_general_decoders(tmp_path, bad):
+    f = _wire.encode_feature
+    row = _wire.encode_float_steps(np.arange(3, dtype=np.float32)[None])
+    ctx = {"id": f("int64", [1]), "label_index": f("int64", [1]), "label_score": f("float", [1])}
+    good = _record(ctx, {"0_dense_input": row})
+    records = [good] * 5000
+    if bad == "label_index":
+        records[4000] = _record({**ctx, "label_index": f("int64", [7])}, {"0_dense_input": row})
+    root = _odd_dataset(tmp_path, records)
+    path = next((root / "gen.data" / "train").glob("sample*"))
+    data = bytearray(path.read_bytes())
+    size = len(frame_record(good))
+    if bad == "crc":
+        data[size * 4100 - 1] ^= 1
+    elif bad == "header":
+        data[size * 4200 + 9] ^= 1
+    elif bad == "truncated":
+        data = data[: size * 4300 - 3]
+    path.write_bytes(bytes(data))
+    split = open_dataset(root).train
+    assert _error(split, True) == _error(split, False)
+
+
+def test_caps_are_the_general_decoders(tmp_path):
+    root = _odd_dataset(tmp_path, _odd_records())
+    split = open_dataset(root).train
+    with limits.using(max_records=3):
+        assert _error(split, True) == _error(split, False)
+    with limits.using(max_frames=1):
+        assert _error(split, True) == _error(split, False)
+    with limits.using(max_record_bytes=20):
+        assert _error(split, True) == _error(split, False)
+
+
+def test_chunks_frame_what_read_records_reads(tmp_path):
+    """Records of varying lengths, several chunks, a limit."""
+    rng = np.random.default_rng(3)
+    records = [
+        bytes(rng.integers(0, 255, int(rng.integers(0, 300)), dtype=np.uint8)) for _ in range(3000)
+    ]
+    records += [b"x" * 40] * 3000
+    path = tmp_path / "sample-x.tfrecord"
+    with TFRecordWriter(path) as w:
+        w.write_all(records)
+    for limit in (None, 1, 4321):
+        with open(path, "rb") as f:
+            got = [
+                bytes(c.buf[a:b])
+                for c in _chunks.iter_chunks(f, path, limit=limit, chunk_bytes=50_000)
+                for a, b in zip(c.start.tolist(), c.end.tolist(), strict=True)
+            ]
+        assert got == list(read_records(path, limit=limit))
+
+
+def test_a_chunk_the_bulk_path_cannot_take_at_all(tmp_path):
+    """DENSE data whose metadata gives no matrix size: every record to the general path."""
+    root = _odd_dataset(tmp_path, _odd_records()[:1])
+    meta = root / "gen.data" / "train" / "metadata.textproto"
+    meta.write_text(meta.read_text().replace("col_count: 3", "col_count: -1"))
+    split = open_dataset(root).train
+    assert _error(split, True) == _error(split, False)
