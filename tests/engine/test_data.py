@@ -94,3 +94,37 @@ def test_background_read_gives_the_arrays_or_the_error():
     b = data.Background(Broken("train", train.spec, np.zeros((2, 1, 1, 8, 1))))
     with pytest.raises(OSError, match="disk gone"):
         b.result()
+
+
+def test_a_background_read_made_not_to_start_waits_for_start_or_result():
+    train, _ = splits("tabular", n_train=50)
+    b = data.Background(train, start=False, limit=20)
+    assert not b.done()  # not started: the loop's quick phase keeps going
+    b.start()
+    b.start()  # a second start does nothing
+    assert len(b.result()) == 20 and b.done()
+    lazy = data.Background(train, start=False)
+    assert len(lazy.result()) == 50  # result starts it
+
+
+@pytest.mark.slow
+def test_the_rest_of_a_large_train_split_is_read_after_the_first_prediction(monkeypatch):
+    """The reader holds the GIL: read beside the first fit, it delayed the first
+    prediction (issue 14); it starts once that prediction is out."""
+    from autodl.engine import loop
+
+    monkeypatch.setattr(loop, "QUICK_ROWS", 50)
+    train, test = splits("tabular", n_train=300)
+    reads: list[int | None] = []
+
+    class Watched(type(train)):
+        def load(self, limit=None, max_side=None):
+            reads.append(limit)
+            return super().load(limit, max_side)
+
+    watched = Watched("train", train.spec, train._x, train._labels)
+    preds = run(watched, test, None, Budget(4.0))
+    first = next(preds)
+    assert "first 50 training rows" in first.note and None not in reads  # prefix only
+    rest = list(preds)
+    assert None in reads and rest and rest[-1].test.shape == (80, train.spec.output_dim)
