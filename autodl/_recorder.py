@@ -85,7 +85,11 @@ class Recorder:
         return path
 
     def unlabelled(self, array: np.ndarray, label_names: list[str], ids: np.ndarray) -> None:
-        """The last unlabelled prediction: the official-style .predict and a CSV with ids."""
+        """The last unlabelled prediction: the official-style .predict and a CSV with ids.
+
+        Our engine sends calibrated probabilities here (rows summing to 1 for
+        multi-class: `autodl.engine.calibrate`), while the test ``.predict_<k>`` files
+        hold the scored, per-column calibrated values (docs/engine.md)."""
         folder = self.output_dir / "unlabelled"
         folder.mkdir(exist_ok=True)
         atomic_write(folder / f"{self.task}.predict", format_prediction(array))

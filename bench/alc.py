@@ -6,7 +6,8 @@
 For each dataset (``datasets/*`` and ``starting-kit-samples/*`` under ``--data``):
 
 - **ours**: ``autodl.run`` (the engine in a child process, official ALC protocol);
-- **logreg** and **lightgbm**: one prediction each, made once at the end of its own
+- **logreg**, **lightgbm** and **extratrees** (300 trees, native multi-output for
+  multi-label): one prediction each, made once at the end of its own
   training (clock from the start: reading the data, the domain's standard features
   of `autodl.engine`, fitting, predicting), on the same ALC axis;
 - **flaml** (tabular only, needs ``pip install -e '.[bench]'``): separate FLAML runs with time
@@ -17,10 +18,13 @@ Before each engine's run the dataset's files are read once, so that every engine
 starts with them in the page cache. Each engine runs in its own Python process so that
 its peak memory (max resident set of the process and its children) is its own. One
 row per dataset and engine: domain, time and NAUC of the first prediction, final
-NAUC, ALC, peak memory, and for ours the ratio of our ALC to the best peer's.
+NAUC, ALC, what a user acts on in the final prediction (`actionable`: top-1 accuracy,
+log loss, expected calibration error of the top class over 15 bins), peak memory, and
+for ours the ratio of our ALC to the best peer's.
 ``--markdown`` prints the table as docs/benchmarks.md shows it, ending with the command
 and date. ``--keep DIR`` keeps our runs (report, engine log, predictions) in
-``DIR/<dataset>``. Figures only; nothing is asserted.
+``DIR/<dataset>``. ``--engines`` runs only the engines named (``ours`` and peers).
+Figures only; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-PEERS = ("logreg", "lightgbm", "flaml")
+PEERS = ("logreg", "lightgbm", "extratrees", "flaml")
 FLAML_BUDGETS = (5, 20, 60)
 
 
@@ -54,12 +58,22 @@ def _features(domain: str, spec):
     }[domain]
 
 
-def _fit_predict(make, x, labels, xt):
+def _fit_predict(make, x, labels, xt, joint: bool = False):
     """Probabilities (n_test, output_dim): softmax over present classes, or one binary
-    model per column for multi-label (a constant column gets its training rate)."""
+    model per column for multi-label (a constant column gets its training rate; with
+    ``joint``, one multi-output model for all the other columns)."""
     y = labels > 0.5
     k = y.shape[1]
     out = np.zeros((xt.shape[0], k))
+    if np.any(y.sum(axis=1) != 1) and joint:
+        cols = [c for c in range(k) if 0 < y[:, c].sum() < len(y)]
+        out[:] = y.mean(axis=0)
+        if cols:
+            m = make().fit(x, y[:, cols].astype(int))
+            p = m.predict_proba(xt)
+            for c, q in zip(cols, p if isinstance(p, list) else [p], strict=True):
+                out[:, c] = q[:, 1]
+        return out
     if np.any(y.sum(axis=1) != 1):
         for c in range(k):
             if y[:, c].all() or not y[:, c].any():
@@ -75,6 +89,46 @@ def _fit_predict(make, x, labels, xt):
     m = make().fit(x, t)
     out[:, m.classes_.astype(int)] = m.predict_proba(xt)
     return out
+
+
+ECE_BINS = 15
+
+
+def actionable(solution: np.ndarray, prediction: np.ndarray) -> dict:
+    """Top-1 accuracy, log loss and expected calibration error (ECE, ``ECE_BINS``
+    equal-width bins of the top class's probability) of a final prediction.
+
+    Multi-class: rows are normalised to sum to 1 (what a user would read; our engine's
+    calibrated test scores normalise to its calibrated probabilities), the log loss is
+    the softmax one. Multi-label: top-1 counts a row right when its top-scored class
+    is one of its labels, the log loss is the mean binary one over the cells.
+
+    >>> sol = np.eye(2)[[0, 1, 1, 0]]
+    >>> r = actionable(sol, np.array([[.8, .2], [.3, .7], [.6, .4], [.9, .1]]))
+    >>> round(r["top1"], 2), round(r["log_loss"], 3), round(r["ece"], 3)
+    (0.75, 0.4, 0.3)
+    """
+    y = np.asarray(solution) > 0.5
+    p = np.clip(np.asarray(prediction, np.float64), 0, 1)
+    eps = 1e-15
+    multi = bool(np.all(y.sum(axis=1) == 1)) and y.shape[1] > 1
+    if multi:
+        total = p.sum(axis=1, keepdims=True)
+        p = np.where(total > 0, p / np.where(total > 0, total, 1), 1 / p.shape[1])
+        loss = float(-np.log(np.clip(p[y], eps, 1)).mean())
+    else:
+        q = np.clip(p, eps, 1 - eps)
+        loss = float(-(np.log(q) * y + np.log(1 - q) * ~y).mean())
+    top = p.argmax(axis=1)
+    right = y[np.arange(len(y)), top]
+    conf = p[np.arange(len(y)), top]
+    bins = np.minimum((conf * ECE_BINS).astype(int), ECE_BINS - 1)
+    ece = sum(
+        abs(right[bins == b].mean() - conf[bins == b].mean()) * np.mean(bins == b)
+        for b in range(ECE_BINS)
+        if np.any(bins == b)
+    )
+    return {"top1": float(right.mean()), "log_loss": loss, "ece": float(ece)}
 
 
 def _peer_models(name: str, domain: str, budget: float):
@@ -98,6 +152,10 @@ def _peer_models(name: str, domain: str, budget: float):
         import lightgbm as lgb
 
         return lambda: lgb.LGBMClassifier(verbosity=-1, random_state=0)
+    if name == "extratrees":
+        from sklearn.ensemble import ExtraTreesClassifier
+
+        return lambda: ExtraTreesClassifier(300, n_jobs=-1, random_state=0)
     from flaml import AutoML
 
     class Flaml:
@@ -136,7 +194,8 @@ def one_peer(name: str, path: str, budget: float) -> dict:
     for b in runs:
         s = time.monotonic()
         per = None if b is None else b / (train.labels.shape[1] if _multilabel(train) else 1)
-        preds.append(_fit_predict(_peer_models(name, domain, per), x, train.labels, xt))
+        models = _peer_models(name, domain, per)
+        preds.append(_fit_predict(models, x, train.labels, xt, joint=name == "extratrees"))
         # separate runs: each starts after the data and features, as if alone
         times.append(after_features + time.monotonic() - s)
     result = score_arrays(ds.solution, preds, times, budget)
@@ -147,8 +206,10 @@ def one_peer(name: str, path: str, budget: float) -> dict:
             if result.nauc[i] >= best:
                 best, j = result.nauc[i], i
             keep.append(j)
-        result = score_arrays(ds.solution, [preds[j] for j in keep], sorted(times), budget)
-    return _row(name, domain, result)
+        preds = [preds[j] for j in keep]
+        result = score_arrays(ds.solution, preds, sorted(times), budget)
+    final = preds[result.counted[-1]] if result.counted else None
+    return _row(name, domain, result, ds.solution, final)
 
 
 def _multilabel(train) -> bool:
@@ -161,12 +222,24 @@ def one_ours(path: str, budget: float, keep: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory() as out:
         where = Path(out) / "run" if keep is None else keep / Path(path).name
         report = autodl.run(path, where, time_budget=budget, seed=0, force=keep is not None)
-        return _row("ours", autodl.open_dataset(path).spec.domain, report.score)
+        ds = autodl.open_dataset(path)
+        r = report.score
+        final = None
+        if r.counted:
+            files = sorted((where / "predictions").glob(f"*.predict_{r.counted[-1]}"))
+            final = np.loadtxt(files[0], ndmin=2) if files else None
+        return _row("ours", ds.spec.domain, r, ds.solution, final)
 
 
-def _row(engine: str, domain: str, r) -> dict:
+def _row(engine: str, domain: str, r, solution=None, final=None) -> dict:
     counted = r.counted
+    acts = (
+        actionable(solution, final)
+        if final is not None
+        else {"top1": None, "log_loss": None, "ece": None}
+    )
     return {
+        **acts,
         "engine": engine,
         "domain": domain,
         "first_t": r.timestamps[counted[0]] if counted else None,
@@ -219,6 +292,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="dataset names")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, help="keep our runs in DIR/<dataset>")
+    ap.add_argument("--engines", nargs="*", default=None, help="ours and/or peer names")
     ap.add_argument("--child", nargs=2, metavar=("ENGINE", "PATH"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -235,7 +309,7 @@ def main() -> None:
         (a.data / "starting-kit-samples").glob("*")
     )
     paths = [p for p in paths if p.is_dir() and (a.only is None or p.name in a.only)]
-    cols = "dataset engine domain first_t first_nauc final_nauc alc peak_mb vs_best_peer"
+    cols = "dataset engine domain first_t first_nauc final_nauc alc top1 log_loss ece peak_mb vs_best_peer"
     print(
         f"# budget {a.budget:g} s; "
         + ("| " + " | ".join(cols.split()) + " |" if a.markdown else cols)
@@ -246,6 +320,8 @@ def main() -> None:
     for p in paths:
         rows = []
         for engine in ("ours", *PEERS):
+            if a.engines is not None and engine not in a.engines:
+                continue
             row = _child(engine, str(p), a.budget, a.keep)
             if row is None or (engine == "flaml" and row["domain"] != "tabular"):
                 continue
@@ -263,6 +339,9 @@ def main() -> None:
                 _fmt(r["first_nauc"], ".4f"),
                 _fmt(r["final_nauc"], ".4f"),
                 _fmt(r["alc"], ".4f"),
+                _fmt(r.get("top1"), ".3f"),
+                _fmt(r.get("log_loss"), ".3f"),
+                _fmt(r.get("ece"), ".3f"),
                 _fmt(r["peak_mb"], ".0f"),
                 _fmt(ratio, ".3f"),
             ]

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autodl.engine.holdout import holdout_nauc
+from autodl.engine.holdout import Judged, holdout_nauc
 
 ENSEMBLE_ROUNDS = 10  # members added (with replacement) by greedy ensemble selection
 ENSEMBLE_MARGIN = 1e-4  # hold-out NAUC an ensemble must gain over the best to be emitted
@@ -47,6 +47,7 @@ class Member:
     valid: np.ndarray
     test: np.ndarray
     unlabelled: np.ndarray | None
+    judged: Judged | None = None  # its hold-out record (`holdout.judge`)
 
 
 def select(pool: Sequence[Member], labels: np.ndarray) -> tuple[list[Member], float] | None:

@@ -13,6 +13,17 @@ Text is held out in runs of consecutive rows (``blocks``): records cut from one
 document sit together, and a row-wise hold-out rewards memorising documents
 (convention2012: train and test are different speeches).
 
+Besides NAUC, `judge` records on the hold-out what users act on (issue 14): the
+calibrated probabilities' (`calibrate`) top-1 accuracy (multi-class) or macro F1 at
+0.5 (multi-label), and their log loss, each with its per-row values so that two
+candidates on the same rows can be compared with a paired noise estimate. `prefer`
+says whether a candidate replaces the emitted prediction: clearly better NAUC (by
+more than ``TIE_Z`` standard errors of the paired difference, DeLong's placements)
+wins, clearly worse loses; within that noise it is a tie, broken by those metrics
+(a candidate worse on one by more than ``ACT_Z`` standard errors is never emitted,
+one better on one and worse on none is), then, as before, by the higher NAUC, so that
+an exact tie stays with the prediction already emitted.
+
 >>> import numpy as np
 >>> labels = np.eye(2)[np.arange(10) % 2]
 >>> int(draw(labels, np.random.default_rng(0)).sum())
@@ -23,15 +34,22 @@ document sit together, and a row-wise hold-out rewards memorising documents
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from autodl.engine import calibrate
 from autodl.engine.learner import stratified_indices, take
 from autodl.formats.types import Arrays
-from autodl.scoring.metrics import nauc_or_none
+from autodl.scoring.metrics import is_multiclass, nauc_or_none
 
 HOLDOUT = 0.2
 MAX_HOLDOUT = 10_000
 BLOCKS = 20  # runs of consecutive rows per class for a block hold-out (text)
+TIE_Z = 2.0  # NAUC differences within this many standard errors are ties
+ACT_Z = 1.0  # a tie is broken by accuracy/F1 or log loss differing by more than this
+BOOT = 64  # bootstrap draws for the noise of a macro F1 difference (multi-label)
+LOSS_EPS = 1e-15
 
 
 def holdout_nauc(solution: np.ndarray, prediction: np.ndarray) -> float | None:
@@ -86,3 +104,164 @@ def rows(a: Arrays, mask: np.ndarray) -> Arrays:
 def split(data: Arrays, mask: np.ndarray) -> tuple[Arrays, Arrays]:
     """(rows to fit on, hold-out rows) of ``data`` for a hold-out ``mask``."""
     return rows(data, ~mask), rows(data, mask)
+
+
+@dataclass
+class Judged:
+    """A candidate's record on the hold-out (`judge`): NAUC, its calibration, and per-row
+    values for paired comparisons with another candidate on the same rows."""
+
+    nauc: float | None
+    calibration: calibrate.Calibration
+    top1: float  # accuracy (multi-class) or macro F1 at 0.5 (multi-label), calibrated
+    log_loss: float
+    hits: np.ndarray  # per row: top-1 right (multi-class); per row and column: predicted 1
+    losses: np.ndarray  # per row: log loss of the calibrated probabilities
+    places: np.ndarray  # per row and column: DeLong placement (NaN: column left out)
+    labels: np.ndarray  # the hold-out labels as booleans
+
+    def summary(self) -> str:
+        what = "top-1" if self.calibration.multiclass else "F1"
+        return f"{what} {self.top1:.3f}, log loss {self.log_loss:.3f}"
+
+
+def multiclass(labels: np.ndarray) -> bool:
+    """True when every row has exactly one class (and there are two or more)."""
+    return np.shape(labels)[1] > 1 and len(labels) > 0 and is_multiclass(labels > 0.5)
+
+
+def judge(labels: np.ndarray, p: np.ndarray, multi: bool, nauc: float | None = None) -> Judged:
+    """Calibrate hold-out predictions ``p`` and record what `prefer` compares."""
+    y = np.asarray(labels) > 0.5
+    p = np.asarray(p, np.float64)
+    if nauc is None:
+        nauc = holdout_nauc(y, p)
+    cal = calibrate.fit(p, y, multi)
+    q = np.clip(cal.probabilities(p), LOSS_EPS, 1 - LOSS_EPS)
+    if multi:
+        hits = q.argmax(axis=1) == y.argmax(axis=1)
+        losses = -np.log(q[y])
+        top1 = float(hits.mean())
+    else:
+        hits = q > 0.5
+        losses = -(np.log(q) * y + np.log1p(-q) * ~y).mean(axis=1)
+        top1 = float(_f1(hits, y).mean())
+    return Judged(nauc, cal, top1, float(losses.mean()), hits, losses, _placements(y, p), y)
+
+
+def prefer(new: Judged, old: Judged | None, margin: float = 0.0) -> bool:
+    """True when ``new`` should replace the emitted ``old`` (see the module doc); an
+    ensemble must gain ``margin`` of NAUC where the noise does not decide."""
+    if old is None:
+        return True
+    if new.nauc is None:
+        return False
+    if old.nauc is None:
+        return True
+    d = new.nauc - old.nauc
+    if new.labels.shape != old.labels.shape:  # not the same rows: NAUC alone
+        return d > margin
+    band = TIE_Z * _nauc_noise(new, old)
+    if d > max(band, margin):
+        return True
+    if d < -band:
+        return False
+    worse, better = _actions(new, old)
+    if worse:
+        return False
+    return better or d > margin
+
+
+def _actions(new: Judged, old: Judged) -> tuple[bool, bool]:
+    """(worse on a metric users act on by more than noise, better on one)."""
+    diffs = [(old.losses - new.losses, None)]  # positive: new is better
+    if new.calibration.multiclass:
+        diffs.append((new.hits.astype(np.float64) - old.hits, None))
+    else:
+        diffs.append((None, _f1_diffs(new, old)))
+    worse = better = False
+    for per_row, boot in diffs:
+        if per_row is not None:
+            m = float(per_row.mean())
+            se = float(per_row.std(ddof=1) / np.sqrt(len(per_row))) if len(per_row) > 1 else 0.0
+        else:
+            m, se = boot
+        worse |= m < -ACT_Z * se and m < 0
+        better |= m > ACT_Z * se and m > 0
+    return worse, better
+
+
+_WEIGHTS: dict[int, np.ndarray] = {}
+
+
+def _f1_diffs(new: Judged, old: Judged) -> tuple[float, float]:
+    """Macro F1 difference (new - old) and its bootstrap standard error (paired rows)."""
+    n = len(new.labels)
+    if n not in _WEIGHTS:
+        _WEIGHTS[n] = np.random.default_rng(0).poisson(1.0, (BOOT, n)).astype(np.float64)
+    w = np.vstack([np.ones((1, n)), _WEIGHTS[n]])
+    f_new = _f1(new.hits, new.labels, w).mean(axis=1)
+    f_old = _f1(old.hits, old.labels, w).mean(axis=1)
+    d = f_new - f_old
+    return float(d[0]), float(d[1:].std())
+
+
+def _f1(pred: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """Per-column F1 (rows of ``w``: row weights; columns with no positive, predicted or
+    true, count as 1)."""
+    pred, y = np.asarray(pred, bool), np.asarray(y, bool)
+    w = np.ones((1, len(y))) if w is None else w
+    tp = w @ (pred & y)
+    fp = w @ (pred & ~y)
+    fn = w @ (~pred & y)
+    denom = 2 * tp + fp + fn
+    return np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 1.0)
+
+
+def _placements(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """DeLong's placement of each row in its column: for a positive, the share of
+    negatives scored below it (ties half); for a negative, the share of positives scored
+    above it. A column's AUC is the mean over its positives (or its negatives). One
+    sort per column: counts of the other class before and within each run of ties."""
+    n = len(y)
+    n_pos = y.sum(axis=0)
+    both = (n_pos > 0) & (n_pos < n)
+    out = np.full(p.shape, np.nan)
+    if not both.any():
+        return out
+    yb, pb = y[:, both], p[:, both]
+    order = np.argsort(pb, axis=0)  # ties are handled by runs, not by the order
+    sv = np.take_along_axis(pb, order, 0)
+    ys = np.take_along_axis(yb, order, 0)
+    idx = np.arange(n)[:, None]
+    first = np.ones(sv.shape, bool)
+    first[1:] = sv[1:] != sv[:-1]
+    last = np.ones(sv.shape, bool)
+    last[:-1] = first[1:]
+    start = np.maximum.accumulate(np.where(first, idx, 0), axis=0)
+    end = np.minimum.accumulate(np.where(last, idx, n - 1)[::-1], axis=0)[::-1]
+    neg = np.vstack([np.zeros((1, ys.shape[1])), np.cumsum(~ys, axis=0)])  # negatives in [0, i)
+    pos = np.vstack([np.zeros((1, ys.shape[1])), np.cumsum(ys, axis=0)])
+    col = np.arange(ys.shape[1])
+    neg_below = neg[start, col] + 0.5 * (neg[end + 1, col] - neg[start, col])
+    pos_above = (pos[-1] - pos[end + 1, col]) + 0.5 * (pos[end + 1, col] - pos[start, col])
+    npos, nneg = n_pos[both], n - n_pos[both]
+    placed = np.where(ys, neg_below / nneg, pos_above / npos)
+    back = np.empty_like(placed)
+    np.put_along_axis(back, order, placed, 0)
+    out[:, both] = back
+    return out
+
+
+def _nauc_noise(new: Judged, old: Judged) -> float:
+    """Standard error of the paired NAUC difference: each row's influence on the macro
+    AUC difference (DeLong's structural components, across columns at once)."""
+    d = new.places - old.places
+    cols = ~np.isnan(d).any(axis=0)
+    if not cols.any():
+        return 0.0
+    d, y = d[:, cols], new.labels[:, cols]
+    n_pos, n_neg = y.sum(axis=0), (~y).sum(axis=0)
+    mean_pos = np.where(y, d, 0).sum(axis=0) / n_pos
+    infl = np.where(y, (d - mean_pos) / n_pos, (d - mean_pos) / n_neg)
+    return float(2 * np.sqrt((infl.sum(axis=1) ** 2).sum()) / cols.sum())

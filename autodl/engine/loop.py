@@ -6,9 +6,11 @@
    within a memory bound (smaller images, then fewer training rows; the run log says
    so). On a large train split (more than ``2 * QUICK_ROWS`` rows) the first
    ``QUICK_ROWS`` rows are loaded alone and copies of the plan's learners take turns
-   on them (``QUICK_TURN`` seconds at most, no ensembles), for early predictions,
-   while the rest is read in a background thread; then the plan starts on all rows
-   (`Schedule.quick`).
+   on them (``QUICK_TURN`` seconds at most, ``FIRST_TURN`` until the first
+   prediction is out; no ensembles), for early predictions,
+   while the rest is read in a background thread, started once the first prediction
+   is out (the reader holds the GIL: beside the first fit it delayed that prediction);
+   then the plan starts on all rows (`Schedule.quick`).
 2. Hold out a fifth of the rows (`holdout`: stratified on each row's first positive
    class; runs of consecutive rows for text). The validation score is
    `holdout.holdout_nauc`, NAUC = 2 * AUC - 1, macro over the classes with both
@@ -21,8 +23,11 @@
    equal share of the remaining time among the learners still running, and continues
    (warm start) where it left off. After each call the learner is scored; the test
    (and unlabelled) prediction of the same model is emitted only when the score
-   beats the last emitted one (`Schedule.turn`, `Schedule.offer`). A learner that raises is
-   logged and dropped.
+   beats the last emitted one (`Schedule.turn`, `Schedule.offer`); a score equal within
+   its noise is decided by what users act on (top-1 accuracy or F1, log loss), then
+   kept with the emitted one (`holdout.prefer`), and every emitted prediction is
+   calibrated on the hold-out (`calibrate`: each column's AUC unchanged). A learner
+   that raises is logged and dropped.
 4. Ensemble: each learner's best state so far (hold-out, test and unlabelled
    predictions, a `blend.Member`) is kept; after each improvement, greedy ensemble
    selection with replacement over the strong ones (`blend.select`) is emitted when
@@ -163,6 +168,10 @@ def run(
     say(
         f"loaded {len(data)}{f' of {n}' if len(data) != n else ''} train rows, {len(test_x)} test rows in {budget.elapsed():.2f}s"
     )
+    if len(data) and bool((np.asarray(data.labels).sum(axis=1) == 1).all()):
+        # one class per row: learners meant for multi-label data stay out (tabular.plan)
+        plan = [lr for lr in plan if not getattr(lr, "multilabel_only", False)]
+        later = [lr for lr in later if not getattr(lr, "multilabel_only", False)]
     state = Schedule(test_x, unl_x, len(test_x), spec.output_dim, budget, say, limits)
     rng = np.random.default_rng(seed)
 
@@ -172,10 +181,13 @@ def run(
     blocks = spec.domain == "text"
     mask = holdout.draw(data.labels, rng, blocks=blocks)  # step 2
     if quick:  # step 1: copies of the plan train on the prefix while the rest is read
-        rest = data_.Background(train, limit=reading.rows, max_side=side)
+        # the reader holds the GIL: start it once the first prediction is out
+        rest = data_.Background(train, start=False, limit=reading.rows, max_side=side)
         note = f"quick model on the first {len(data)} training rows"
         clones = [clone(lr) for lr in plan]
-        yield from state.quick(clones, *holdout.split(data, mask), note, until=rest.done)
+        for p in state.quick(clones, *holdout.split(data, mask), note, until=rest.done):
+            yield p
+            rest.start()
         data = rest.result()
         mask = holdout.draw(data.labels, rng, prefix=mask, blocks=blocks)
         state.rescore(data, mask)

@@ -8,6 +8,13 @@ and score one learner), `Schedule.offer` (emit it when better), `Schedule.ensemb
 (blend, `blend`), `Schedule.refit_copy` and `Schedule.refit_turn` (refit on all rows),
 `Schedule.stale` and `Schedule.settle` (end early). The numbers are the steps of
 `loop`'s module doc, which says why each works as it does.
+
+Which candidate replaces the emitted prediction is `holdout.prefer`'s call: NAUC
+first, and within its noise what users act on (top-1 accuracy or F1, log loss),
+then the prediction already emitted. Every emitted prediction is calibrated on the
+hold-out (`calibrate`, fitted for the candidate by `holdout.judge`): its test scores
+per column by a strictly increasing map (each column's AUC unchanged), its unlabelled
+probabilities for users (rows summing to 1 for multi-class).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from autodl.engine import blend, holdout
+from autodl.engine import blend, calibrate, holdout
 from autodl.engine.bag import Bag
 from autodl.engine.budget import Budget
 from autodl.engine.holdout import holdout_nauc
@@ -27,6 +34,9 @@ from autodl.engine.learner import Learner, RawX, clone
 from autodl.formats.types import Arrays
 
 QUICK_TURN = 5.0  # seconds: the longest turn of a learner while the rest is being read
+#: ... and of the first turn, before anything is emitted: on 20,000 images the first
+#: linear model's 5 s turn was most of the first prediction's time (issue 14)
+FIRST_TURN = 1.0
 MIN_STEP = 0.05  # seconds: do not start a step with less left
 RESERVE = 0.1  # share of the remaining time kept back from each fit for predicting
 REFIT_NOTE = "refit on all training rows; score from the hold-out"
@@ -52,17 +62,22 @@ class Prediction:
 
 @dataclass
 class _Best:
-    """The last emitted prediction: its score, and the learner or ensemble behind it."""
+    """The last emitted prediction: its score, and the learner or ensemble behind it;
+    ``judged``: its hold-out record (`holdout.judge`), None without a hold-out."""
 
     score: float | None = None
     learner: Learner | None = None
     emitted: bool = False
     members: tuple[blend.Member, ...] = ()  # an ensemble's picks (with repeats)
+    judged: holdout.Judged | None = None
 
-    def beaten_by(self, score: float | None) -> bool:
+    def beaten_by(self, judged: holdout.Judged | None, margin: float = 0.0) -> bool:
         if not self.emitted:
             return True
-        return score is not None and (self.score is None or score > self.score)
+        if judged is None or self.judged is None:  # no hold-out: NAUC alone, as before
+            score = None if judged is None else judged.nauc
+            return score is not None and (self.score is None or score > self.score + margin)
+        return holdout.prefer(judged, self.judged, margin)
 
 
 @dataclass
@@ -74,6 +89,7 @@ class _Turn:
     test: np.ndarray | None
     unlabelled: np.ndarray | None
     done: bool
+    judged: holdout.Judged | None = None
 
 
 @dataclass
@@ -94,6 +110,7 @@ class Schedule:
     gained_at: float = 0.0  # seconds into the run of the last gain of GAIN (step 7)
     gained: float | None = None  # the emitted score at that time
     converged: str = ""  # why the run ended before its deadline (step 7); "" if it did not
+    multiclass: bool = False  # every training row has one class: users' rows sum to 1
 
     # ---- the phases: each a generator of predictions
 
@@ -102,6 +119,7 @@ class Schedule:
     ) -> Iterator[Prediction]:
         """Too few rows for a hold-out (step 2): the first learner that fits gives the
         one prediction; each gets a share of the time left among those not yet tried."""
+        self.multiclass = holdout.multiclass(data.labels)
         for i, learner in enumerate(plan):
             left = self.budget.remaining()
             if left < MIN_STEP:
@@ -119,8 +137,10 @@ class Schedule:
         note: str,
         until: Callable[[], bool],
     ) -> Iterator[Prediction]:
-        """Step 1: learners take turns of at most ``QUICK_TURN`` seconds on the quick
-        prefix until ``until()`` says the rest is read; no ensembles, no refits."""
+        """Step 1: learners take turns of at most ``QUICK_TURN`` seconds (``FIRST_TURN``
+        until the first prediction) on the quick prefix until ``until()`` says the rest
+        is read; no ensembles, no refits."""
+        self.multiclass = holdout.multiclass(np.concatenate([fit.labels, valid.labels]))
         active = list(plan)
         self.pool = {}
         while active:
@@ -128,7 +148,8 @@ class Schedule:
                 left = self.budget.remaining()
                 if left < MIN_STEP or until():
                     return
-                seconds = min(left * (1 - RESERVE) / len(active), QUICK_TURN)
+                cap = QUICK_TURN if self.best.emitted else FIRST_TURN
+                seconds = min(left * (1 - RESERVE) / len(active), cap)
                 turn = self.turn(learner, fit, valid, seconds)
                 if turn is None or turn.done:
                     active.remove(learner)
@@ -143,8 +164,11 @@ class Schedule:
         valid = holdout.rows(data, mask)
         try:
             with self.threads():
-                self.best.score = holdout_nauc(valid.labels, learner.predict_proba(valid.x))
+                p = np.asarray(learner.predict_proba(valid.x), np.float64)
+            self.best.judged = holdout.judge(valid.labels, p, self.multiclass)
+            self.best.score = self.best.judged.nauc
         except Exception as e:
+            self.best.judged = None  # another hold-out's record: compare by NAUC alone
             self.say(f"{learner.name}: re-scoring failed: {type(e).__name__}: {e}")
 
     def take_turns(
@@ -157,6 +181,7 @@ class Schedule:
     ) -> Iterator[Prediction]:
         """Steps 3-7 on ``fit``, scored on ``valid``: turns, blends, refits on ``full``,
         the ``later`` learners one at a time, until the time is up or nothing can gain."""
+        self.multiclass = holdout.multiclass(full.labels)
         active, waiting = list(plan), list(later)
         self.pool = {}
         refits: dict[int, int] = {}  # id(clone refitted on full) -> id(its hold-out learner)
@@ -203,35 +228,39 @@ class Schedule:
                 learner.fit(fit, seconds)
             took = time.monotonic() - t0
             self.spent[id(learner)] = self.spent.get(id(learner), 0.0) + took
-            score, p_valid = None, None
+            score, p_valid, judged = None, None, None
             if valid is not None:
                 with self.threads():
                     p_valid = np.asarray(learner.predict_proba(valid.x), np.float64)
                 score = holdout_nauc(valid.labels, p_valid)
+                judged = holdout.judge(valid.labels, p_valid, self.multiclass, score)
             done = learner.done
             self.say(
-                f"{learner.name}: fit {took:.2f}s, valid NAUC {_fmt(score)}{' (done)' if done else ''}"
+                f"{learner.name}: fit {took:.2f}s, valid NAUC {_fmt(score)}"
+                + (f", {judged.summary()}" if judged is not None else "")
+                + (" (done)" if done else "")
             )
             own = self.pool.get(id(learner))
-            better = self.best.beaten_by(score) or (
-                score is not None and (own is None or score > own.score)
+            better = self.best.beaten_by(judged) or (
+                score is not None
+                and (own is None or own.judged is None or holdout.prefer(judged, own.judged))
             )
             test, unl = self.predict(learner) if better else (None, None)
         except Exception as e:  # a failing learner must not end the run
             self.say(f"{learner.name} failed: {type(e).__name__}: {e}")
             self.failed.add(id(learner))
             return None
-        return _Turn(score, p_valid, test, unl, done)
+        return _Turn(score, p_valid, test, unl, done, judged)
 
     def offer(self, learner: Learner, turn: _Turn, note: str) -> Iterator[Prediction]:
         """Step 3: keep the learner's new best state; emit it when it beats the emitted."""
         if turn.score is not None:
             self.pool[id(learner)] = blend.Member(
-                learner.name, turn.score, turn.valid, turn.test, turn.unlabelled
+                learner.name, turn.score, turn.valid, turn.test, turn.unlabelled, turn.judged
             )
-        if self.best.beaten_by(turn.score):
+        if self.best.beaten_by(turn.judged):
             yield from self.emit(
-                _Best(turn.score, learner, True),
+                _Best(turn.score, learner, True, judged=turn.judged),
                 Prediction(turn.test, turn.unlabelled, learner.name, turn.score, note),
             )
 
@@ -242,22 +271,40 @@ class Schedule:
         if picked is None:
             return
         chosen, score = picked
-        if not self.best.beaten_by(score - blend.ENSEMBLE_MARGIN):
+        p_valid = sum(m.valid for m in chosen) / len(chosen)
+        judged = holdout.judge(valid.labels, p_valid, self.multiclass, score)
+        if not self.best.beaten_by(judged, blend.ENSEMBLE_MARGIN):
             return
         test, unl = blend.mean(chosen)
         name = blend.name(chosen)
-        self.say(f"{name}: valid NAUC {score:.4f}")
+        self.say(f"{name}: valid NAUC {score:.4f}, {judged.summary()}")
         yield from self.emit(
-            _Best(score, None, True, tuple(chosen)), Prediction(test, unl, name, score, "")
+            _Best(score, None, True, tuple(chosen), judged), Prediction(test, unl, name, score, "")
         )
 
     def emit(self, best: _Best, prediction: Prediction) -> Iterator[Prediction]:
-        """Make ``best`` the emitted prediction; a gain of ``GAIN`` restarts the stale clock."""
+        """Make ``best`` the emitted prediction, calibrated (`calibrated`); a gain of
+        ``GAIN`` restarts the stale clock."""
         self.best = best
         score = best.score
         if score is not None and (self.gained is None or score >= self.gained + GAIN):
             self.gained, self.gained_at = score, self.budget.elapsed()
-        yield prediction
+        yield self.calibrated(prediction)
+
+    def calibrated(self, prediction: Prediction) -> Prediction:
+        """``prediction`` (raw scores) through the emitted one's calibration: test scores
+        per column strictly increasing (AUC unchanged), unlabelled ones as probabilities
+        for users (rows summing to 1 for multi-class)."""
+        judged = self.best.judged
+        cal = (
+            judged.calibration
+            if judged is not None
+            else calibrate.identity(self.output_dim, self.multiclass)
+        )
+        prediction.test = cal.scores(prediction.test)
+        if prediction.unlabelled is not None:
+            prediction.unlabelled = cal.probabilities(prediction.unlabelled)
+        return prediction
 
     def refit_copy(self, learner: Learner) -> Learner | None:
         """Step 5: a fresh learner to refit on all rows: ``refit_copies`` seed copies averaged
@@ -299,10 +346,11 @@ class Schedule:
         member.test, member.unlabelled, member.name = test, unl, f"{member.name} refit"
         best = self.best
         if best.learner is not None and id(best.learner) == key:
-            yield Prediction(test, unl, fresh.name, best.score, REFIT_NOTE)
+            yield self.calibrated(Prediction(test, unl, fresh.name, best.score, REFIT_NOTE))
         elif any(m is member for m in best.members):
             test, unl = blend.mean(best.members)
-            yield Prediction(test, unl, blend.name(best.members), best.score, REFIT_NOTE)
+            name = blend.name(best.members)
+            yield self.calibrated(Prediction(test, unl, name, best.score, REFIT_NOTE))
 
     def stale(self) -> bool:
         """Step 7: no gain of ``GAIN`` for ``STALE`` times the run's time to the last one

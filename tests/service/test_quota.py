@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from dataclasses import replace
 
 import httpx
@@ -240,7 +241,20 @@ def _post(app, path: str, headers: dict, chunks: int, fields: dict | None = None
         elif message["type"] == "http.response.body":
             answer["body"] += message.get("body", b"")
 
-    asyncio.run(app(scope, receive, send))
+    # In a thread of its own: an earlier test may leave an event loop running in this one.
+    failed: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            asyncio.run(app(scope, receive, send))
+        except BaseException as e:  # noqa: BLE001 - raised again below, in the test's thread
+            failed.append(e)
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    worker.join()
+    if failed:
+        raise failed[0]
     return answer["status"], answer["headers"], answer["body"].decode(), read
 
 
