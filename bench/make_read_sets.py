@@ -1,4 +1,4 @@
-"""Large synthetic AutoDL datasets for `bench/read_speed.py --data OUT` (issue 14.1).
+"""Large synthetic AutoDL datasets for `bench/read_speed.py --data OUT/datasets` (issue 14.1).
 
     .venv/bin/python bench/make_read_sets.py [--out /tmp/k1] [--only dense sparse ...]
 
