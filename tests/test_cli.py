@@ -34,6 +34,7 @@ def test_check_json_has_the_documented_keys(tab):
     assert data["train"]["count"] > 0 and data["unlabelled"]["count"] > 0
 
 
+@pytest.mark.slow
 def test_check_names_the_file_of_a_problem_and_exits_1(tab, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(tab, broken)
@@ -54,6 +55,7 @@ def test_check_of_something_that_is_not_a_dataset(tmp_path):
     assert proc.stdout.strip() or proc.stderr.strip()
 
 
+@pytest.mark.slow
 @needs_shared_data
 def test_score_json_equals_the_official_figures():
     expected = json.loads((REFERENCE_SCORING / "expected.json").read_text())

@@ -72,6 +72,7 @@ USED_ELSEWHERE = {
 }
 
 
+@pytest.mark.slow
 def test_vulture_finds_no_dead_code():
     done = subprocess.run(
         [

@@ -77,6 +77,7 @@ def test_good_values_parse(variable, value, field, parsed):
     assert getattr(Settings.from_env({variable: value}), field) == parsed
 
 
+@pytest.mark.slow
 def test_the_cli_says_which_variable_is_wrong(tmp_path):
     """Not "a bug in autodl": the message and hint of the SettingError, status 1."""
     data = make_tabular(tmp_path, n_train=8, n_test=4)

@@ -64,6 +64,7 @@ def test_installed_and_last_in_the_text_plan():
     assert isinstance(plan[-1], SentenceLinear) and text.missing_note(spec) is None
 
 
+@pytest.mark.slow
 def test_plan_without_the_package_omits_it_and_the_run_log_says_so(monkeypatch):
     monkeypatch.setattr(sentences, "available", lambda: False)
     spec, x, y = make("text", 40)

@@ -280,6 +280,7 @@ def test_decoded_record_cap_for_sparse_data_from_the_metadata(tmp_path):
     assert any("AUTODL_MAX_DECODED_BYTES" in p.message for p in check_dataset(path).errors)
 
 
+@pytest.mark.slow
 def test_validating_forty_9000_pixel_frames_is_bounded(tmp_path):
     # Before: every frame decoded at once during validation, 3.4 GB and 92 s (the
     # child hit a 4 GB cap). Default caps: refused by the header. Cap raised past

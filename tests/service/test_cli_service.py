@@ -95,6 +95,7 @@ def test_submit_errors_are_one_clear_message(live_server, tabular_dir, tmp_path)
     assert r.returncode == 1 and "2 to 64 characters" in r.stderr
 
 
+@pytest.mark.slow
 def test_db_upgrade(live_server):
     from pathlib import Path
 

@@ -37,6 +37,7 @@ def _usage(client, token: str) -> dict:
     return client.get("/api/v1/me", headers=bearer(token)).json()["usage"]
 
 
+@pytest.mark.slow
 def test_jobs_per_day(settings, tabular_zip):
     with _client(settings, jobs_per_day=2) as client:
         token = add_user(client, "ann")
@@ -131,6 +132,7 @@ def test_who_pays_for_a_failure(settings, tabular_zip, engine, state, fault, wor
         assert _usage(client, token)["jobs_today"] == (0 if fault == "platform" else 1)
 
 
+@pytest.mark.slow
 def test_compute_time_per_day(settings, tabular_zip):
     with _client(settings, compute_seconds_per_day=10, max_time_budget=60) as client:
         token = add_user(client, "ann")

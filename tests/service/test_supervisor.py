@@ -99,6 +99,7 @@ def _alive(pid: int) -> bool:
         return f.read().split(") ")[1][0] != "Z"
 
 
+@pytest.mark.slow
 def test_cancel_kills_a_running_job(make):
     sup, db, new_job = make(engine="tests.service.engines:steady")
     job_id = new_job(budget=60)

@@ -156,6 +156,7 @@ def test_an_invalid_dataset_lists_every_problem_and_costs_nothing(
     assert app_client.get("/api/v1/jobs", headers=bearer(token)).json()["jobs"] == []
 
 
+@pytest.mark.slow
 def test_layouts_one_top_level_folder_and_unlabelled_at_the_root(app_client, tabular_dir, tmp_path):
     token = add_user(app_client, "ann")
     r = upload(
