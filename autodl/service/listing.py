@@ -24,7 +24,7 @@ from autodl.service.deps import ServiceError
 from autodl.service.jobinfo import SUMMARY_CHARS
 from autodl.service.jobs import queue_positions, running_count, visible_jobs
 from autodl.service.models import Job, User
-from autodl.service.present import job_json
+from autodl.service.present import job_json, running_fields
 from autodl.service.storage import Storage
 
 #: Jobs per page when the client does not say (API and pages).
@@ -151,8 +151,7 @@ def page_json(db: Session, storage: Storage, rows: list[tuple[Job, str]]) -> lis
     running = running_count(db) if states & {"queued", "running"} else 0
     for (job, _), data in zip(rows, out, strict=True):
         data["queue_position"] = positions.get(job.id)
-        data["jobs_running"] = running if job.state == "queued" else None
-        data["other_jobs"] = max(0, running - 1) if job.state == "running" else None
+        data.update(running_fields(job.state, running))
     return out
 
 

@@ -92,6 +92,16 @@ def _results_folder(storage: Storage, job: Job) -> bool:
         return False
 
 
+def running_fields(state: str, running: int) -> dict:
+    """``jobs_running`` (for a queued job) and ``other_jobs`` (for a running one: the
+    others sharing the machines now, a reason two runs of one dataset score apart) from
+    the count of active jobs; None where they do not apply."""
+    return {
+        "jobs_running": running if state == "queued" else None,
+        "other_jobs": max(0, running - 1) if state == "running" else None,
+    }
+
+
 def job_json(
     db: Session, storage: Storage, job: Job, *, detail: bool = True, summary: str | None = None
 ) -> dict:
@@ -143,9 +153,8 @@ def job_json(
             problems_total=info.get("problems_total", len(details["problems"])),
         )
         out["queue_position"] = queue_position(db, job)
-        out["jobs_running"] = running_count(db) if job.state == "queued" else None
-        # others sharing the machine(s) now: a reason two runs of one dataset score apart
-        out["other_jobs"] = max(0, running_count(db) - 1) if job.state == "running" else None
+        counted = job.state in ("queued", "running")
+        out.update(running_fields(job.state, running_count(db) if counted else 0))
         out["events"] = [
             {"state": e.state, "at": iso(e.at), "message": e.message} for e in job.events
         ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from autodl.service.db import Database
@@ -43,19 +43,10 @@ def load_job(db: Session, user: User, job_id: int) -> Job:
 
 
 def queue_position(db: Session, job: Job) -> int | None:
-    """1 for the next job to run; None unless queued."""
+    """1 for the next job to run; None unless queued (`queue_positions` of one job)."""
     if job.state != "queued" or job.queued_at is None:
         return None
-    ahead = db.scalar(
-        select(func.count(Job.id)).where(
-            Job.state == "queued",
-            Job.deleted_at.is_(None),
-            or_(
-                Job.queued_at < job.queued_at, and_(Job.queued_at == job.queued_at, Job.id < job.id)
-            ),
-        )
-    )
-    return int(ahead or 0) + 1
+    return queue_positions(db, [job.id]).get(job.id)
 
 
 def queue_positions(db: Session, job_ids: Collection[int]) -> dict[int, int]:
