@@ -85,6 +85,24 @@ def test_compare_and_set_loses_to_a_concurrent_change(world):
         assert job.state == "cancelled"
 
 
+def test_the_load_meter_and_the_page_count_the_same_other_jobs(world):
+    """One rule for "other jobs running": a job being scored uses the CPU too, so the
+    run's load meter (`others_running`) and the page (`running_fields`) both count it."""
+    from autodl.service.jobs.queries import others_running, running_count
+    from autodl.service.present import running_fields
+
+    db, _, new_job = world
+    me, scoring, queued = new_job(), new_job(), new_job()
+    with db.session() as s:
+        J.set_state(s, s.get(Job, me), "running")
+        J.set_state(s, s.get(Job, scoring), "running")
+        J.set_state(s, s.get(Job, scoring), "scoring")
+    with db.session() as s:
+        page = running_fields("running", running_count(s))["other_jobs"]
+    assert others_running(db, me) == page == 1
+    assert others_running(db, queued) == 2
+
+
 @pytest.mark.slow
 def test_run_job_finishes_and_is_idempotent(world, settings):
     db, storage, new_job = world

@@ -68,10 +68,12 @@ def running_count(db: Session) -> int:
 
 
 def others_running(db: Database, job_id: int) -> int:
-    """Jobs of this service running beside ``job_id`` (every worker's, not only ours)."""
+    """Jobs of this service active beside ``job_id`` (every worker's, not only ours):
+    the same count as `running_count` less the job itself, so the run's load meter and
+    the job's page (`present.running_fields`) name the same number."""
     with db.session() as s:
         return s.scalar(
-            select(func.count()).select_from(Job).where(Job.state == "running", Job.id != job_id)
+            select(func.count()).select_from(Job).where(Job.state.in_(ACTIVE), Job.id != job_id)
         )
 
 
