@@ -1,7 +1,8 @@
 """Scoring, as the official AutoDL scorer (``score.py`` v20191219) computes it.
 
-NAUC per prediction (`metrics`), the learning curve and its ALC (`curve`),
-the figures and the HTML report (`report`). Everything is a pure function of
+NAUC per prediction (`metrics`), the learning curve and its ALC (`curve`), where the
+last counted prediction fails: confusion matrix, per-class table, ROC and PR curves
+(`diagnostics`), the figures and the HTML report (`report`). Everything is a pure function of
 the solution, the predictions with their times and the time budget.
 `key_value_text` writes the ``key: value`` files of a prediction folder (start.txt,
 end.txt) as the scorer reads them back; ingestion writes them with it.

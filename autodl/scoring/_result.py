@@ -22,6 +22,14 @@ class ScoreResult:
     not in ``alc``, ``final_nauc`` or ``auc_per_class``. ``auc_per_class`` is for
     the last prediction that counts (None for the classes left out);
     ``final_nauc`` is None when no prediction counts.
+
+    The diagnostics describe that same prediction (``diagnosed_prediction``, its index):
+    ``confusion_matrix`` (multi-class only: rows true class, columns the argmax class,
+    counts) and its largest off-diagonal cells ``top_confusions``; ``per_class``, one
+    ``{label, support, precision, recall, f1, auc, average_precision, threshold}`` per
+    class; for multi-label data ``label_confusion`` (each label's ``{tp, fp, fn, tn}``)
+    and ``error_cooccurrence`` (examples on which two labels are both wrong). ``curves``
+    (ROC and PR, `autodl.scoring.diagnostics.curves`) is saved apart, as curves.json.
     """
 
     alc: float
@@ -37,6 +45,13 @@ class ScoreResult:
     task: str | None = None
     label_names: list[str] | None = None
     t0: float = 60.0
+    diagnosed_prediction: int | None = None
+    confusion_matrix: list[list[int]] | None = None
+    top_confusions: list[dict] | None = None
+    per_class: list[dict] = field(default_factory=list)
+    label_confusion: list[dict] | None = None
+    error_cooccurrence: list[list[int]] | None = None
+    curves: dict | None = field(default=None, compare=False, repr=False)
 
     @property
     def n_predictions(self) -> int:
@@ -90,6 +105,12 @@ class ScoreResult:
             "ignored_reasons": list(self.ignored_reasons),
             "auc_per_class": [_plain(v) for v in self.auc_per_class],
             "label_names": self.label_names,
+            "diagnosed_prediction": self.diagnosed_prediction,
+            "confusion_matrix": self.confusion_matrix,
+            "top_confusions": self.top_confusions,
+            "per_class": [dict(row) for row in self.per_class],
+            "label_confusion": self.label_confusion,
+            "error_cooccurrence": self.error_cooccurrence,
         }
 
     @classmethod
@@ -109,6 +130,12 @@ class ScoreResult:
             task=data.get("task"),
             label_names=data.get("label_names"),
             t0=data.get("t0", 60.0),
+            diagnosed_prediction=data.get("diagnosed_prediction"),
+            confusion_matrix=data.get("confusion_matrix"),
+            top_confusions=data.get("top_confusions"),
+            per_class=list(data.get("per_class") or []),
+            label_confusion=data.get("label_confusion"),
+            error_cooccurrence=data.get("error_cooccurrence"),
         )
 
 
@@ -121,7 +148,9 @@ def _plain(value):
 
 
 def write_scores(result: ScoreResult, out_dir: str | Path) -> list[Path]:
-    """Write ``scores.json`` and the official ``scores.txt`` into ``out_dir``; return both paths.
+    """Write ``scores.json``, the official ``scores.txt`` and, when the result has curves,
+    ``curves.json`` into ``out_dir``; return the paths written (in that order: txt, json,
+    curves).
 
     scores.txt has the official keys and number formats (Python's ``str`` of
     floats, lists as Python lists): ``score`` (the ALC), ``Duration`` (time of
@@ -140,8 +169,37 @@ def write_scores(result: ScoreResult, out_dir: str | Path) -> list[Path]:
         lines.append(f"accuracy: {[float(v) for v in result.accuracy]}")
     txt, js = out / "scores.txt", out / "scores.json"
     txt.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    js.write_text(json.dumps(result.to_json(), indent=1) + "\n", encoding="utf-8")
-    return [txt, js]
+    js.write_text(_indented(result.to_json()) + "\n", encoding="utf-8")
+    written = [txt, js]
+    if result.curves is not None:
+        curves = out / "curves.json"
+        # One line: the curves are long lists of numbers, for programs rather than eyes.
+        curves.write_text(json.dumps(result.curves, separators=(",", ":")) + "\n", "utf-8")
+        written.append(curves)
+    return written
+
+
+# A list of numbers (or nulls) with no list inside: written on one line.
+_FLAT_LIST = re.compile(
+    r"\[\s*((?:-?[0-9][0-9.eE+-]*|null)(?:,\s*(?:-?[0-9][0-9.eE+-]*|null))*)\s*\]"
+)
+
+
+def _indented(data: dict) -> str:
+    """JSON indented by key, each list of numbers on one line (a confusion matrix of 1000
+    classes would take a million lines otherwise).
+
+    >>> print(_indented({"a": [1, 2], "m": [[1, 0], [0, 1]]}))
+    {
+     "a": [1, 2],
+     "m": [
+      [1, 0],
+      [0, 1]
+     ]
+    }
+    """
+    text = json.dumps(data, indent=1)
+    return _FLAT_LIST.sub(lambda m: "[" + ", ".join(re.split(r",\s*", m[1])) + "]", text)
 
 
 _NP_FLOAT = re.compile(r"np\.float64\(([^()]*)\)")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from autodl.errors import ScoringError
+from autodl.scoring import diagnostics
 from autodl.scoring._arrays import check_prediction, check_solution, read_array
 from autodl.scoring._result import ScoreResult
 from autodl.scoring.curve import T0, alc, read_prediction_folder
@@ -63,6 +64,9 @@ class Scorer:
         self.nauc: list[float] = []
         self.accuracy: list[float] = []
         self._last_aucs: np.ndarray | None = None
+        self._last_prediction: np.ndarray | None = None
+        self._last_index: int | None = None
+        self._diagnosed: tuple[int, dict] | None = None
 
     def add(self, prediction: np.ndarray, timestamp: float, name: str | None = None) -> float:
         """Score one prediction made ``timestamp`` seconds after the start; return its NAUC.
@@ -86,13 +90,48 @@ class Scorer:
             self.accuracy.append(accuracy(self.solution, prediction))
         if timestamp <= self.time_budget:
             self._last_aucs = aucs
+            self._last_prediction = prediction
+            self._last_index = len(self.nauc) - 1
         return score
 
-    def result(self) -> ScoreResult:
-        """The scores so far."""
+    def _diagnostics(self, aucs: list[float | None]) -> dict:
+        """The diagnostics of the last counted prediction, computed once per such prediction
+        (the service asks for a running job's result at every poll)."""
+        if self._last_prediction is None:
+            return {}
+        if self._diagnosed is not None and self._diagnosed[0] == self._last_index:
+            return self._diagnosed[1]
+        sol, pred = self.solution, self._last_prediction
+        curves = diagnostics.curves(sol, pred, label_names=self.label_names, aucs=aucs)
+        rows = diagnostics.per_class(
+            sol,
+            pred,
+            aucs,
+            multiclass=self.multiclass,
+            label_names=self.label_names,
+            aps=curves.pop("average_precision"),
+        )
+        out: dict = {"diagnosed_prediction": self._last_index, "per_class": rows}
+        if self.multiclass:
+            matrix = diagnostics.confusion_matrix(sol, pred)
+            out.update(confusion_matrix=matrix, top_confusions=diagnostics.top_confusions(matrix))
+        else:
+            out.update(
+                label_confusion=diagnostics.label_confusion(sol, pred),
+                error_cooccurrence=diagnostics.error_cooccurrence(sol, pred),
+            )
+        out["curves"] = {"task": self.task, "diagnosed_prediction": self._last_index, **curves}
+        self._diagnosed = (self._last_index, out)
+        return out
+
+    def result(self, diagnose: bool = True) -> ScoreResult:
+        """The scores so far; ``diagnose=False`` leaves out the diagnostics (confusion
+        matrix, per-class table, curves: about one more NAUC's work per new prediction),
+        for a live curve polled while the run goes on."""
         late = [i for i, t in enumerate(self.timestamps) if t > self.time_budget]
         counted = [i for i in range(len(self.nauc)) if i not in late]
         aucs = self._last_aucs
+        aucs_list = [] if aucs is None else [None if np.isnan(a) else float(a) for a in aucs]
         return ScoreResult(
             alc=alc(self.timestamps, self.nauc, self.time_budget, self.t0),
             final_nauc=self.nauc[counted[-1]] if counted else None,
@@ -102,11 +141,12 @@ class Scorer:
             accuracy=list(self.accuracy) if self.multiclass else None,
             ignored_classes=list(self.ignored),
             ignored_reasons=[left_out_reason(self.solution, c) for c in self.ignored],
-            auc_per_class=[] if aucs is None else [None if np.isnan(a) else float(a) for a in aucs],
+            auc_per_class=aucs_list,
             late=late,
             task=self.task,
             label_names=self.label_names,
             t0=self.t0,
+            **(self._diagnostics(aucs_list) if diagnose else {}),
         )
 
 

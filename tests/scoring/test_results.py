@@ -52,7 +52,7 @@ def test_multilabel_has_no_accuracy():
 
 
 def test_scores_txt_round_trip(result, tmp_path):
-    txt, js = write_scores(result, tmp_path)
+    txt, js, _curves = write_scores(result, tmp_path)
     text = txt.read_text()
     assert text.splitlines()[0] == f"score: {result.alc!r}"
     assert "np.float64" not in text and "task" not in text
@@ -78,7 +78,7 @@ def test_scores_txt_without_predictions(tmp_path):
     solution = one_hot(np.array([0, 1]), 2)
     result = score_arrays(solution, [], [], 60)
     assert result.alc == 0.0 and result.final_nauc is None
-    txt, _ = write_scores(result, tmp_path)
+    txt, *_ = write_scores(result, tmp_path)
     assert (
         txt.read_text()
         == "score: 0.0\nDuration: 0\ntimestamps: []\nnauc_scores: []\naccuracy: []\n"
