@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 from importlib import resources
 from string import Template
 
+from autodl.scoring._diagnostics_html import diagnostics_sections
 from autodl.scoring._figures import seconds_label
 from autodl.scoring._result import ScoreResult
 from autodl.scoring.curve import transform_time
@@ -211,6 +212,45 @@ def _per_class(result: ScoreResult) -> str:
     )
 
 
+def _mistakes(index: dict, images: Mapping[str, bytes]) -> str:
+    """The examples the model gets most wrong (``examples/index.json``), PNGs embedded."""
+    cards = []
+    for e in index["examples"]:
+        png = images.get(e.get("image") or "")
+        if png is not None:
+            data = base64.b64encode(png).decode("ascii")
+            alt = f"{e['kind']} example, row {e['row']}"
+            shown = f'<img class="{escape(e["kind"])}" alt="{escape(alt)}" src="data:image/png;base64,{data}">'
+        else:
+            shown = f'<p class="words">{escape(e.get("text") or "")}</p>'
+        true = escape(", ".join(e["true"]) or "none")
+        said = escape(", ".join(e["predicted"]) or "none")
+        prob = (
+            f"p = {e['probability']:.3f}"
+            if index.get("task") == "multi-class"
+            else f"p({escape(e['label'])}) = {e['probability']:.3f}"
+        )
+        cards.append(
+            f'<figure class="mistake">{shown}<figcaption><span class="true">true: <b>{true}</b></span>'
+            f'<span class="said">predicted: <b>{said}</b></span>'
+            f'<span class="prob">{prob} &middot; row {e["row"]}</span></figcaption></figure>'
+        )
+    n, rows = index.get("mistakes", 0), index.get("rows", 0)
+    small = " small" if index["examples"][0].get("kind") == "image" else ""  # thumbnails
+    how = (
+        "the predicted class had the highest probability"
+        if index.get("task") == "multi-class"
+        else f"a label is predicted from p &ge; {index.get('threshold') or 0.5:g}"
+    )
+    return (
+        '<section class="card"><h2>Examples the model gets most wrong</h2>'
+        f'<div class="mistakes{small}">{"".join(cards)}</div>'
+        f'<p class="note">{n:,} of {rows:,} test rows wrong ({how}); the most confident '
+        f"mistakes first, at most {index.get('per_class', 3)} per class. For the last "
+        "prediction made within the time budget.</p></section>"
+    )
+
+
 def _log(text: str) -> str:
     note = ""
     if len(text) > _MAX_LOG:
@@ -232,6 +272,8 @@ def render_report(
     time_budget: float | None,
     title: str | None,
     notes: Sequence[str] = (),
+    examples: dict | None = None,
+    example_images: Mapping[str, bytes] | None = None,
 ) -> str:
     """The whole page as a string."""
     budget = time_budget if time_budget is not None else (result.time_budget if result else None)
@@ -260,8 +302,12 @@ def render_report(
         body.append(f'<div class="grid2">{"".join(side)}</div>')
     if result is not None and result.n_predictions:
         body.append(_predictions(result, predictions_table))
-    if result is not None and result.auc_per_class:
+    if result is not None and result.per_class:
+        body.extend(diagnostics_sections(result))  # the per-class table holds the AUCs
+    elif result is not None and result.auc_per_class:
         body.append(_per_class(result))
+    if examples and examples.get("examples"):
+        body.append(_mistakes(examples, example_images or {}))
     if engine_log is not None:
         body.append(_log(engine_log))
     heading = title or (f"Run report: {task}" if task else "Run report")

@@ -13,7 +13,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from autodl.scoring._figures import comparison_figure, learning_curve_figure, png_bytes, save_png
@@ -47,6 +47,8 @@ def html_report(
     time_budget: float | None = None,
     title: str | None = None,
     notes: Sequence[str] = (),
+    examples: dict | None = None,
+    example_images: Mapping[str, bytes] | None = None,
 ) -> Path:
     """Write a self-contained HTML report (inline CSS, figure as a data URI, no network).
 
@@ -56,6 +58,8 @@ def html_report(
     or ``elapsed`` already shown is skipped); ``budget_used`` is the seconds the
     run took, shown against ``time_budget`` (default: the result's budget); ``notes``
     are lines under the key figures (how the run ended, how busy the machine was).
+    ``examples`` is the index of the examples the model gets most wrong (the pipeline's
+    ``examples/index.json``) and ``example_images`` their PNGs by name, embedded.
     """
     figure = None
     if result is not None and result.n_predictions:
@@ -71,6 +75,8 @@ def html_report(
         time_budget=time_budget,
         title=title,
         notes=notes,
+        examples=examples,
+        example_images=example_images,
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
