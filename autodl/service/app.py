@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from autodl.service import auth
 from autodl.service.db import Database
-from autodl.service.deps import UPLOAD_PATHS, NotSignedIn, Service, ServiceError
+from autodl.service.deps import UPLOAD_PATHS, UPLOAD_PATTERN, NotSignedIn, Service, ServiceError
 from autodl.service.dispatch import Dispatcher
 from autodl.service.dispatch.embedded import Supervisor
 from autodl.service.limits import RateLimited, RateLimiter, RequestLimits
@@ -74,6 +74,7 @@ def create_app(
     app.add_middleware(
         RequestLimits,
         upload_paths=UPLOAD_PATHS,
+        upload_pattern=UPLOAD_PATTERN,
         upload_limit=settings.max_upload_bytes + MULTIPART_SLACK,
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

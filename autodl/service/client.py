@@ -134,6 +134,51 @@ class Client:
             click.echo("", err=True)
         return r.json()
 
+    def upload_prediction(self, job_id: int, archive: Path, *, name: str | None = None) -> dict:
+        """POST new data (a zip) to /api/v1/jobs/JOB/predictions: the prediction job."""
+        self.check_token()
+        wrapper = _Progress(archive)
+        try:
+            r = self.request(
+                "POST",
+                f"/api/v1/jobs/{job_id}/predictions",
+                data={"name": name} if name else {},
+                files={"file": (archive.name, wrapper, "application/zip")},
+            )
+        finally:
+            wrapper.close()
+            click.echo("", err=True)
+        return r.json()
+
+    def follow_prediction(self, job_id: int, prediction_id: int, poll: float = 1.0) -> dict:
+        """Wait for a prediction job to end, saying each change of state; its final JSON."""
+        shown = None
+        while True:
+            p = self.request("GET", f"/api/v1/jobs/{job_id}/predictions/{prediction_id}").json()
+            if p["state"] != shown:
+                shown = p["state"]
+                click.echo(
+                    f"[{time.strftime('%H:%M:%S')}] prediction {prediction_id}: {shown}", err=True
+                )
+            if p["state"] in TERMINAL:
+                return p
+            time.sleep(poll)
+
+    def download_file(self, url: str, output: Path) -> None:
+        """GET ``url`` into ``output``, streamed (written under a temporary name first)."""
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(f".{output.name}.part")
+        try:
+            with self.http.stream("GET", url) as r:
+                if r.status_code >= 400:
+                    self._check(httpx.Response(r.status_code, content=r.read()))
+                with open(tmp, "wb") as f:
+                    for chunk in r.iter_bytes(1 << 20):
+                        f.write(chunk)
+            tmp.replace(output)
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def follow(self, job_id: int, poll: float = 1.0) -> dict:
         """Print the job's progress until it ends; return its final JSON."""
         shown_state, shown_points = None, 0

@@ -60,12 +60,18 @@ def child_environ(settings: Settings) -> dict[str, str]:
 
 
 def check_in_child(
-    folder: Path, workdir: Path, settings: Settings, task: dict | None = None
+    folder: Path,
+    workdir: Path,
+    settings: Settings,
+    task: dict | None = None,
+    module: str = "autodl._checkproc",
 ) -> dict:
     """`check_dataset(folder)` in a confined child: {"report", "errors", "problems_total"}.
 
     ``task`` ``{"convert": DIR, "label": COLUMN | None}``: raw data in ``folder`` is
-    converted into DIR in that child first (`autodl._checkproc`)."""
+    converted into DIR in that child first (`autodl._checkproc`). ``module``: the
+    child's module (same arguments, same limits): `autodl.service.predictproc` checks
+    a prediction upload against a model."""
     wall = settings.validate_wall_seconds
     start = time.monotonic()
     if not _TURNS.acquire(timeout=wall):
@@ -75,18 +81,23 @@ def check_in_child(
             status=503,
         )
     try:
-        return _run(folder, workdir, settings, wall - (time.monotonic() - start), task)
+        return _run(folder, workdir, settings, wall - (time.monotonic() - start), task, module)
     finally:
         _TURNS.release()
 
 
 def _run(
-    folder: Path, workdir: Path, settings: Settings, wall: float, task: dict | None = None
+    folder: Path,
+    workdir: Path,
+    settings: Settings,
+    wall: float,
+    task: dict | None = None,
+    module: str = "autodl._checkproc",
 ) -> dict:
     out, log = workdir / "check.json", workdir / "check.log"
     limits = check_limits(settings)
     cgroup = _confine.MemoryCgroup.create("autodl-check", limits.memory_bytes)
-    cmd = [sys.executable, "-m", "autodl._checkproc", str(folder), str(out)]
+    cmd = [sys.executable, "-m", module, str(folder), str(out)]
     cmd += [json.dumps(limits.to_json()), str(cgroup.path) if cgroup else ""]
     cmd += [json.dumps(task)] if task else []
     try:

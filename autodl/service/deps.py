@@ -17,6 +17,7 @@ route that tried to write would fail loudly (`ReadOnlyError`); it must not.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -37,6 +38,13 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 #: The routes that take an upload (POST): the only ones that accept a multipart body.
 UPLOAD_PATHS = frozenset({"/api/v1/jobs", "/jobs/new"})
+#: Upload routes with a job id in them: new data for a run's model (`predictions`).
+UPLOAD_PATTERN = re.compile(r"(/api/v1)?/jobs/[0-9]{1,19}/predictions")
+
+
+def is_upload_path(path: str) -> bool:
+    """Whether ``path`` is an upload route (`UPLOAD_PATHS`, `UPLOAD_PATTERN`)."""
+    return path in UPLOAD_PATHS or UPLOAD_PATTERN.fullmatch(path) is not None
 
 
 class ServiceError(Exception):
@@ -158,7 +166,7 @@ async def csrf_token_of(request: Request) -> str | None:
 def _is_upload_form(request: Request) -> bool:
     return (
         request.method == "POST"
-        and request.url.path in UPLOAD_PATHS
+        and is_upload_path(request.url.path)
         and request.headers.get("content-type", "").startswith("multipart/form-data")
         and not request.headers.get("x-csrf-token")
     )

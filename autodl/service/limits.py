@@ -18,6 +18,7 @@ one-process default; in front of several processes, limit at the proxy too.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -33,16 +34,28 @@ MAX_FORM_BYTES = 1024 * 1024
 class RequestLimits:
     """Bounds request bodies; refuses multipart outside ``upload_paths`` (POST only there)."""
 
-    def __init__(self, app: ASGIApp, *, upload_paths: Iterable[str], upload_limit: int):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        upload_paths: Iterable[str],
+        upload_limit: int,
+        upload_pattern: re.Pattern | None = None,
+    ):
         self.app = app
         self.upload_paths = frozenset(upload_paths)
+        self.upload_pattern = upload_pattern  # upload routes with an id in them
         self.upload_limit = upload_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        is_upload = scope["method"] == "POST" and scope["path"] in self.upload_paths
+        path = scope["path"]
+        is_upload = scope["method"] == "POST" and (
+            path in self.upload_paths
+            or (self.upload_pattern is not None and self.upload_pattern.fullmatch(path) is not None)
+        )
         limit = self.upload_limit if is_upload else MAX_FORM_BYTES
         headers = dict(scope["headers"])
         ctype = headers.get(b"content-type", b"").lower()

@@ -157,7 +157,7 @@ def page_json(db: Session, storage: Storage, rows: list[tuple[Job, str]]) -> lis
 
 def count_jobs(db: Session, user: User, *, everyone: bool = False) -> int:
     """How many jobs the listing holds in all (for "N jobs" on the page)."""
-    query = select(func.count(Job.id)).where(Job.deleted_at.is_(None))
+    query = select(func.count(Job.id)).where(Job.deleted_at.is_(None), Job.kind == "run")
     if not (user.is_admin and everyone):
         query = query.where(Job.user_id == user.id)
     return int(db.scalar(query) or 0)

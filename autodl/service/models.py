@@ -96,6 +96,9 @@ class Job(Base):
     dataset_name: Mapped[str] = mapped_column(String(200))
     #: check_dataset's summary (domain, classes, counts, shape) as JSON text.
     dataset_info: Mapped[str] = mapped_column(Text, default="{}")
+    #: The SHA-256 of the dataset's content (`leaderboard.dataset_hash`), computed when the
+    #: upload was checked: runs with the same hash are runs of the same data (None: before 0006).
+    dataset_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     time_budget: Mapped[float] = mapped_column(Float)
     state: Mapped[str] = mapped_column(String(16), index=True, default="queued")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
@@ -132,6 +135,13 @@ class Job(Base):
     #: Set when the user deletes the job: its files are gone, the row stays so that
     #: the daily quota cannot be reset by deleting jobs.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    #: "run" (train on an uploaded dataset) or "predict" (apply the model of job
+    #: ``parent_id`` to uploaded data: `autodl.service.predictions`). Prediction jobs go
+    #: through the same queue, dispatchers, runner and quotas; the job listings show runs only.
+    kind: Mapped[str] = mapped_column(String(16), default="run", server_default="run")
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True, index=True
+    )
 
     user: Mapped[User] = relationship()
     events: Mapped[list[JobEvent]] = relationship(

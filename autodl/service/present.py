@@ -32,6 +32,7 @@ DOWNLOADS = {
     "report.html": ("report.html", "text/html"),
     "learning-curve.png": ("learning-curve.png", "image/png"),
     "scores.json": ("scores.json", "application/json"),
+    "curves.json": ("curves.json", "application/json"),
     "engine.log": ("engine.log", "text/plain"),
 }
 
@@ -286,7 +287,7 @@ def _live_result(cache: dict, storage: Storage, job: Job):
         try:
             pf = read_prediction_folder(folder, job.dataset_name)
         except AutoDLError:
-            return live.scorer.result() if live.n else None
+            return live.scorer.result(diagnose=False) if live.n else None
         for k in range(live.n, len(pf.files)):
             path = storage.find_job_file(job.id, "results", "predictions", pf.files[k].name)
             if path is None:
@@ -296,7 +297,7 @@ def _live_result(cache: dict, storage: Storage, job: Job):
             except (OSError, ValueError, AutoDLError):
                 break
             live.n = k + 1
-        return live.scorer.result() if live.n else None
+        return live.scorer.result(diagnose=False) if live.n else None
 
 
 def log_tail(storage: Storage, job: Job, max_bytes: int = 200_000) -> str:

@@ -3,6 +3,7 @@
     <data>/jobs/<id>/dataset/      the extracted upload (the dataset as submitted)
     <data>/jobs/<id>/results/      what `autodl run` writes (pipeline.run's output folder)
     <data>/jobs/<id>/results.zip   the results as one download, made on first request
+    <data>/jobs/<id>/model.zip     the run's model/ folder as one download, made on first request
     <data>/jobs/<id>/worker.log    the job process's own output (for operators)
     <data>/tmp/                    uploads being received and checked
     <data>/cache/                  files made on demand (the sample dataset)
@@ -57,6 +58,10 @@ class Storage:
 
     def results_dir(self, job_id: int) -> Path:
         return self.job_dir(job_id) / "results"
+
+    def model_dir(self, job_id: int) -> Path:
+        """The model a run saved (``model.json`` beside its parameter files)."""
+        return self.results_dir(job_id) / "model"
 
     def worker_log(self, job_id: int) -> Path:
         return self.job_dir(job_id) / "worker.log"
@@ -134,6 +139,24 @@ class Storage:
             return not hidden and self.find_job_file(job_id, "results", *parts) is not None
 
         return zip_folder(results, target, compresslevel=6, include=include)
+
+    def model_zip(self, job_id: int) -> Path:
+        """The run's ``model/`` folder as one zip (``model/...`` inside), made once and cached
+        until the model changes; written file by file (`zip_folder`), so memory stays bounded."""
+        target = self.job_dir(job_id) / "model.zip"
+        model = self.model_dir(job_id)
+        if target.is_symlink():
+            target.unlink()
+        if target.exists() and target.stat().st_mtime >= _newest_mtime(model):
+            return target
+
+        def include(rel: str) -> bool:
+            parts = rel.split("/")
+            hidden = any(part.startswith(".") for part in parts)
+            return not hidden and self.find_job_file(job_id, "results", "model", *parts) is not None
+
+        # Weights hardly compress: a light level keeps the first download quick.
+        return zip_folder(model, target, prefix="model/", compresslevel=1, include=include)
 
 
 def tree_size(path: Path) -> int:

@@ -20,6 +20,7 @@ from starlette.requests import Request
 
 from autodl.service.deps import Service
 from autodl.service.jobs import create_job
+from autodl.service.leaderboard import dataset_hash
 from autodl.service.models import User
 from autodl.service.quotas import check_can_submit, check_compute, usage
 from autodl.service.uploads import UploadRefused, human_bytes, prepare, receive
@@ -91,6 +92,7 @@ async def submit(request: Request, service: Service, user: User) -> int:
                 name=_dataset_name(received.filename),
             )
         )
+        digest = await run_in_threadpool(dataset_hash, folder)
         job_id = await run_in_threadpool(
             _queue,
             service,
@@ -100,6 +102,7 @@ async def submit(request: Request, service: Service, user: User) -> int:
             report,
             size,
             folder,
+            digest,
         )
         # Celery's dispatcher talks to the broker and the database: not on the event loop.
         await run_in_threadpool(service.dispatcher.notify, job_id)
@@ -128,13 +131,14 @@ def current_usage(service: Service, user: User):
         return usage(s, s.merge(user), service.settings)
 
 
-def _queue(service: Service, user: User, name, budget, report, size, folder) -> int:
+def _queue(service: Service, user: User, name, budget, report, size, folder, digest=None) -> int:
     with service.db.session() as s:
         owner = s.merge(user)
         now = usage(s, owner, service.settings)  # again: a parallel upload may have won
         check_can_submit(now)
         check_compute(now, budget)
         job = create_job(s, owner, name=name, time_budget=budget, report=report, stored_bytes=size)
+        job.dataset_hash = digest  # runs of the same data: `leaderboard`
         converted = report.get("converted")
         if converted:  # the job's history says what the upload became
             job.events[-1].message = f"Submitted, {converted['note']}, and validated."

@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from autodl.service.api import account, jobs
+from autodl.service.api import account, jobs, predictions
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(jobs.router)
+router.include_router(predictions.router)
 router.include_router(account.router)
 
 __all__ = ["router"]

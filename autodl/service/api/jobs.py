@@ -9,8 +9,19 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from autodl.service import jobs as J
-from autodl.service.api.schemas import CurveOut, ErrorOut, JobListOut, JobOut
+from autodl.service.api.schemas import (
+    CurveOut,
+    DiagnosticsOut,
+    ErrorOut,
+    ExamplesOut,
+    JobListOut,
+    JobOut,
+    LeaderboardOut,
+)
 from autodl.service.deps import DB, RowId, ServiceDep, ServiceError, User
+from autodl.service.diagnostics import diagnostics_json
+from autodl.service.examples import example_image, examples_json
+from autodl.service.leaderboard import leaderboard_json
 from autodl.service.listing import DEFAULT_LIMIT, MAX_LIMIT, page, page_json
 from autodl.service.models import Job
 from autodl.service.present import (
@@ -202,6 +213,67 @@ def curve(job_id: RowId, db: DB, service: ServiceDep, user: User):
 
 
 @router.get(
+    "/{job_id}/diagnostics",
+    response_model=DiagnosticsOut,
+    summary="Confusion matrix, per-class precision, recall, F1, AUC, AP, ROC and PR curves",
+    description="For the run's last prediction within the time budget, as the job stored "
+    "them (scores.json and curves.json).",
+)
+def diagnostics(job_id: RowId, db: DB, service: ServiceDep, user: User):
+    job = J.load_job(db, user, job_id)
+    data = diagnostics_json(service.storage, job)
+    if data is None:
+        raise ServiceError(
+            404,
+            f"Job {job_id} has no diagnostics"
+            + (f" yet (it is {job.state})." if job.state not in J.TERMINAL else "."),
+            "They are written when a run on a dataset with a solution made a prediction "
+            "within its time budget and was scored.",
+        )
+    return data
+
+
+@router.get(
+    "/{job_id}/examples",
+    response_model=ExamplesOut,
+    summary="The examples the run gets most wrong (made by the job; images under examples/)",
+)
+def examples(job_id: RowId, db: DB, service: ServiceDep, user: User):
+    job = J.load_job(db, user, job_id)
+    index = examples_json(service.storage, job)
+    if index is None:
+        raise ServiceError(
+            404,
+            f"Job {job_id} has no examples"
+            + (f" yet (it is {job.state})." if job.state not in J.TERMINAL else "."),
+            "They are made when a run on a dataset with a solution has been scored.",
+        )
+    return index
+
+
+@router.get(
+    "/{job_id}/examples/{name}",
+    response_class=FileResponse,
+    summary="One image of the examples (a PNG named in the examples' index)",
+)
+def example_png(job_id: RowId, name: str, db: DB, service: ServiceDep, user: User):
+    path = example_image(service.storage, J.load_job(db, user, job_id), name)
+    if path is None:
+        raise ServiceError(404, f"Job {job_id} has no example image {name!r}.")
+    return FileResponse(path, media_type="image/png")
+
+
+@router.get(
+    "/{job_id}/leaderboard",
+    response_model=LeaderboardOut,
+    summary="Runs of the same dataset (same content hash), best ALC first",
+    description="Your runs of the job's dataset; every user's for an administrator.",
+)
+def leaderboard(job_id: RowId, db: DB, service: ServiceDep, user: User):
+    return leaderboard_json(db, service.storage, user, J.load_job(db, user, job_id))
+
+
+@router.get(
     "/{job_id}/log",
     response_class=PlainTextResponse,
     summary="The engine's log (its end, up to 200 kB)",
@@ -212,7 +284,7 @@ def log(job_id: RowId, db: DB, service: ServiceDep, user: User):
 
 @router.get(
     "/{job_id}/download/{name}",
-    summary="Download: predictions.csv, predictions.predict, results.zip, report.html, learning-curve.png, scores.json, engine.log",
+    summary="Download: predictions.csv, predictions.predict, results.zip, report.html, learning-curve.png, scores.json, curves.json, engine.log",
     response_class=FileResponse,
 )
 def download(job_id: RowId, name: str, db: DB, service: ServiceDep, user: User):

@@ -191,3 +191,107 @@ class PasswordIn(BaseModel):
 
 class AccountDeleteIn(BaseModel):
     password: str = Field(max_length=1024, description="Your current password, to confirm.")
+
+
+class ExampleOut(BaseModel):
+    row: int = Field(description="The test row (0-based, in the test split's record order).")
+    id: int = Field(description="The record's id.")
+    label: str = Field(
+        description="The class it is filed under (multi-label: the label got wrong)."
+    )
+    true: list[str]
+    predicted: list[str]
+    probability: float = Field(
+        description="Multi-class: of the class predicted; multi-label: of `label`."
+    )
+    error: float = Field(description="How confidently wrong (the order of the list).")
+    kind: str = Field(description="image, video, series (an image each), text or features.")
+    image: str | None
+    image_url: str | None = Field(description="The PNG (images, videos, series), or null.")
+    text: str | None = Field(description="Text decoded to words, or a tabular row's values.")
+
+
+class ExamplesOut(BaseModel):
+    task: str = Field(description="multi-class or multi-label")
+    domain: str
+    prediction: int | None = Field(description="The prediction they are taken from.")
+    rows: int
+    mistakes: int = Field(description="Test rows the prediction gets wrong.")
+    per_class: int
+    threshold: float | None
+    examples: list[ExampleOut] = Field(description="Most confident mistakes first.")
+
+
+class LeaderboardRowOut(BaseModel):
+    rank: int | None
+    id: int
+    name: str
+    owner: str | None
+    state: str
+    time_budget: float
+    seed: int | None
+    first_prediction: float | None = Field(description="Seconds to the first prediction.")
+    alc: float | None
+    final_nauc: float | None
+    final_accuracy: float | None
+    n_predictions: int
+    created_at: str | None
+    this: bool = Field(description="The job the leaderboard was asked for.")
+    url: str
+    page: str
+    curve: str
+
+
+class LeaderboardOut(BaseModel):
+    job: int
+    dataset: dict = Field(description="name and content hash (null for older jobs)")
+    everyone: bool = Field(description="Every user's runs (administrators) or yours only.")
+    runs: list[LeaderboardRowOut] = Field(description="Best ALC first.")
+    curves: list[int] = Field(description="The jobs whose curves the page overlays.")
+    truncated: bool
+
+
+class PerClassOut(BaseModel):
+    label: str
+    support: int = Field(description="Examples of the class in the test split.")
+    precision: float | None = Field(description="Null when the class is never predicted.")
+    recall: float | None = Field(description="Null when the class has no example.")
+    f1: float | None
+    auc: float | None = Field(description="ROC AUC, null for a class left out of the NAUC.")
+    average_precision: float | None = Field(description="Null when the class has no example.")
+    threshold: float | None = Field(
+        description="Multi-label: the score from which the label counts as predicted; "
+        "multi-class: null (the predicted class is the highest score)."
+    )
+
+
+class DiagnosticsOut(BaseModel):
+    id: int
+    state: str
+    task: str = Field(description="multi-class or multi-label")
+    diagnosed_prediction: int | None = Field(
+        description="The prediction they describe: the last made within the time budget."
+    )
+    label_names: list[str] | None
+    confusion_matrix: list[list[int]] | None = Field(
+        description="Multi-class: rows the true class, columns the predicted class, counts."
+    )
+    top_confusions: list[dict] | None = Field(
+        description="Multi-class: the largest off-diagonal cells, {true, predicted, count, "
+        "share} (share: of the true class's examples)."
+    )
+    per_class: list[PerClassOut] = Field(description="One row per class, in class order.")
+    label_confusion: list[dict] | None = Field(
+        description="Multi-label: each label's {tp, fp, fn, tn} at its threshold."
+    )
+    error_cooccurrence: list[list[int]] | None = Field(
+        description="Multi-label: examples on which labels i and j are both wrong."
+    )
+    matrix_max_classes: int = Field(
+        description="Beyond this many classes the page lists the top-confused pairs."
+    )
+    curves: dict | None = Field(
+        description="curves.json: per class (with positives and negatives) `roc` {fpr, "
+        "tpr} and `pr` {recall, precision}, downsampled to `max_points`; `macro` the "
+        "average curves with their AUC and AP."
+    )

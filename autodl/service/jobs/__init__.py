@@ -25,7 +25,9 @@ from __future__ import annotations
 from autodl.service.jobs.heartbeat import Heartbeat
 from autodl.service.jobs.queries import (
     get_job,
+    get_prediction,
     load_job,
+    predictions_of,
     queue_position,
     queue_positions,
     running_count,
@@ -41,6 +43,7 @@ from autodl.service.jobs.state import (
     InvalidTransition,
     cancel,
     create_job,
+    create_prediction_job,
     delete,
     record_redispatch,
     requeue_or_fail,
@@ -49,7 +52,8 @@ from autodl.service.jobs.state import (
 
 __all__ = [
     "ACTIVE", "HANDED_BACK", "TERMINAL", "TOMBSTONE", "Heartbeat", "InvalidTransition",
-    "cancel", "create_job", "delete", "get_job", "load_job", "queue_position", "queue_positions",
+    "cancel", "create_job", "create_prediction_job", "delete", "get_job", "get_prediction",
+    "load_job", "predictions_of", "queue_position", "queue_positions",
     "reap", "record_redispatch", "requeue_or_fail", "running_count", "set_state",
     "stale_before", "visible_jobs",
 ]  # fmt: skip

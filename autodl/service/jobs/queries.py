@@ -19,8 +19,9 @@ from autodl.service.models import Job, User, utcnow
 
 
 def visible_jobs(user: User):
-    """The jobs ``user`` may see: their own, or everyone's for an administrator."""
-    query = select(Job).where(Job.deleted_at.is_(None))
+    """The runs ``user`` may see: their own, or everyone's for an administrator. Prediction
+    jobs are not among them: they are found through their run (`get_prediction`)."""
+    query = select(Job).where(Job.deleted_at.is_(None), Job.kind == "run")
     return query if user.is_admin else query.where(Job.user_id == user.id)
 
 
@@ -40,6 +41,30 @@ def load_job(db: Session, user: User, job_id: int) -> Job:
             404, f"No job {job_id} among your jobs.", "List yours with GET /api/v1/jobs."
         )
     return job
+
+
+def get_prediction(db: Session, parent: Job, prediction_id: int) -> Job | None:
+    """The prediction job ``prediction_id`` of the run ``parent`` (already checked to be
+    visible to the caller: `load_job`), or None."""
+    return db.scalar(
+        select(Job).where(
+            Job.id == prediction_id,
+            Job.parent_id == parent.id,
+            Job.kind == "predict",
+            Job.deleted_at.is_(None),
+        )
+    )
+
+
+def predictions_of(db: Session, parent: Job) -> list[Job]:
+    """The run's prediction jobs, newest first."""
+    return list(
+        db.scalars(
+            select(Job)
+            .where(Job.parent_id == parent.id, Job.kind == "predict", Job.deleted_at.is_(None))
+            .order_by(Job.id.desc())
+        )
+    )
 
 
 def queue_position(db: Session, job: Job) -> int | None:

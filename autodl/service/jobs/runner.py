@@ -96,9 +96,12 @@ def run_job(job_id: int, settings: Settings, db: Database | None = None) -> str:
             ):
                 return job.state
             attempt, budget = job.attempts, job.time_budget
+            kind, parent_id, info = job.kind, job.parent_id, job.dataset_info
         row = update(Job).where(Job.id == job_id, Job.state.in_(ACTIVE), Job.attempts == attempt)
         beat = Heartbeat(db, row, settings.heartbeat_seconds).start()
         try:
+            if kind == "predict":
+                return _predict(job_id, attempt, parent_id, budget, info, settings, db, storage)
             return _run(job_id, attempt, budget, settings, db, storage, beat)
         finally:
             beat.stop()
@@ -171,6 +174,40 @@ def _run(
         )
     else:
         _finish(report, transition)
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        if job is not None and job.deleted_at is None:
+            job.stored_bytes = storage.job_bytes(job_id)
+        return job.state if job is not None else "missing"
+
+
+def _predict(job_id, attempt, parent_id, budget, info, settings, db, storage) -> str:
+    """A prediction job (kind "predict"): the run ``parent_id``'s model applied to the
+    job's upload (`autodl.service.predictions.run_prediction`), no scoring."""
+    import json
+
+    from autodl.service.predictions import run_prediction
+
+    def transition(new: str, **kw) -> bool:
+        with db.session() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.state not in TRANSITIONS or new not in TRANSITIONS[job.state]:
+                return False
+            return set_state(s, job, new, guard={"attempts": attempt}, **kw)
+
+    try:
+        run_prediction(
+            job_id, parent_id, budget, settings, storage, transition, json.loads(info or "{}")
+        )
+    except Exception as e:  # noqa: BLE001 - the user gets a reason, the operator the log
+        import traceback
+
+        traceback.print_exc()
+        transition(
+            "failed",
+            message=f"An internal error stopped the prediction ({type(e).__name__}). {PLATFORM}",
+            fault="platform",
+        )
     with db.session() as s:
         job = s.get(Job, job_id)
         if job is not None and job.deleted_at is None:

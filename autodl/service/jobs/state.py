@@ -9,8 +9,8 @@ job, and a job cancelled meanwhile stays cancelled), time-stamps it and records 
 — a platform fault gives the user's daily quota back.
 
 The helpers below are the transitions the rest of the service asks for by name
-(`create_job`, `cancel`, `delete`, `requeue_or_fail`, `hand_back`, `process_ended`);
-each goes through `set_state` (or, for a job's birth, writes its first event).
+(`create_job`, `create_prediction_job`, `cancel`, `delete`, `requeue_or_fail`,
+`hand_back`, `process_ended`); each goes through `set_state` (or, for a job's birth, writes its first event).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import os
 import socket
 import threading
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from autodl.formats.names import dataset_name_problem, valid_dataset_name
@@ -150,6 +150,40 @@ def create_job(
     return job
 
 
+def create_prediction_job(
+    db: Session, user: User, parent: Job, *, name: str, time_budget: float, stored_bytes: int
+) -> Job:
+    """Record a checked prediction upload as a queued job of kind "predict" that applies
+    ``parent``'s model (`autodl.service.predictions`). It shares the run's dataset name
+    (what its files are named after) and goes through the same queue and quotas."""
+    now = utcnow()
+    job = Job(
+        user_id=user.id,
+        kind="predict",
+        parent_id=parent.id,
+        name=clean_job_name(name) or f"Predictions with job {parent.id}'s model",
+        dataset_name=parent.dataset_name,
+        dataset_info="{}",
+        time_budget=time_budget,
+        state="queued",
+        created_at=now,
+        queued_at=now,
+        stored_bytes=stored_bytes,
+    )
+    db.add(job)
+    db.flush()
+    db.add(
+        JobEvent(
+            job_id=job.id,
+            state="queued",
+            at=now,
+            message="Submitted and checked against the model.",
+        )
+    )
+    db.flush()
+    return job
+
+
 def cancel(db: Session, job: Job) -> bool:
     """Cancel a queued or running job (a queued one gives its quota back)."""
     if job.state in TERMINAL:
@@ -205,6 +239,11 @@ def delete(db: Session, job: Job, storage: Storage) -> None:
     job.events.clear()  # delete-orphan: the rows go
     db.flush()
     storage.delete_job(job.id)
+    # A run's prediction jobs apply its model: they go with it (their processes are killed
+    # by whoever watches them, as for any deleted job).
+    children = select(Job).where(Job.parent_id == job.id, Job.deleted_at.is_(None))
+    for child in db.scalars(children).all():
+        delete(db, child, storage)
 
 
 def requeue_or_fail(

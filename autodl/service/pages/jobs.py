@@ -11,8 +11,11 @@ from starlette.concurrency import run_in_threadpool
 
 from autodl.service import jobs as J
 from autodl.service.deps import DB, RowId, ServiceDep, ServiceError, User
+from autodl.service.examples import examples_json
+from autodl.service.leaderboard import count_same_dataset, leaderboard_json
 from autodl.service.listing import DEFAULT_LIMIT, SORTS, count_jobs, page
 from autodl.service.pages.render import render
+from autodl.service.predictions import panel
 from autodl.service.present import job_json
 from autodl.service.quotas import usage
 from autodl.service.submissions import current_usage, refusal_headers, submit
@@ -22,6 +25,8 @@ router = APIRouter()
 DONE = {
     "cancelled": "The job was cancelled.",
     "deleted": "The job, its dataset and its results were deleted.",
+    "predicting": "The new data was checked against the model and queued for prediction.",
+    "prediction_deleted": "The prediction and its files were deleted.",
 }
 
 
@@ -96,8 +101,23 @@ def job_page(
     job = J.load_job(db, user, job_id)
     data = job_json(db, service.storage, job)
     return render(
-        request, "job.html", job=data, job_data=json.dumps(data), message=DONE.get(done or "")
+        request,
+        "job.html",
+        job=data,
+        job_data=json.dumps(data),
+        message=DONE.get(done or ""),
+        **panel(db, service.storage, job),  # the model and its predictions
+        examples=examples_json(service.storage, job),
+        same_runs=count_same_dataset(db, user, job),
     )
+
+
+@router.get("/jobs/{job_id}/leaderboard")
+def leaderboard_page(request: Request, job_id: RowId, service: ServiceDep, db: DB, user: User):
+    """Runs of the job's dataset side by side, learning curves overlaid (compare.js)."""
+    job = J.load_job(db, user, job_id)
+    board = leaderboard_json(db, service.storage, user, job)
+    return render(request, "leaderboard.html", job=job, board=board, ids=board["curves"])
 
 
 @router.post("/jobs/{job_id}/cancel")
