@@ -226,6 +226,9 @@
     renderClasses();
     $("diag-confusion").hidden = false;
     $("diag-classes").hidden = false;
+    // The per-class table holds the AUCs: the live "AUC per class" card goes.
+    const auc = $("auc-table");
+    if (auc) auc.closest("section").hidden = true;
     $("diag-curves").hidden = !renderCurves();
   }
 

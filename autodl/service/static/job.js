@@ -170,6 +170,8 @@
       const work = [];
       if (j.state !== "queued") work.push(get(`/api/v1/jobs/${id}/curve`).then(r => r.json()).then(renderCurve));
       if (j.state !== "queued" && (!TERMINAL.includes(j.state) || polls === 1 || lastState !== j.state)) work.push(loadLog());
+      // Parts drawn by the server (the examples, the model panel) come with a reload.
+      if (j.state === "finished" && !TERMINAL.includes(job0.state)) $("ended-note").hidden = false;
       lastState = j.state;
       return Promise.all(work).then(() => j);
     }).then(j => {
