@@ -7,6 +7,7 @@ The public API mirrors the command line::
     report = autodl.check_dataset("digits")             # problems, summary
     run = autodl.run("digits", "out", time_budget=60)   # train, predict, score, report
     result = autodl.score("digits/digits.solution", "out/predictions")
+    model = autodl.load_model("out/model")              # the run's model, later
 
 Names are imported lazily so that ``import autodl`` stays cheap.
 """
@@ -29,6 +30,8 @@ _EXPORTS = {
     "score": "autodl.scoring",
     "ScoreResult": "autodl.scoring",
     "run": "autodl.pipeline",
+    "load_model": "autodl.model",
+    "Model": "autodl.model",
     "RunReport": "autodl.pipeline",
     "Settings": "autodl.settings",
     "AutoDLError": "autodl.errors",
@@ -46,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from autodl.formats.dataset import Dataset, open_dataset  # noqa: F401
     from autodl.formats.types import ArraySplit, DatasetSpec  # noqa: F401
     from autodl.formats.writer import DatasetWriter  # noqa: F401
+    from autodl.model import Model, load_model  # noqa: F401
     from autodl.pipeline import RunReport, run  # noqa: F401
     from autodl.scoring import ScoreResult, score  # noqa: F401
     from autodl.settings import Settings  # noqa: F401

@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -77,7 +78,12 @@ def _child_main(argv: list[str]) -> None:
     conn = Connection(fd)
     try:
         _child(
-            _Channel(conn), config["dataset"], config["engine"], config["seed"], config["threads"]
+            _Channel(conn),
+            config["dataset"],
+            config["engine"],
+            config["seed"],
+            config["threads"],
+            config.get("model_dir"),
         )
     finally:
         conn.close()
@@ -102,8 +108,11 @@ def _failure_kind(e: BaseException) -> str:
     return ERROR
 
 
-def _child(conn, dataset_path: str, engine_spec: str, seed: int, threads: int) -> None:
-    """The engine's side of the protocol."""
+def _child(
+    conn, dataset_path: str, engine_spec: str, seed: int, threads: int, model_dir: str | None = None
+) -> None:
+    """The engine's side of the protocol; with ``model_dir``, the model of each prediction
+    is written to ``model_dir/<k>/`` (`_ModelWriter`) after the prediction is sent."""
     # The engine's libraries may print (LightGBM's C++ warnings write to fd 1); the
     # caller's standard output is its own (`autodl run --json`), so send theirs to stderr.
     sys.stdout.flush()
@@ -139,6 +148,7 @@ def _child(conn, dataset_path: str, engine_spec: str, seed: int, threads: int) -
 
     if warm_note:
         log(warm_note)
+    writer = None
     try:
         budget = Budget(max(0.0, time_budget - (time.time() - start_time)))
         if dataset is None:
@@ -162,10 +172,105 @@ def _child(conn, dataset_path: str, engine_spec: str, seed: int, threads: int) -
                     p.note,
                 )
             )
+            if model_dir is not None:  # after the prediction is out, before training on
+                writer = writer or _ModelWriter(Path(model_dir), dataset_path, dataset.spec)
+                for line in writer.add(p):
+                    log(line)
         conn.send(("done",))
     except BaseException as e:  # noqa: BLE001 - reported to the parent
         message = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
         conn.send(("error", message, traceback.format_exc(), _failure_kind(e)))
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+KEEP_MODELS = 4  # model folders the engine's process keeps (the newest ones)
+
+
+class _ModelWriter:
+    """Writes the model of the k-th prediction to ``root/<k>/`` in a background thread.
+
+    The parts are frozen (pickled, `autodl.engine.export.freeze`) right after the
+    prediction is sent, before the engine trains them on; writing the files (a
+    temporary folder, then a rename) happens beside the engine. The parent keeps the
+    folder of the last prediction it counted (`autodl.ingestion`)."""
+
+    def __init__(self, root: Path, dataset_path: str, spec) -> None:
+        import queue
+        import threading
+
+        self.root = root
+        self.count = 0
+        self.errors: list[str] = []
+        from autodl.engine.export import spec_json
+
+        self.spec = spec_json(spec)
+        self.manifest = _manifest(Path(dataset_path), spec.name)
+        self.queue: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="model-writer")
+        self.thread.start()
+
+    def add(self, p) -> list[str]:
+        """Freeze the model of prediction ``p`` (the next index); the log lines to send."""
+        k, self.count = self.count, self.count + 1
+        recipe = getattr(p, "model", None)
+        lines, self.errors = self.errors, []
+        if recipe is None or recipe.calibration is None:
+            if k == 0:
+                lines.append("this engine gives no model with its predictions: none is saved")
+            return lines
+        t0 = time.monotonic()
+        try:
+            parts = recipe.snapshot()
+        except Exception as e:  # noqa: BLE001 - a model that cannot be saved ends nothing
+            lines.append(f"the model of prediction {k} cannot be saved: {type(e).__name__}: {e}")
+            return lines
+        info = {
+            "learner": p.learner,
+            "note": p.note,
+            "prediction_index": k,
+            "hold_out_score": p.valid_score,
+            "spec": self.spec,
+            "max_side": recipe.extra.get("max_side"),
+            "manifest": self.manifest,
+            "freeze_seconds": round(time.monotonic() - t0, 4),
+        }
+        self.queue.put((k, parts, list(recipe.names), recipe.calibration, info))
+        return lines
+
+    def _run(self) -> None:
+        from autodl.engine import export
+
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            k, parts, names, calibration, info = item
+            try:
+                export.write(self.root / str(k), parts, names, calibration, info)
+            except Exception as e:  # noqa: BLE001 - reported in the run log
+                self.errors.append(f"the model of prediction {k} was not saved: {e}")
+            # the parent counts predictions in order and keeps the last one counted: the
+            # newest few may be uncounted (unread at the deadline), older ones never matter
+            shutil.rmtree(self.root / str(k - KEEP_MODELS), ignore_errors=True)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+
+def _manifest(dataset_path: Path, name: str) -> dict | None:
+    """The `autodl format` manifest of the dataset (how raw data became it), if beside it."""
+    stem = dataset_path.name[:-4] if dataset_path.name.endswith(".zip") else dataset_path.name
+    for candidate in (f"{stem}.manifest.json", f"{name}.manifest.json"):
+        path = dataset_path.parent / candidate
+        try:
+            if path.is_file() and path.stat().st_size < 64 * 1024 * 1024:
+                return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+    return None
 
 
 def _array(value) -> np.ndarray | None:
@@ -241,7 +346,7 @@ def _unpack(data: bytes) -> tuple:
     return tuple(out)
 
 
-def _spawn(dataset_path, engine: str, seed: int, threads: int, limits: Limits):
+def _spawn(dataset_path, engine: str, seed: int, threads: int, limits: Limits, model_dir=None):
     """Start the engine process: a fresh interpreter (exec, not fork) with a scrubbed
     environment, the limits it applies to itself, and one end of a socket pair."""
     ours, theirs = socket.socketpair()
@@ -253,6 +358,7 @@ def _spawn(dataset_path, engine: str, seed: int, threads: int, limits: Limits):
         "threads": threads,
         "limits": limits.to_json(),
         "cgroup": str(cgroup.path) if cgroup else None,
+        "model_dir": str(Path(model_dir).resolve()) if model_dir is not None else None,
     }
     env = scrubbed_environ() if limits.scrub_env else dict(os.environ)
     code = "import sys; from autodl._engine_process import _child_main; _child_main(sys.argv[1:])"

@@ -60,3 +60,7 @@ class ScoringError(AutoDLError):
 
 class IngestionError(AutoDLError):
     """The engine could not be run on the dataset."""
+
+
+class ModelError(AutoDLError):
+    """A saved model is missing, damaged, or was written by incompatible versions."""

@@ -31,7 +31,8 @@ the official layout so that the official scorer can re-score the folder:
     predictions/<task>.predict_<k>    one row per test record, space-separated scores
     predictions/end.txt               ingestion_duration, ingestion_success, end_time
 
-plus ``run.jsonl`` (one JSON object per event) and ``engine.log``. At the
+plus ``run.jsonl`` (one JSON object per event), ``engine.log`` and ``model/``, the
+model of the last counted prediction (``save_model``; `autodl.model` loads it). At the
 deadline the child gets SIGTERM, then SIGKILL after ``grace`` seconds; what
 arrives after the deadline is not counted. ``ingestion_pid`` in start.txt is
 written as 0: the official scorer kills the process named there when it thinks
@@ -42,6 +43,7 @@ the folder is re-scored.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -80,6 +82,8 @@ if TYPE_CHECKING:  # pragma: no cover
 STARTUP_TIMEOUT = 300.0
 # "done" this long before the deadline is an early end (converged), not the budget's end
 EARLY = 1.0
+MODEL_DIR = "model"  # the saved model of the last counted prediction, in the output folder
+MODELS_STAGING = ".models"  # where the engine's process writes each prediction's model
 
 
 @dataclass
@@ -132,6 +136,9 @@ class IngestionResult:
     converged_at: float | None = None
     #: How busy the machine was during the run (`autodl._load`); None if it never started.
     load: MachineLoad | None = None
+    #: The saved model of the last counted prediction (``output_dir/model``), or None:
+    #: not asked for (``save_model=False``), or it could not be saved (the log says why).
+    model: Path | None = None
 
     @property
     def outcome(self) -> Outcome:
@@ -180,6 +187,7 @@ def ingest(
     limits: Limits | None = None,
     on_ready: Callable[[], None] | None = None,
     other_jobs: Callable[[], int] | None = None,
+    save_model: bool = True,
 ) -> IngestionResult:
     """Run ``engine`` on ``dataset`` (an open `Dataset`, or its path) for at most
     ``time_budget`` seconds. Here the dataset gives the names, sizes and unlabelled ids;
@@ -203,6 +211,11 @@ def ingest(
     cannot start leaves the earlier one in place). ``other_jobs``, when given, counts
     the other jobs running beside this one (the service's job process asks its
     database); the run's `MachineLoad` keeps the most it saw.
+
+    ``save_model``: the engine's process writes the model of each prediction it sends
+    (`autodl._engine_process._ModelWriter`) into ``output_dir/.models/<k>/``; at the end
+    the one of the last counted prediction becomes ``output_dir/model/`` (waiting up
+    to ``grace`` seconds for it to be written) and the others go.
     """
     from autodl.formats.dataset import Dataset, open_dataset
 
@@ -220,7 +233,11 @@ def ingest(
     limits = limits or Limits()
     # The largest message the engine may send: its two predictions as float64, plus slack.
     max_message = 8 * (n_test + n_unlabelled) * max(1, spec.output_dim) + 4 * 1024 * 1024
-    proc, parent_conn, cgroup = _spawn(dataset.path, engine, seed, threads, limits)
+    staging = output_dir / MODELS_STAGING
+    if save_model:
+        shutil.rmtree(staging, ignore_errors=True)
+    model_dir = staging if save_model else None
+    proc, parent_conn, cgroup = _spawn(dataset.path, engine, seed, threads, limits, model_dir)
     try:
         if not parent_conn.poll(STARTUP_TIMEOUT):
             raise IngestionError(f"the engine did not start within {STARTUP_TIMEOUT:g} s")
@@ -356,7 +373,11 @@ def ingest(
             break
 
     result.load = meter.finish()  # before the stop: the engine's CPU time is still readable
+    if save_model and result.predictions:  # the last counted prediction's model is written
+        _await(staging / str(result.predictions[-1].index), proc, grace)
     _stop(proc, grace, cgroup)
+    if save_model:
+        result.model = _keep_model(staging, output_dir, result, rec)
     parent_conn.close()
     result.end_time = time.time()
     if result.error is None and not result.predictions:
@@ -371,6 +392,31 @@ def ingest(
     rec.end(result.success, result.end_time)
     progress("end", result.error or "")
     return result
+
+
+def _await(folder: Path, proc: subprocess.Popen, grace: float) -> None:
+    """Wait (at most ``grace`` seconds, while the engine lives) for ``folder`` to appear."""
+    end = time.monotonic() + grace
+    while not folder.exists() and proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.02)
+
+
+def _keep_model(staging: Path, output_dir: Path, result: IngestionResult, rec) -> Path | None:
+    """Make the last counted prediction's model ``output_dir/model``; drop the others."""
+    target = output_dir / MODEL_DIR
+    shutil.rmtree(target, ignore_errors=True)
+    kept = None
+    if result.predictions:
+        k = result.predictions[-1].index
+        source = staging / str(k)
+        if (source / "model.json").is_file():
+            source.rename(target)
+            kept = target
+            rec.log(f"model of prediction {k} ({result.predictions[-1].learner}) saved in {target}")
+        else:
+            rec.log(f"the model of prediction {k} was not saved (see the log above)")
+    shutil.rmtree(staging, ignore_errors=True)
+    return kept
 
 
 def _split_ids(split) -> np.ndarray:

@@ -1,0 +1,97 @@
+"""``autodl predict``: apply a run's saved model to new data, without the service or a GPU."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The CSV (or .predict file) to write.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "predict"]),
+    default="csv",
+    show_default=True,
+    help="csv: a name column, one probability column per class (and top_class); "
+    "predict: the official .predict layout (the run's test scores).",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["test", "unlabelled", "train"]),
+    default=None,
+    help="For an AutoDL dataset: the split to predict (default: unlabelled if it has "
+    "records, else test).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Examples read and predicted at a time (memory).",
+)
+def predict(
+    model: Path, input_path: Path, output: Path, fmt: str, split: str | None, batch_size: int
+) -> None:
+    """Predict with a saved model (a run's OUTPUT/model folder, or a zip of it) on INPUT.
+
+    INPUT is an AutoDL dataset (folder or zip), or raw data of the model's domain that
+    `autodl format` reads: a folder, zip or file of images, audio, video or .txt files,
+    or a CSV of rows (tabular: the training columns by name) or texts. It is converted
+    on the fly as the training data was. The model's parts are pickled: load only
+    models you trust.
+    """
+    from autodl.model import load_model, predict_to_csv
+
+    t0 = time.monotonic()
+    loaded = load_model(model)
+    click.echo(
+        f"Model: {loaded.info.get('learner')} ({loaded.spec.domain}, "
+        f"{loaded.spec.output_dim} classes), loaded in {time.monotonic() - t0:.2f}s",
+        err=True,
+    )
+    bar = _Progress(sys.stderr)
+    n = predict_to_csv(
+        loaded, input_path, output, split=split, fmt=fmt, batch_size=batch_size, progress=bar
+    )
+    bar.close()
+    took = time.monotonic() - t0
+    click.echo(f"Wrote {n} predictions to {output} in {took:.1f}s", err=True)
+
+
+class _Progress:
+    """``done/total`` on stderr, at most a few times a second (a line per update off a TTY)."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        pct = 100.0 * done / total if total else 100.0
+        line = f"predicting: {done}/{total} examples ({pct:.0f}%)"
+        self.stream.write(("\r" + line) if self.tty else line + "\n")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.tty and self.shown:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,216 @@
+"""Saved models (issue 16): `autodl.load_model`, `predict_to_csv`, `check_input`, their errors.
+
+The fast tests build a model folder in this process from a learner fitted on a tiny
+generated dataset (`autodl.engine.export.write`, as the engine's process does); the
+runs of every domain, the deadline and the command line are in test_runs.py (slow).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import autodl
+from autodl.engine import calibrate, export, tabular
+from autodl.errors import FormatError, ModelError
+from autodl.formats.dataset import open_dataset
+from autodl.formats.samples import make_image, make_tabular
+from autodl.model import check_input, load_model, predict_to_csv
+
+
+def write_model(folder: Path, dataset: Path, manifest: dict | None = None) -> tuple:
+    """A model folder from the plan's linear learner fitted on ``dataset``; returns the
+    learner and its calibration (the reference)."""
+    ds = open_dataset(dataset)
+    learner = tabular.plan(ds.spec, 0)[1]
+    data = ds.train.load()
+    learner.fit(data, 2.0)
+    cal = calibrate.fit(learner.predict_proba(data.x), data.labels, multiclass=True)
+    recipe = export.Recipe.of([learner], [learner.name])
+    info = {
+        "learner": learner.name,
+        "note": "",
+        "prediction_index": 0,
+        "hold_out_score": None,
+        "spec": export.spec_json(ds.spec),
+        "max_side": None,
+        "manifest": manifest,
+    }
+    export.write(folder, recipe.snapshot(), recipe.names, cal, info)
+    return learner, cal, ds
+
+
+@pytest.fixture(scope="module")
+def tab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("model")
+    dataset = make_tabular(root / "tab", unlabelled=True)
+    learner, cal, ds = write_model(root / "model", dataset)
+    return root / "model", dataset, learner, cal, ds
+
+
+def test_arrays_give_the_calibrated_probabilities(tab):
+    folder, _dataset, learner, cal, ds = tab
+    model = autodl.load_model(folder)
+    x = ds.test.load().x
+    want = cal.probabilities(learner.predict_proba(x))
+    got = model.predict_proba(x)
+    assert np.abs(got - want).max() < 1e-12
+    assert np.allclose(got.sum(axis=1), 1)
+    assert np.abs(model.predict_scores(x) - cal.scores(learner.predict_proba(x))).max() < 1e-12
+    assert list(model.classes_) == ds.spec.label_names
+    assert list(model.predict(x)) == [ds.spec.label_names[i] for i in want.argmax(axis=1)]
+    assert model.spec == ds.spec
+    # a list of (T, H, W, C) examples and one example work too
+    assert np.abs(model.predict_proba(list(x[:3])) - want[:3]).max() < 1e-12
+    assert np.abs(model.predict_proba(x[0]) - want[:1]).max() < 1e-12
+
+
+def test_model_json_says_what_it_is(tab):
+    doc = json.loads((tab[0] / "model.json").read_text())
+    assert doc["pickled"] is True and "trust" in doc["warning"]
+    assert doc["parts"][0]["weight"] == 1.0 and doc["kind"] == "learner"
+    assert {"numpy", "lightgbm", "torch", "python"} <= set(doc["versions"])
+    assert doc["spec"]["output_dim"] == tab[4].spec.output_dim
+    # no training data in the saved learner: far smaller than the training split
+    assert (tab[0] / "part-0.pkl").stat().st_size < 200_000
+
+
+def test_predict_to_csv_on_a_dataset_in_batches(tab, tmp_path):
+    folder, dataset, learner, cal, ds = tab
+    seen = []
+    n = predict_to_csv(
+        folder, dataset, tmp_path / "p.csv", batch_size=7, progress=lambda d, t: seen.append((d, t))
+    )
+    x = ds.unlabelled.load()
+    assert n == len(x) and seen[-1] == (n, n) and len(seen) > 2
+    rows = list(csv.reader((tmp_path / "p.csv").open()))
+    assert rows[0] == ["id", *ds.spec.label_names, "top_class"]
+    got = np.array([[float(v) for v in r[1:-1]] for r in rows[1:]])
+    want = cal.probabilities(learner.predict_proba(x.x))
+    assert np.abs(got - want).max() < 1e-6
+    assert [int(r[0]) for r in rows[1:]] == x.ids.tolist()
+    assert [r[-1] for r in rows[1:]] == [ds.spec.label_names[i] for i in want.argmax(axis=1)]
+    # the test split in the official layout: the calibrated scores
+    predict_to_csv(folder, dataset, tmp_path / "t.predict", split="test", fmt="predict")
+    got = np.loadtxt(tmp_path / "t.predict")
+    assert np.abs(got - cal.scores(learner.predict_proba(ds.test.load().x))).max() < 1e-6
+
+
+def test_a_zip_of_the_model_and_a_run_folder_load(tab, tmp_path):
+    folder = tab[0]
+    with zipfile.ZipFile(tmp_path / "model.zip", "w") as zf:
+        for f in folder.iterdir():
+            zf.write(f, f"model/{f.name}")
+    x = tab[4].test.load().x
+    want = load_model(folder).predict_proba(x)
+    assert np.abs(load_model(tmp_path / "model.zip").predict_proba(x) - want).max() == 0
+    shutil.copytree(folder, tmp_path / "run" / "model")
+    assert load_model(tmp_path / "run").info["learner"] == tab[2].name
+
+
+def test_another_domain_or_shape_is_a_clear_error(tab, tmp_path):
+    folder = tab[0]
+    image = make_image(tmp_path / "img", unlabelled=True)
+    with pytest.raises(FormatError, match=r"image data; the model was trained on tabular data"):
+        check_input(folder, image)
+    model = load_model(folder)
+    width = model.spec.shape[2]
+    with pytest.raises(
+        FormatError, match=rf"shape \(1, 1, 3, 1\); the model expects \(1, 1, {width}, 1\)"
+    ):
+        model.predict_proba(np.zeros((2, 1, 1, 3, 1), np.float32))
+    other = make_tabular(tmp_path / "wide", n_features=width + 2)
+    with pytest.raises(FormatError, match="the model expects"):
+        predict_to_csv(folder, other, tmp_path / "p.csv")
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_table_without_a_manifest_needs_the_feature_count(tab, tmp_path):
+    folder, _dataset, learner, cal, ds = tab
+    x = ds.test.load().x
+    width = x.shape[3]
+    table = tmp_path / "rows.csv"
+    with table.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([f"f{i}" for i in range(width)] + ["label"])
+        w.writerows([[repr(float(v)) for v in row.ravel()] + ["a"] for row in x])
+    predict_to_csv(folder, table, tmp_path / "p.csv")
+    rows = list(csv.reader((tmp_path / "p.csv").open()))
+    assert rows[0][0] == "row" and [r[0] for r in rows[1:]] == [str(i) for i in range(len(x))]
+    got = np.array([[float(v) for v in r[1:-1]] for r in rows[1:]])
+    assert np.abs(got - cal.probabilities(learner.predict_proba(x))).max() < 1e-6
+    with table.open("w", newline="") as f:
+        csv.writer(f).writerows([["a", "b"], [1, 2]])
+    with pytest.raises(
+        FormatError, match=rf"rows.csv: 2 feature columns; the model expects {width}"
+    ):
+        check_input(folder, table)
+
+
+def test_columns_by_name_from_the_manifest(tmp_path):
+    from autodl.formats.convert import format_dataset
+    from tests.convert.inputs import tabular_rows, write_csv
+
+    header, rows = tabular_rows(90)
+    raw = write_csv(tmp_path / "animals.csv", header, rows)
+    result = format_dataset(raw, tmp_path / "out", label="species")
+    manifest = json.loads(Path(result.manifest).read_text())
+    learner, cal, ds = write_model(tmp_path / "model", Path(result.dataset), manifest)
+    # the columns in another order, without the label and id columns: matched by name
+    order = ["weight", "colour", "length"]
+    new = write_csv(
+        tmp_path / "new.csv", order, [[r[header.index(c)] for c in order] for r in rows]
+    )
+    predict_to_csv(tmp_path / "model", new, tmp_path / "p.csv")
+    got = list(csv.reader((tmp_path / "p.csv").open()))
+    records = list(csv.DictReader(Path(result.records).open()))
+    test = {int(r["id"]): int(r["row"]) for r in records if r["split"] == "test"}
+    x = ds.test.load()
+    want = cal.probabilities(learner.predict_proba(x.x))
+    for i, rid in enumerate(x.ids.tolist()):
+        row = got[1 + test[rid]]
+        assert np.abs(np.array([float(v) for v in row[1:-1]]) - want[i]).max() < 1e-6
+    write_csv(tmp_path / "bad.csv", ["length", "weight"], [[1, 2]])
+    with pytest.raises(
+        FormatError, match=r"bad.csv: no column 'colour'; the model reads the columns"
+    ):
+        check_input(tmp_path / "model", tmp_path / "bad.csv")
+    write_csv(tmp_path / "text.csv", ["length", "colour", "weight"], [["long", "red", 1]])
+    with pytest.raises(FormatError, match=r"row 0, column 'length': 'long' is not a number"):
+        check_input(tmp_path / "model", tmp_path / "text.csv")
+
+
+def test_incompatible_or_damaged_models_are_refused(tab, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(tab[0], folder)
+    doc = json.loads((folder / "model.json").read_text())
+    doc["versions"]["numpy"] = "1.20.0"
+    (folder / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelError, match=r"saved with numpy 1.20.0 \(installed: "):
+        load_model(folder)
+    doc["versions"] = export.versions()
+    doc["autodl_model"] = 99
+    (folder / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelError, match="a model of format 99"):
+        load_model(folder)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="not a saved model"):
+        load_model(tmp_path / "empty")
+    doc["autodl_model"] = export.FORMAT
+    (folder / "model.json").write_text(json.dumps(doc))
+    (folder / "part-0.pkl").write_bytes(b"garbage")
+    with pytest.raises(ModelError, match="a part of the model does not load"):
+        load_model(folder)
+
+
+def test_raw_files_of_another_kind_are_refused(tab, tmp_path):
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.png").write_bytes(b"x")
+    with pytest.raises(FormatError, match="reads a table .CSV. or an AutoDL dataset"):
+        check_input(tab[0], tmp_path / "imgs")
