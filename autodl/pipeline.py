@@ -6,8 +6,11 @@
     run.jsonl, engine.log   the run's events and the engine's log
     scores.json             the keys of ``autodl score --json`` (when a solution is known)
     scores.txt              the official scorer's keys
+    curves.json             ROC and precision-recall curves per class and macro
     learning-curve.png      the learning curve on the log time axis
-    report.html             a self-contained page: curve, scores, per-class AUC, log
+    examples/               the test examples the last prediction gets most wrong (index.json, PNGs)
+    report.html             a self-contained page: curve, scores, confusion matrix, per-class
+                            table, ROC and PR curves, log
     unlabelled/             <task>.predict and predictions.csv (when there is an unlabelled part)
 """
 
@@ -22,7 +25,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from autodl._confine import job_limits
+from autodl._examples import read_images, write_examples
 from autodl.engine.protocol import DEFAULT_ENGINE
 from autodl.errors import AutoDLError, FormatError
 from autodl.ingestion import IngestionResult, Progress, ingest
@@ -31,7 +37,7 @@ from autodl.settings import Settings
 if TYPE_CHECKING:  # pragma: no cover
     from autodl.formats.dataset import Dataset
 
-RESULT_FILES = ("scores.json", "scores.txt", "learning-curve.png", "report.html")
+RESULT_FILES = ("scores.json", "scores.txt", "curves.json", "learning-curve.png", "report.html")
 
 
 class Stage(StrEnum):
@@ -49,6 +55,9 @@ class RunReport:
     dataset: dict
     ingestion: IngestionResult
     score: object | None  # autodl.scoring.ScoreResult
+    seed: int | None = None  # the engine's seed (runs of one dataset are compared by it)
+    #: examples/index.json (`autodl._examples`): the mistakes shown, or None
+    examples: dict | None = None
 
     @property
     def success(self) -> bool:
@@ -65,6 +74,7 @@ class RunReport:
                 "success": ing.success,
                 "error": ing.error,
                 "time_budget": ing.time_budget,
+                "seed": self.seed,
                 "duration": round(ing.duration, 3),
                 # the engine ended by itself before the deadline (loop step 7)
                 "converged_at": ing.converged_at if ing.converged else None,
@@ -85,6 +95,8 @@ class RunReport:
                 "unlabelled": str(self.output_dir / "unlabelled")
                 if ing.unlabelled is not None
                 else None,
+                # the saved model of the last counted prediction (autodl predict), or None
+                "model": str(ing.model) if ing.model is not None else None,
             }
         )
         return data
@@ -151,7 +163,16 @@ def check_output(output_dir: Path, force: bool) -> bool:
 def clear_output(output_dir: Path) -> None:
     """Remove the files of an earlier run from ``output_dir`` (and nothing else)."""
     if output_dir.is_dir():
-        for name in ("predictions", "unlabelled", "run.jsonl", "engine.log", *RESULT_FILES):
+        for name in (
+            "predictions",
+            "unlabelled",
+            "examples",
+            "run.jsonl",
+            "engine.log",
+            "model",
+            ".models",
+            *RESULT_FILES,
+        ):
             path = output_dir / name
             if path.is_dir():
                 shutil.rmtree(path)
@@ -199,6 +220,7 @@ def run(
     on_progress: Callable[[Progress], None] | None = None,
     on_stage: Callable[[Stage], None] | None = None,
     other_jobs: Callable[[], int] | None = None,
+    save_model: bool | None = None,
 ) -> RunReport:
     """Run the engine on a dataset, then score and publish the run.
 
@@ -209,7 +231,9 @@ def run(
     gets each `Stage` as it begins (the service's job runner moves its job to
     ``scoring`` from it). ``other_jobs`` counts the jobs running beside this one (the
     service passes it): the report and ``run.json``'s ``machine`` say how many shared
-    the machine.
+    the machine. ``save_model`` (default ``AUTODL_SAVE_MODEL``, on) keeps the model of the
+    last counted prediction in ``output_dir/model/`` (`autodl.load_model`), with its test
+    score once scored.
 
     >>> report = run("digits", "out/digits", time_budget=60)   # doctest: +SKIP
     >>> report.score.alc                                        # doctest: +SKIP
@@ -229,24 +253,30 @@ def run(
         raise
     output_dir = Path(output_dir)
     check_output(output_dir, force)
+    seed = settings.seed if seed is None else seed
     result = ingest(
         ds,
         output_dir,
         budget,
         engine=engine,
-        seed=settings.seed if seed is None else seed,
+        seed=seed,
         threads=job_threads(settings.threads, settings.workers),
         grace=settings.grace_seconds,
         on_progress=on_progress,
         limits=job_limits(settings),
         on_ready=lambda: _ready(output_dir, on_stage),
         other_jobs=other_jobs,
+        save_model=settings.save_model if save_model is None else save_model,
     )
     if on_stage is not None:
         on_stage(Stage.SCORING)
     summary = dataset_summary(ds)
-    report = RunReport(output_dir, summary, result, None)
+    report = RunReport(output_dir, summary, result, None, seed=seed)
     publish(report, ds)
+    if result.model is not None and report.score is not None:  # the model's test score
+        from autodl.engine.export import annotate
+
+        annotate(result.model, test_score=report.score.final_nauc, alc=report.score.alc)
     return report
 
 
@@ -293,6 +323,7 @@ def publish(report: RunReport, dataset) -> None:
         learning_curve_png(
             report.score, out / "learning-curve.png", title=f"Learning curve: {ing.task}"
         )
+    examples_note = _write_examples(report, dataset)
     log_path = out / "engine.log"
     engine_log = log_path.read_text(encoding="utf-8") if log_path.exists() else ""
     html_report(
@@ -313,9 +344,32 @@ def publish(report: RunReport, dataset) -> None:
         ],
         time_budget=ing.time_budget,
         notes=[finished_text(ing).capitalize() + "."]
-        + ([f"Machine: {ing.load.text()}."] if ing.load is not None else []),
+        + ([f"Machine: {ing.load.text()}."] if ing.load is not None else [])
+        + ([examples_note] if examples_note else []),
+        examples=report.examples,
+        example_images=read_images(report.examples, out) if report.examples else None,
     )
     (out / "run.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
+
+
+def _write_examples(report: RunReport, dataset) -> str | None:
+    """Write ``examples/`` for the last counted prediction (`autodl._examples`: only the
+    records shown are read); None, or why they could not be made (the run stands)."""
+    score = report.score
+    if score is None or not score.counted:
+        return None
+    last = score.counted[-1]
+    paths = [p.path for p in report.ingestion.predictions if p.index == last]
+    if not paths:
+        return None
+    try:
+        prediction = np.loadtxt(paths[0], ndmin=2)
+        report.examples = write_examples(
+            dataset, prediction, report.output_dir, prediction_index=last
+        )
+    except (AutoDLError, OSError, ValueError) as e:
+        return f"The examples the model gets wrong could not be made: {e}"
+    return None
 
 
 def _error_text(ing: IngestionResult) -> str | None:

@@ -42,6 +42,9 @@ class Settings:
     #: AUTODL_GRACE_SECONDS: how long after the deadline the engine process may live
     #: before it is killed (it gets a SIGTERM at the deadline, SIGKILL after the grace).
     grace_seconds: float = 5.0
+    #: AUTODL_SAVE_MODEL: keep the model of a run's last counted prediction in its
+    #: output folder (``model/``, for `autodl predict`); off, runs save none.
+    save_model: bool = True
     #: AUTODL_SEED: random seed of the engine.
     seed: int = 0
     #: AUTODL_THREADS: CPU threads the engine may use (0 = all cores, or a job's share,
@@ -65,6 +68,9 @@ class Settings:
     engine: str = DEFAULT_ENGINE
     #: AUTODL_MAX_TIME_BUDGET: the largest time budget a user may choose, in seconds.
     max_time_budget: float = 3600.0
+    #: AUTODL_PREDICT_BUDGET: seconds a prediction job (the service's "Predict on new data")
+    #: may run; counted against the user's compute time like a run's budget.
+    predict_budget: float = 300.0
     #: AUTODL_JOB_MARGIN_SECONDS: time a job may take beyond budget + grace (engine
     #: start-up, scoring, report) before the supervisor kills it.
     job_margin_seconds: float = 300.0
@@ -274,6 +280,7 @@ RULES: dict[str, Rule] = {
         lambda v: re.fullmatch(r"[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?", v) is not None,
     ),
     "max_time_budget": _above(0),
+    "predict_budget": _above(0),
     "job_margin_seconds": _at_least(0),
     "max_upload_bytes": _POSITIVE,
     "max_extracted_bytes": _POSITIVE,

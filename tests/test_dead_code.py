@@ -52,6 +52,17 @@ USED_ELSEWHERE = {
     "compute_seconds_used": "API response field",
     "compute_seconds_left": "API response field",
     "points": "API response field",
+    "support": "API response field (per_class of …/diagnostics)",
+    "f1": "API response field (per_class of …/diagnostics)",
+    "matrix_max_classes": "API response field (…/diagnostics; diagnostics.js reads it)",
+    "image_url": "API response field (…/examples; the job page shows it)",
+    "mistakes": "API response field (…/examples)",
+    "first_prediction": "API response field (…/leaderboard)",
+    "this": "API response field (…/leaderboard: the job asked for)",
+    "truncated": "API response field (…/leaderboard)",
+    "download": "API response field (…/predictions/{pid}: the CSV's address)",
+    "prediction_error": "request.state, read by the job page's template (_predict.html)",
+    "prediction_hint": "request.state, read by the job page's template (_predict.html)",
     # Fields of the descriptor_pb2 messages formats/example.py builds: protobuf reads them.
     "default_value": "protobuf descriptor field",
     "oneof_index": "protobuf descriptor field",
@@ -69,6 +80,8 @@ USED_ELSEWHERE = {
     "make_all": "a sample dataset in every domain (tests/datasets_fixture.py)",
     "variable_names": "the docs test checks every setting is documented (tests/test_docs.py)",
     "scoring_at": "a column of the jobs table: when the job entered scoring",
+    "reducer_override": "pickle.Pickler calls it (engine/export.py: saved models' parts)",
+    "predict_scores": "Model's public API (docs/cli.md): the run's test scores again",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 import autodl
@@ -183,3 +184,21 @@ def test_raw_data_given_to_the_api_points_to_format_dataset(tmp_path):
     with pytest.raises(autodl.FormatError) as e:
         autodl.run(table, tmp_path / "out", time_budget=30)
     assert "label='COLUMN'" in e.value.hint
+
+
+def test_the_run_stores_its_worst_examples_and_seed_and_the_report_shows_them(tab_run):
+    from autodl._examples import worst_mistakes
+
+    root, out, report = tab_run
+    index = json.loads((out / "examples" / "index.json").read_text())
+    last = report.score.counted[-1]
+    assert index["prediction"] == last and index == report.examples
+    ds = autodl.open_dataset(root)
+    prediction = np.loadtxt(out / "predictions" / f"{ds.name}.predict_{last}", ndmin=2)
+    expected = worst_mistakes(ds.solution, prediction)
+    assert [e["row"] for e in index["examples"]] == [m.row for m in expected]
+    assert index["domain"] == "tabular" and all(e["text"] for e in index["examples"])
+    html = (out / "report.html").read_text()
+    if expected:
+        assert "Examples the model gets most wrong" in html
+    assert json.loads((out / "run.json").read_text())["seed"] == report.seed == 0

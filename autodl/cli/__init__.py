@@ -5,9 +5,11 @@ and ``python -m autodl``); the commands live in
 
 - `autodl.cli.data`: ``format``, ``check``, ``sample`` (datasets);
 - `autodl.cli.run`: ``run``, ``score`` (train and score; live progress in `autodl.cli.progress`);
+- `autodl.cli.predict`: ``predict`` (a run's saved model on new data);
+- `autodl.cli.compare`: ``compare`` (runs side by side, their curves on one chart);
 - `autodl.cli.service`: ``serve``, ``user``, ``token``, ``db`` (this machine's service);
 - `autodl.cli.worker`: ``worker`` (a Celery worker of a scale-out);
-- `autodl.cli.client`: ``submit`` (a client of any server);
+- `autodl.cli.client`: ``submit``, ``submit-predict`` (a client of any server);
 
 and what several of them share in `autodl.cli.common`. Every user error ends in one
 message and a hint on stderr and exit status 1, never a traceback (``autodl --debug
@@ -19,9 +21,11 @@ from __future__ import annotations
 
 import click
 
-from autodl.cli.client import submit
+from autodl.cli.client import submit, submit_predict
 from autodl.cli.common import AutoDLGroup
+from autodl.cli.compare import compare
 from autodl.cli.data import check, format_command, sample
+from autodl.cli.predict import predict
 from autodl.cli.run import run, score
 from autodl.cli.service import db, serve, token, user
 from autodl.cli.worker import worker
@@ -38,5 +42,20 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-for _command in (check, db, format_command, run, sample, score, serve, submit, token, user, worker):
+for _command in (
+    check,
+    compare,
+    db,
+    format_command,
+    predict,
+    run,
+    sample,
+    score,
+    serve,
+    submit,
+    submit_predict,
+    token,
+    user,
+    worker,
+):
     main.add_command(_command)

@@ -87,6 +87,58 @@ def submit(
         click.echo(f"Results in {output}")
 
 
+@click.command("submit-predict")
+@click.argument("job_id", type=click.IntRange(min=1))
+@click.argument("data", type=click.Path(exists=True, path_type=Path))
+@click.option("--server", required=True, help="The service's address, e.g. http://127.0.0.1:8000")
+@click.option(
+    "--token",
+    "api_token",
+    required=True,
+    help="An API token (Account page, or `autodl token create`).",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Wait for the prediction and write its CSV here (without it: queue and print its address).",
+)
+def submit_predict(
+    job_id: int, data: Path, server: str, api_token: str, output: Path | None
+) -> None:
+    """Predict on new DATA with the model of the server's job JOB_ID.
+
+    DATA is an AutoDL dataset (its unlabelled part is predicted, else its test part) or
+    raw files like those the model learnt from (images, audio, video, .txt files, or a
+    CSV with the same columns): a zip, uploaded as it is, or a folder, zipped here. The
+    server checks it against the model before queueing a short prediction job (its
+    budget: the server's AUTODL_PREDICT_BUDGET, counted against your quota); with
+    --output the command waits and writes predictions.csv there: one row per input (its
+    record id, or its file's path inside DATA), then one column per class."""
+    from autodl.service.client import Client
+
+    client = Client(server, api_token)
+    client.check_token()
+    with tempfile.TemporaryDirectory(prefix="autodl-submit-") as tmp:
+        if data.is_dir():
+            archive = zip_folder(data, Path(tmp) / f"{data.resolve().name}.zip", compresslevel=1)
+        else:
+            archive = data
+        prediction = client.upload_prediction(job_id, archive)
+    click.echo(
+        f"Prediction {prediction['id']} queued: {server.rstrip('/')}{prediction['url']} "
+        f"(job page: {server.rstrip('/')}/jobs/{job_id})"
+    )
+    if output is None:
+        return
+    prediction = client.follow_prediction(job_id, prediction["id"])
+    if prediction["state"] != "finished" or not prediction.get("download"):
+        reason = prediction.get("reason") or f"the prediction was {prediction['state']}"
+        raise AutoDLError(f"prediction {prediction['id']} {prediction['state']}: {reason}")
+    client.download_file(prediction["download"], output)
+    click.echo(f"{prediction['rows']} row(s) predicted: {output}")
+
+
 def _submission_zip(dataset: Path, tmp: Path, labels: tuple[str, ...]) -> tuple[Path, str | None]:
     """The zip to upload for DATASET and the label field to send with it."""
     from autodl.formats.convert.detect import describe_raw

@@ -97,6 +97,12 @@ def _print_score(result) -> None:
     is_flag=True,
     help="Print one JSON object at the end (progress goes to stderr).",
 )
+@click.option(
+    "--no-model",
+    "no_model",
+    is_flag=True,
+    help="Do not save the model in OUTPUT/model/ (default: AUTODL_SAVE_MODEL, on).",
+)
 def run(
     path: Path,
     time_budget: float | None,
@@ -105,6 +111,7 @@ def run(
     force: bool,
     labels: tuple[str, ...],
     as_json: bool,
+    no_model: bool,
 ) -> None:
     """Train on a dataset under a time budget, then score it and write a report.
 
@@ -135,7 +142,15 @@ def run(
         err=True,
     )
     # the dataset opened above is the run's: pipeline and ingestion do not open it again
-    report = pipeline.run(ds, output, time_budget, seed=seed, force=force, on_progress=live)
+    report = pipeline.run(
+        ds,
+        output,
+        time_budget,
+        seed=seed,
+        force=force,
+        on_progress=live,
+        save_model=False if no_model else None,
+    )
     live.close()
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1))
@@ -159,3 +174,5 @@ def _print_run(report) -> None:
     click.echo(f"Predictions: {ing.predictions_dir}")
     if ing.unlabelled is not None:
         click.echo(f"Unlabelled:  {out / 'unlabelled' / 'predictions.csv'}")
+    if getattr(ing, "model", None) is not None:
+        click.echo(f"Model:       {ing.model}  (autodl predict {ing.model} INPUT --output FILE)")
