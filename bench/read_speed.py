@@ -20,8 +20,11 @@ When ``AUTODL_TF_PYTHON`` names the python of a TensorFlow venv (``bash
 .ci/tf-venv.sh`` prints one), two TensorFlow columns are added, timed in a
 subprocess on the same files (``bench/_tf_read.py``): the per-record parse and the
 batched parse (256 records a batch); ratios are ours / theirs. Best of ``--repeat``
-runs each. Prints figures (``--markdown``: one table with the command and date);
-asserts nothing about time.
+runs each; the CPU seconds (every thread of each process) say how much work each
+did, which a busy machine's wall clock hides (TensorFlow's thread pool takes a
+larger share of a contended CPU than one Python thread). ``--numpy-png``: PNG frames decoded as before the threaded decoder
+(zlib and numpy in the reading thread). Prints figures (``--markdown``: one table
+with the command and date); asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from autodl.formats import _png, images  # noqa: E402
 from autodl.formats import example as E  # noqa: E402
-from autodl.formats import images  # noqa: E402
 from autodl.formats.dataset import open_dataset  # noqa: E402
 from autodl.formats.tfrecord import read_records  # noqa: E402
 from tests.conftest import SHARED_DATA as SHARED  # noqa: E402
@@ -124,13 +127,15 @@ def baseline(path: Path) -> int:
     return n
 
 
-def _best(fn, path: Path, repeat: int) -> tuple[float, int]:
-    best, n = float("inf"), 0
+def _best(fn, path: Path, repeat: int) -> tuple[float, int, float]:
+    """Least wall seconds, records, least CPU seconds (every thread of this process)."""
+    best, cpu, n = float("inf"), float("inf"), 0
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         n = fn(path)
         best = min(best, time.perf_counter() - t)
-    return best, n
+        cpu = min(cpu, time.process_time() - c)
+    return best, n, cpu
 
 
 def _datasets(args) -> list[tuple[str, Path]]:
@@ -158,6 +163,11 @@ def main() -> None:
         action="store_true",
         help="decode JPEG with Pillow even if simplejpeg is installed",
     )
+    ap.add_argument(
+        "--numpy-png",
+        action="store_true",
+        help="decode PNG as before issue 14's threaded decoder: zlib and numpy, one thread",
+    )
     ap.add_argument("--markdown", action="store_true", help="one table, command and date")
     args = ap.parse_args()
     from bench._markdown import Rows
@@ -167,11 +177,16 @@ def main() -> None:
     cols += [f"{args.baseline} rec/s", "speed-up"]
     if with_tf:
         cols += ["TF per-record rec/s", "ours/TF", "TF batched rec/s", "ours/TF batched"]
+        cols += ["CPU s: ours / TF per-record / TF batched"]
     report = Rows(args.markdown, cols)
     if args.no_simplejpeg:
         images.simplejpeg = None
         images.JPEG_DECODER = "Pillow"
-    setup = f"JPEG decoder: {images.JPEG_DECODER}; {images.default_workers()} decoding workers"
+    if args.numpy_png:
+        _png.PILLOW = None
+    png = "zlib + numpy" if _png.PILLOW is None else "Pillow's decoder object, threads"
+    setup = f"JPEG decoder: {images.JPEG_DECODER}; PNG: {png}; "
+    setup += f"{images.default_workers()} decoding workers"
     base_fn = general if args.baseline == "general" else baseline
     if not args.markdown:
         print(setup)
@@ -187,18 +202,20 @@ def main() -> None:
         ds = open_dataset(path)
         splits = [s for s in (ds.train, ds.test, ds.unlabelled) if s]
         size = sum(f.stat().st_size for s in splits for f in s.files) / 1e6
-        t_ours, n = _best(ours, path, args.repeat)
-        t_base, _ = _best(base_fn, path, args.repeat)
+        t_ours, n, cpu_ours = _best(ours, path, args.repeat)
+        t_base, _, _ = _best(base_fn, path, args.repeat)
         cells = [name, ds.spec.format, n, f"{size:.2f}", f"{t_ours:.3f}", f"{n / t_ours:.0f}"]
         cells += [f"{size / t_ours:.1f}", f"{n / t_base:.0f}", f"{t_base / t_ours:.1f}x"]
         if with_tf:
             tf = tensorflow(path, args.repeat)
             if tf is None:
-                cells += ["-"] * 4
+                cells += ["-"] * 5
             else:
                 tf_version = tf["tensorflow"]
                 for key in ("per_record", "batched"):
                     cells += [f"{n / tf[key]:.0f}", f"{tf[key] / t_ours:.2f}x"]
+                cpu = [cpu_ours, tf.get("per_record_cpu", 0.0), tf.get("batched_cpu", 0.0)]
+                cells.append(" / ".join(f"{c:.2f}" for c in cpu))
         report.add(cells, "  ".join(str(c) for c in cells))
     tf_note = f"; TensorFlow {tf_version} in a subprocess" if tf_version else ""
     report.end(f"{setup}{tf_note}; best of {args.repeat} runs each.")

@@ -41,6 +41,20 @@ def rows_at(arr: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:
     return window[np.clip(pos, 0, len(window) - 1)]
 
 
+def rows_equal(rows: np.ndarray, expected: bytes) -> np.ndarray:
+    """Whether each row of a (n, >= len(expected)) uint8 array starts with ``expected``:
+    compared 8, 4, 2 or 1 bytes at a time as integers (a row-wise ``all`` over single
+    bytes is several times slower)."""
+    ok = np.ones(len(rows), bool)
+    at = 0
+    for size, kind in ((8, "<u8"), (4, "<u4"), (2, "<u2"), (1, "u1")):
+        while len(expected) - at >= size:
+            want = np.frombuffer(expected[at : at + size], kind)[0]
+            ok &= rows[:, at : at + size].view(kind)[:, 0] == want
+            at += size
+    return ok
+
+
 class _Walk:
     """Positions in one chunk's buffer, one per record, and which records still fit."""
 
@@ -108,8 +122,7 @@ class _Walk:
             for i, key in enumerate(keys):
                 m = np.flatnonzero(good & (klen == len(key)))
                 if len(m):
-                    raw = rows_at(self.arr, ks[m], len(key))
-                    slot[m[(raw == np.frombuffer(key, np.uint8)).all(axis=1)]] = i
+                    slot[m[rows_equal(rows_at(self.arr, ks[m], len(key)), key)]] = i
             good &= slot >= 0
             hit = np.flatnonzero(good)
             good[hit[vs[slot[hit], live[hit]] >= 0]] = False  # a key seen twice
@@ -287,17 +300,18 @@ def _dense(w: _Walk, rows, s, e, shape, max_frames: int) -> np.ndarray | list:
     if t <= 0 and total > LONG_STEPS * max(1, len(rows)):  # audio: few records, long
         return _dense_long(w, rows, s, e, steps, head, stride, (h, wd, c))
     first = np.repeat(s - stride * (np.cumsum(steps) - steps), steps) + stride * np.arange(total)
-    step_ok = (rows_at(w.arr, first, len(head)) == head).all(axis=1)
+    whole = rows_at(w.arr, first, stride)  # each step's header and floats, one gather
+    step_ok = rows_equal(whole, head.tobytes())
     if not step_ok.all():
         w.ok[np.repeat(rows, steps)[~step_ok]] = False
-    body = rows_at(w.arr, first + len(head), 4 * per)
-    values = body.view("<f4").reshape(total, h, wd, c).astype(np.float32, copy=False)
+    body = whole[:, len(head) :].view("<f4")
+    values = body.reshape(total, h, wd, c).astype(np.float32)
     if t > 0:
         out = np.zeros((len(rows), t, h, wd, c), np.float32)
         out[np.flatnonzero(live)] = values.reshape(-1, t, h, wd, c)
         return out
-    parts = np.split(values, np.cumsum(steps)[:-1])
-    return parts
+    ends = np.cumsum(steps).tolist()  # slices: np.split costs ~5 us a part, these 0.2
+    return [values[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def _dense_long(w: _Walk, rows, s, e, steps, head, stride, hwc) -> list:

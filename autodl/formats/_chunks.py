@@ -31,7 +31,10 @@ _LENGTH = struct.Struct("<Q")
 _PAD = 16  # zero bytes after the data: vectorised reads may run a little past a record
 RUN = 4096  # records of one length looked for at once
 FIRST_BYTES = 1 << 20  # the first read is small: `load(limit=32)` must not read 32 MB
-CHUNK_BYTES = 32 << 20
+# 8 MB: buffers under glibc's largest mmap threshold (32 MB) are reused from the heap
+# once freed; 32 MB ones were fresh pages every chunk (page faults): 15-20 % more CPU
+# on DENSE and SPARSE sets (bench/read_speed.py, issue 14).
+CHUNK_BYTES = 8 << 20
 
 
 @dataclass

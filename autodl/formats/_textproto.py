@@ -96,8 +96,11 @@ def _fields(tokens: list[str], i: int, names: tuple[str, ...], close: bool) -> t
 
 
 @functools.lru_cache(maxsize=4)
-def _entries(tail: str) -> tuple[dict[str, tuple[tuple[str, int], ...]], tuple[str, ...]]:
-    """The map entries of ``tail`` by map name, and the text between them.
+def _entries(tail: str) -> tuple[dict[str, tuple[tuple[str, int], ...]], str, bool, int, str]:
+    """The map entries of ``tail`` by map name, and what the text between them holds:
+    (maps, the text before the first entry, whether a later gap before an entry ends
+    in a character that glues to the next map name, the number of gaps, the gaps after
+    the first that are not only whitespace, joined by spaces: they hold the tokens).
 
     Cached: a dataset's train and test metadata differ in ``sample_count`` (in the
     head) and hold the same vocabulary; the second costs a string comparison.
@@ -119,7 +122,10 @@ def _entries(tail: str) -> tuple[dict[str, tuple[tuple[str, int], ...]], tuple[s
     else:
         for name, key, value in zip(names, keys, values, strict=True):
             maps.setdefault(name, []).append((key, value))
-    return {k: tuple(v) for k, v in maps.items()}, tuple(parts[::5])
+    gaps = parts[::5]
+    glued = any(g[-1:] in _GLUED for g in set(gaps[1:-1]))
+    rest = " ".join(g for g in gaps[1:] if g.strip())
+    return {k: tuple(v) for k, v in maps.items()}, gaps[0], glued, len(gaps), rest
 
 
 def parse(text: str) -> tuple[dict, list[dict], dict[str, list[tuple[str, int]]]] | None:
@@ -129,12 +135,12 @@ def parse(text: str) -> tuple[dict, list[dict], dict[str, list[tuple[str, int]]]
     at = first.start() if first else len(text)
     head = text[:at]
     try:
-        found, gaps = _entries(text[at:])
+        found, gap0, glued, n_gaps, later = _entries(text[at:])
         maps = {k: list(v) for k, v in found.items()}
-        gaps = (head + gaps[0], *gaps[1:])
-        if set("".join([g[-1:] for g in gaps[:-1]])) & _GLUED:  # "5label_to_index_map"
+        first = head + gap0
+        if glued or (n_gaps > 1 and first[-1:] in _GLUED):  # "5label_to_index_map"
             raise _Unsupported  # is one token for protobuf's tokenizer
-        rest = " ".join(gaps)
+        rest = f"{first} {later}"  # whitespace-only gaps hold no token
         if "#" in rest or "'" in rest or '"' in rest:
             raise _Unsupported
         tokens = _tokens(rest)

@@ -32,7 +32,7 @@ values, out-of-range label ...) raises `FormatError` naming file, record, field.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,6 +180,27 @@ class TFRecordSplit(Split):
             rid, y = self._labels(d, pos, file, i)
             yield Example(rid, self._x(d, file, i), y)
 
+    def read_at(self, positions: Iterable[int]) -> dict[int, Example]:
+        """The records at ``positions`` (0-based, record order across the shards), decoded;
+        the others are only framed (their bytes pass, undecoded, one at a time) and
+        nothing after the last wanted record is read. Memory: the wanted examples."""
+        want = set(positions)
+        if not want:
+            return {}
+        if min(want) < 0:
+            raise ValueError(f"{self.name}: record positions start at 0, got {min(want)}")
+        out: dict[int, Example] = {}
+        for pos, (file, i, data) in enumerate(self.records(limit=max(want) + 1)):
+            if pos not in want:
+                continue
+            try:
+                d = _records.decode_record(data, self.spec.format)
+            except RecordError as e:
+                raise _format_error(file, i, None, e) from None
+            rid, y = self._labels(d, pos, file, i)
+            out[pos] = Example(rid, self._x(d, file, i), y)
+        return out
+
     def iter_raw(self, limit: int | None = None) -> Iterator[RawExample]:
         """COMPRESSED records with their frames still encoded, in record order."""
         if self.spec.format != "COMPRESSED":
@@ -213,7 +234,9 @@ class TFRecordSplit(Split):
         if self.bulk and not compressed:
             return _loader.load_arrays(self, limit, max_side)
         size = 0
-        for pos, d, file, i, known in self._decoded_for_load(limit):
+
+        def take(pos, d, file, i, known) -> None:
+            nonlocal pending, size
             rid, y = known or self._labels(d, pos, file, i)
             ids.append(rid)
             ys.append(y)
@@ -231,12 +254,33 @@ class TFRecordSplit(Split):
                 if size >= CHUNK_BYTES:
                     xs.append(self._decode_records(pending, max_side))
                     pending, size = [], 0
+
+        room = None
+        if self.bulk and compressed and decode:
+            room = _loader.Preallocated(self, limit)
+            for file, chunk, n, bulk in _loader.compressed_chunks(self, limit):
+                # A chunk of plain PNGs of one size: decoded as one block, in threads
+                # (no error can come from it, so none is reported out of order).
+                fast = None
+                if not pending:
+                    fast = _loader.frames_chunk(self, bulk, n, max_side, room)
+                if fast is not None:
+                    ids.extend(fast[0].tolist())
+                    ys.extend(fast[1])
+                    xs.append(fast[2])
+                    continue
+                for record in _loader.chunk_records(self, file, chunk, n, bulk):
+                    take(*record)
+        else:
+            for record in self._decoded_for_load(limit):
+                take(*record)
         if pending:
             xs.append(self._decode_records(pending, max_side))
         labels = np.stack(ys) if ys else np.zeros((0, self.spec.output_dim), np.float32)
         ids_arr = np.asarray(ids, np.int64)
         if compressed and decode:  # xs: the blocks of `_decode_records`
-            return Arrays(ids_arr, _loader.joined(xs), labels)
+            whole = room.whole(xs) if room is not None else None
+            return Arrays(ids_arr, whole if whole is not None else _loader.joined(xs), labels)
         return Arrays(ids_arr, xs if not decode else stack_if_same_shape(xs), labels)
 
     def _decoded_for_load(self, limit: int | None):
@@ -253,13 +297,19 @@ class TFRecordSplit(Split):
         (records, T, H, W, C) when every record has as many frames of one size (the
         checks of `frames_x` then hold for all at once), else a list."""
         flat = [f for d, _, _ in records for f in (d.frames or [])]
+        t, h, w, c = self.spec.shape
+        if h > 0 and w > 0:
+            h, w = images.shrunk_size(h, w, max_side)
+        k = _loader.frame_count(records, t)
+        block = _loader.png_block(k, flat, (t, h, w, c), max_side, self.workers)
+        if block is not None:
+            for d, _, _ in records:
+                d.frames = None
+            return block
         # Every header went through check_frames in load(): no second parse per frame.
         pixels = images.decode_frames(
             flat, self.spec.shape[3], self.workers, max_side, checked=True
         )
-        t, h, w, c = self.spec.shape
-        if h > 0 and w > 0:
-            h, w = images.shrunk_size(h, w, max_side)
         block = _loader.frames_block(records, pixels, (t, h, w, c))
         if block is not None:
             for d, _, _ in records:
@@ -371,13 +421,24 @@ def open_dataset(
         )
 
         def split_spec(meta: Metadata, split: str) -> DatasetSpec:
+            if meta is tm:
+                return spec  # the same metadata gives the same spec
+            same_vocab = (
+                bool(meta.channel_to_index) and meta.channel_to_index == tm.channel_to_index
+            )
             s = spec_from_metadata(
-                meta,
+                dataclasses.replace(meta, channel_to_index=[]) if same_vocab else meta,
                 lay.name,
                 label_file_lines=label_lines,
                 learned_channels=learned,
                 file=f"{split}/metadata.textproto",
             )
+            if same_vocab:  # train's vocabulary (30k words: its dict is built once)
+                s = dataclasses.replace(
+                    s,
+                    vocabulary=spec.vocabulary,
+                    domain=DatasetSpec.detect_domain(s.shape, spec.vocabulary is not None),
+                )
             return dataclasses.replace(
                 s,
                 label_names=s.label_names or spec.label_names,

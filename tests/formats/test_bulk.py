@@ -232,3 +232,10 @@ def test_a_chunk_the_bulk_path_cannot_take_at_all(tmp_path):
     meta.write_text(meta.read_text().replace("col_count: 3", "col_count: -1"))
     split = open_dataset(root).train
     assert _error(split, True) == _error(split, False)
+
+
+def test_splits_share_the_vocabulary_parsed_once(tiny_datasets):
+    ds = open_dataset(tiny_datasets["text"])
+    assert ds.spec.vocabulary and ds.train.spec == ds.spec
+    assert ds.test.spec.vocabulary is ds.spec.vocabulary
+    assert ds.test.spec.domain == ds.spec.domain == "text"
