@@ -7,11 +7,16 @@ skip with that reason; every other test runs anywhere.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+# The engine's process lets idle OpenMP threads sleep (`autodl._engine_process._size_pools`);
+# engines the tests run in this process do the same, set before LightGBM or torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DATASETS = SHARED_DATA / "datasets"
