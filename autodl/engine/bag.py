@@ -52,6 +52,7 @@ class Bag(Learner):
         deadline = start + seconds
         if self._cursor < self.n:  # one copy per call, continued until it converges
             member = self._members[self._cursor]
+            member.threads = self.threads  # the loop's count (`Learner.threads`)
             member.fit(data, max(deadline - time.monotonic(), 0.0))
             if member.done:
                 self._cursor += 1

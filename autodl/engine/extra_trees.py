@@ -24,8 +24,9 @@ float per output and class, so the forest's size is estimated before growing; wh
 ``n_trees`` such trees would exceed `FOREST_SHARE` of the memory, leaves are made larger
 (at least ``MIN_TREES`` trees fit), then fewer trees are grown.
 
-Threads: ``n_jobs=0`` takes the OpenMP count the loop sets (`_threads.ThreadLimits`),
-so the forest's joblib threads and the other learners never oversubscribe the cores.
+Threads: ``n_jobs=0`` takes the loop's thread count (the ``threads`` attribute it sets;
+every core without it), so the forest's joblib threads and the other learners never
+oversubscribe the cores; nothing is read back from the thread pools.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ import numpy as np
 from sklearn.ensemble import ExtraTreesClassifier
 
 from autodl.engine import data as data_
-from autodl.engine._threads import controller, cores
 from autodl.engine.learner import (
     Features,
     Instance,
@@ -56,14 +56,6 @@ MIN_TREES = 100
 FIRST = 16  # trees of the first call (time allowing; its first step, one per thread, is timed)
 AGAIN = 0.25  # a call that has doubled the trees within this share of its time doubles again
 NODE_BYTES = 64  # scikit-learn's tree node, without its value array
-
-
-def _jobs() -> int:
-    """The OpenMP thread count in force (the loop's count inside its steps)."""
-    for lib in controller().lib_controllers:
-        if lib.internal_api == "openmp":
-            return max(1, int(lib.num_threads))
-    return cores()
 
 
 def tree_bytes(rows: int, min_leaf: int, outputs: int, classes: int) -> float:
@@ -143,7 +135,7 @@ class ExtraTrees(Learner):
     def _fit(self, data: Arrays, start: float, seconds: float) -> None:
         if self._y is None:  # nothing learnable: the priors are the model
             return
-        jobs = self.n_jobs or _jobs()
+        jobs = self.n_jobs or self._n_threads()  # the loop's count (`Learner.threads`)
         if self._forest is None:
             self._forest = ExtraTreesClassifier(
                 n_estimators=0,
@@ -165,7 +157,7 @@ class ExtraTrees(Learner):
             self._trees += step
             now = time.monotonic()
             self._per_tree = (now - s0) / step
-            if now - start + self._per_tree * jobs > seconds:
+            if not self._room(start, seconds, s0, growth=jobs / step):  # a step of >= jobs trees
                 break
             if self._trees >= target and now - start < AGAIN * seconds:
                 target = min(2 * self._trees, self._limit)  # quick so far: double again

@@ -10,7 +10,14 @@ A learner is a scikit-learn-style estimator on raw AutoDL data:
   data it starts over. `Learner.fit` is that template, written once: check the
   parameters, ``_setup`` on new data, then the learner's own ``_fit`` step;
 - ``predict_proba(x)`` -> float (n, output_dim) in [0, 1]; works after any ``fit``;
-- ``done`` is True once more ``fit`` calls would not change the model.
+- ``done`` is True once more ``fit`` calls would not change the model;
+- ``threads``: the thread count the loop runs learners with (the loop sets this
+  attribute before each ``fit``; None: every core). Learners give it to their
+  libraries (LightGBM's ``num_threads``, scikit-learn's ``n_jobs``) rather than read
+  the libraries' settings back; wrappers (`bag.Bag`) pass it to what they wrap;
+- learners that grow by steps stop one ``fit`` call by one rule, `Learner._room`: a
+  next step is started only when, costing ``growth`` times the last one, it ends
+  within the call's ``seconds``.
 
 Labels decide the task: any training row with other than one positive makes it
 multi-label (one independent probability per class), else multi-class (softmax).
@@ -24,6 +31,7 @@ between learners, so a split is featurised once (memoised by object identity).
 from __future__ import annotations
 
 import inspect
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,7 +121,9 @@ class Features:
 
     Results are memoised by the identity of the input (a reference to it is kept, so
     the id cannot be reused while cached): the engine passes the same split objects to
-    every learner of a plan, which then featurise each split once.
+    every learner of a plan, which then featurise each split once. The least recently
+    used entry goes first (a run meets 7-9 splits: the quick prefix's, the full
+    split's, test and unlabelled; the test split is used after every improvement).
     """
 
     def __init__(self, name: str, fn: Callable[..., Any], memo: int = 6, **kwargs: Any):
@@ -122,12 +132,15 @@ class Features:
         self.kwargs = kwargs
         self._memo: dict[int, tuple[Any, Any]] = {}
         self._size = memo
+        self.calls = 0  # splits featurised (not served from the memo)
 
     def __call__(self, x: RawX) -> Any:
-        hit = self._memo.get(id(x))
+        hit = self._memo.pop(id(x), None)
         if hit is not None and hit[0] is x:
+            self._memo[id(x)] = hit  # least recently used last: the test split stays
             return hit[1]
         out = self.fn(x, **self.kwargs)
+        self.calls += 1
         if len(self._memo) >= self._size:
             self._memo.pop(next(iter(self._memo)))
         self._memo[id(x)] = (x, out)
@@ -233,6 +246,8 @@ class Learner:
     _rules: ClassVar[dict[str, Any]] = {}
     # seed copies averaged when the loop refits the converged learner on all rows
     refit_copies: ClassVar[int] = 1
+    #: the loop's thread count (the loop sets it before each ``fit``); None: every core
+    threads: int | None = None
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -277,6 +292,18 @@ class Learner:
             self._data = data
         self._fit(data, start, seconds)
         return self
+
+    def _n_threads(self) -> int:
+        """The thread count to give a library: ``threads``, else every core."""
+        return self.threads or len(os.sched_getaffinity(0))
+
+    @staticmethod
+    def _room(start: float, seconds: float, step_began: float, growth: float = 2.0) -> bool:
+        """The stop rule of learners grown by steps, written once: True when one more
+        step, costing ``growth`` times the one that began at ``step_began`` (monotonic),
+        ends within ``seconds`` of ``start``."""
+        now = time.monotonic()
+        return now - start + growth * (now - step_began) <= seconds
 
     def _setup(self, data: Arrays, seconds: float) -> None:
         """Start over on ``data``: featurise, code the labels, build the model.

@@ -6,7 +6,8 @@ subsample ``max_rows`` rows (stratified), code the labels (`LabelCoding`: one so
 model, or one binary model per class for multi-label), fit the preprocessing once,
 then grow the models by steps of iterations, doubling the step each time, with warm
 start. ``fit(data, seconds)`` runs at least one step and stops before a step it
-expects to overrun ``seconds`` (a step is assumed to cost twice the last one).
+expects to overrun ``seconds`` (a step is assumed to cost twice the last one:
+`Learner._room`, the rule every stepped learner shares).
 """
 
 from __future__ import annotations
@@ -118,8 +119,7 @@ class _Stepped(Learner):
                         self._converged[i] = self._grow(est, step, self._x, target)
             self._iters += step
             self._step *= 2
-            now = time.monotonic()
-            if now - start + 2 * (now - s0) > seconds:
+            if not self._room(start, seconds, s0):  # a doubled step would overrun
                 break
 
     @property

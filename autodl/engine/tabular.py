@@ -10,7 +10,10 @@ loop's ensemble blends them where that helps on the hold-out. Once they have
 converged, extra trees trying half the columns per split, then five-seed bags of
 both LightGBM configurations (`later`). Standardisation
 replaces NaN by the column median and adds a missing indicator for columns that had
-NaN (see `linear._preprocessor`).
+NaN (see `linear._preprocessor`). On more than ``LARGE_ROWS`` training rows
+(`at_scale`): the linear model on all rows uses a ``LARGE_ROWS`` subsample, and
+LightGBM starts right after the first linear model: on a ``LARGE_ROWS`` subsample
+(early strong predictions), then both configurations on all rows.
 
 The second configuration was chosen on the tabular samples (three seeds averaged,
 all training rows, test NAUC; cityweather / emailspam / moviegenres): the default
@@ -34,14 +37,18 @@ repeated runs show otherwise, the single-label plan stays as it was).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from autodl.engine.bag import Bag
-from autodl.engine.boost import LightGBM
-from autodl.engine.extra_trees import ExtraTrees
 from autodl.engine.learner import Features, Learner
 from autodl.engine.linear import Linear
 from autodl.formats.types import DatasetSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from autodl.engine.boost import LightGBM
+
+LARGE_ROWS = 20_000  # training rows above which the plan changes (`at_scale`)
 
 
 def flat(x: np.ndarray | list[np.ndarray]) -> np.ndarray:
@@ -59,11 +66,16 @@ def flat(x: np.ndarray | list[np.ndarray]) -> np.ndarray:
 
 def _shallow(f: Features, seed: int) -> LightGBM:
     """The second LightGBM: 7-leaf trees, a slower rate, 60% of the columns per tree."""
+    from autodl.engine.boost import LightGBM  # lazy: a saved linear model loads without LightGBM
+
     return LightGBM(features=f, learning_rate=0.03, num_leaves=7, feature_fraction=0.6, seed=seed)
 
 
 def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
     """The tabular learners, cheapest first."""
+    from autodl.engine.boost import LightGBM  # lazy: a saved linear model loads without LightGBM
+    from autodl.engine.extra_trees import ExtraTrees
+
     f = Features("flat", flat)
     return [
         Linear(features=f, max_rows=500, seed=seed),
@@ -74,9 +86,36 @@ def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
     ]
 
 
+def at_scale(learners: list[Learner], rows: int) -> list[Learner]:
+    """The plan for ``rows`` training rows: as it is up to ``LARGE_ROWS``; above, the
+    linear model on all rows runs on a ``LARGE_ROWS`` subsample, and LightGBM (the
+    strong learner) takes its turns right after the first, 500-row linear model, first
+    on a ``LARGE_ROWS`` subsample (a round costs a fraction of one on all rows: early
+    strong predictions), then on all rows, before the others (issue 14: on 219k
+    flights rows the linear model on all rows was slow and never competitive). The
+    subsampled LightGBM gives its time away once the one on all rows beats it."""
+    if rows <= LARGE_ROWS:
+        return learners
+    out = [
+        type(lr)(**{**lr.get_params(), "max_rows": LARGE_ROWS})
+        if isinstance(lr, Linear) and lr.max_rows is None
+        else lr
+        for lr in learners
+    ]
+    from autodl.engine.boost import LightGBM  # lazy: a saved linear model loads without LightGBM
+
+    strong = [lr for lr in out if isinstance(lr, LightGBM)]
+    quick = [type(lr)(**{**lr.get_params(), "max_rows": LARGE_ROWS}) for lr in strong[:1]]
+    return out[:1] + quick + strong + [lr for lr in out[1:] if lr not in strong]
+
+
 def later(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
     """For the time left once the plan has converged: extra trees on half the columns
     per split, then both LightGBM configurations, five seeds each, averaged (`bag.Bag`)."""
+    from autodl.engine.bag import Bag  # lazy: a saved linear model loads without LightGBM
+    from autodl.engine.boost import LightGBM
+    from autodl.engine.extra_trees import ExtraTrees
+
     f = Features("flat", flat)
     return [
         ExtraTrees(

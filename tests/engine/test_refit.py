@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autodl.engine import Budget, run
+from autodl.engine import Budget, folds, run
 from autodl.engine.boost import LightGBM
 from autodl.engine.learner import Features
 from autodl.engine.linear import Linear
@@ -15,7 +15,8 @@ from autodl.formats.types import Arrays
 from ._data import splits
 
 
-def test_converged_learners_are_refitted_and_re_emitted_with_the_same_score():
+def test_converged_learners_are_refitted_and_re_emitted_with_the_same_score(monkeypatch):
+    monkeypatch.setattr(folds, "KFOLD_ROWS", 0)  # the hold-out path (k-fold: no refits)
     train, test = splits("tabular")
     f = Features("flat", flat)
     learners = [Linear(features=f, max_rows=40), Linear(features=f), LightGBM(features=f)]
