@@ -127,6 +127,11 @@ def _record(p: dict) -> str | None:
     help="Seed of the split and of the record order.",
 )
 @click.option(
+    "--keep-order",
+    is_flag=True,
+    help="Keep the input's order within each split (default: train and test records shuffled with --seed).",
+)
+@click.option(
     "--split-column",
     default=None,
     help="Column of train/test(/unlabelled) values giving the split.",

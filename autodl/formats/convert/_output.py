@@ -12,12 +12,22 @@ Records are streamed: each split's TFRecord file is open while the converter
 runs, and ``metadata.textproto`` (which needs the count, the shape and the
 vocabulary) is written for every split at the end. The solution and the
 records manifest are streamed too; nothing holds a split in memory.
+
+Shuffled splits (`DatasetOutput.add` with ``place``, the record's position in
+its split, drawn from ``--seed``): records arrive in input order, are encoded at
+once with their final id and kept in memory up to ``SPOOL_FLUSH_BYTES``; past
+that they go to temporary bucket files of ``SPOOL_BUCKET_BYTES`` each (bucket =
+place // rows per bucket, fixed from the mean record size at the first flush).
+`finish` reads one bucket at a time, sorts it by place and appends the records,
+the solution rows and the records manifest rows in that order: memory stays
+bounded by a bucket, whatever the input's size.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,6 +43,8 @@ from autodl.formats.types import DatasetSpec
 from autodl.formats.writer import DatasetWriter, format_solution
 
 SPLITS = ("train", "test", "unlabelled")
+SPOOL_FLUSH_BYTES = 32 << 20  # records of a shuffled split held in memory before bucketing
+SPOOL_BUCKET_BYTES = 64 << 20  # about what one bucket file holds (read whole by `finish`)
 
 
 def output_paths(output: Path, name: str) -> dict[str, Path]:
@@ -145,6 +157,78 @@ class SplitSink:
         self._records.close()
 
 
+class _Spool:
+    """A shuffled split's records, (place, record, solution line, manifest row), kept
+    in memory and, past ``SPOOL_FLUSH_BYTES``, in bucket files of contiguous places."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.held: list[tuple] = []
+        self.held_bytes = 0
+        self.rows_per_bucket = 0  # 0: not bucketed yet (everything in `held`)
+        self.buckets: set[int] = set()
+        self.count = 0
+
+    def add(self, item: tuple) -> None:
+        self.held.append(item)
+        self.held_bytes += len(item[1]) + 256  # with the tuple, the row and the line
+        self.count += 1
+        if self.held_bytes >= SPOOL_FLUSH_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.rows_per_bucket:
+            self.rows_per_bucket = max(1, SPOOL_BUCKET_BYTES * len(self.held) // self.held_bytes)
+            self.folder.mkdir(parents=True, exist_ok=True)
+        by_bucket: dict[int, list[tuple]] = {}
+        for item in self.held:
+            by_bucket.setdefault(item[0] // self.rows_per_bucket, []).append(item)
+        for b, items in by_bucket.items():
+            with open(self.folder / f"{b}.bucket", "ab") as f:
+                pickle.dump(items, f, protocol=pickle.HIGHEST_PROTOCOL)
+            self.buckets.add(b)
+        self.held, self.held_bytes = [], 0
+
+    def ordered(self) -> Any:
+        """The records by place, one bucket in memory at a time; checks that the
+        places are 0 … count-1, each once."""
+        if self.held and self.rows_per_bucket:
+            self._flush()
+        groups: Any = (
+            [self.held]
+            if not self.rows_per_bucket
+            else (self._load(b) for b in range(-(-self.count // self.rows_per_bucket)))
+        )
+        expected = 0
+        for items in groups:
+            items.sort(key=lambda t: t[0])
+            for item in items:
+                if item[0] != expected:
+                    raise RuntimeError(
+                        f"shuffled split: record place {item[0]}, expected {expected}"
+                    )
+                expected += 1
+                yield item
+        if expected != self.count:
+            raise RuntimeError(f"shuffled split: {expected} records written of {self.count}")
+        self.held = []
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _load(self, b: int) -> list[tuple]:
+        items: list[tuple] = []
+        if b not in self.buckets:
+            return items
+        path = self.folder / f"{b}.bucket"
+        with open(path, "rb") as f:
+            while True:
+                try:
+                    items += pickle.load(f)
+                except EOFError:
+                    break
+        path.unlink()
+        return items
+
+
 class DatasetOutput:
     """The dataset being written in the staging folder: three sinks, the solution,
     the records manifest, and the shape seen so far."""
@@ -166,6 +250,7 @@ class DatasetOutput:
             for s in SPLITS
         }
         self._manifest = {s: csv.writer(f) for s, f in self._manifest_parts.items()}
+        self._spools: dict[str, _Spool] = {}
 
     def sink(self, split: str, first_id: int | None = None) -> SplitSink:
         """The split's sink, opened on first use (train ids follow the test ids)."""
@@ -185,16 +270,43 @@ class DatasetOutput:
         labels: np.ndarray | None,
         source: str,
         row: int | str = "",
+        place: int | None = None,
     ) -> int:
-        """Write one record; ``shape`` is its (T, H, W, C), ``labels`` its class indices."""
-        rid = self.sink(split).write(x, labels)
+        """Write one record; ``shape`` is its (T, H, W, C), ``labels`` its class indices.
+        ``place``: its position in a shuffled split (0 … n-1, each once; the records are
+        put in that order by `finish`), None: appended as it comes."""
         self._merge_shape(shape)
+        solution = None
         if split == "test":
             dense = np.zeros((1, len(self.classes)))
             dense[0, labels] = 1.0
-            self._solution.write(format_solution(dense, "int"))
-        self._manifest[split].writerow(safe_row([split, rid, source, row]))  # see autodl._csv
+            solution = format_solution(dense, "int")
+        sink = self.sink(split)
+        if place is None:
+            rid = sink.write(x, labels)
+            if solution is not None:
+                self._solution.write(solution)
+            self._manifest[split].writerow(safe_row([split, rid, source, row]))  # see autodl._csv
+            return rid
+        rid = sink.first_id + int(place)
+        stored = [int(v) for v in labels] if (split == "train" and labels is not None) else None
+        record = self.writer.encode_record(rid, x, stored)
+        if split not in self._spools:
+            self._spools[split] = _Spool(self.staging.dir / f"spool-{split}")
+        self._spools[split].add((int(place), record, solution, safe_row([split, rid, source, row])))
+        sink.count += 1
         return rid
+
+    def _unspool(self) -> None:
+        """Write the shuffled splits' records, solution and manifest rows in place order."""
+        for split, spool in self._spools.items():
+            sink = self.sinks[split]
+            for _, record, solution, mrow in spool.ordered():
+                sink._records.write(record)
+                if solution is not None:
+                    self._solution.write(solution)
+                self._manifest[split].writerow(mrow)
+        self._spools = {}
 
     def _merge_shape(self, shape: tuple[int, ...]) -> None:
         if self.shape is None:
@@ -213,6 +325,7 @@ class DatasetOutput:
         self, shape: tuple[int, int, int, int], vocabulary: dict[str, int] | None, domain: str
     ) -> DatasetSpec:
         """Close the files; write every split's metadata, ``metadata``, the label file and the records CSV."""
+        self._unspool()
         for s in self.sinks.values():
             s.close()
         self._solution.close()

@@ -5,7 +5,9 @@ columns, split, then decode on every core (`_pool.ordered_map`) and stream each
 record to its split: the test records first (ids 0 …), then train (ids after
 the test ids), then the unlabelled ones (ids 0 … in input order). Test and train
 records are shuffled with ``--seed``, as the official tools shuffle them, so that
-an engine that reads the first records of a split sees every class.
+an engine that reads the first records of a split sees every class
+(``--keep-order``: scan order, the files' natural name order). The file list is in
+memory, so the shuffle is of indices: nothing is spooled.
 """
 
 from __future__ import annotations
@@ -92,10 +94,11 @@ def convert_files(
         )
     plan_split(labels, parts, test_size=opts.test_size, seed=opts.seed, explicit=src.explicit_split)
     rng = np.random.default_rng(opts.seed)
+    shuffle = (lambda a: a) if opts.keep_order else rng.permutation
     order = np.concatenate(
         [
-            rng.permutation(np.flatnonzero(parts == TEST)),
-            rng.permutation(np.flatnonzero(parts == TRAIN)),
+            shuffle(np.flatnonzero(parts == TEST)),
+            shuffle(np.flatnonzero(parts == TRAIN)),
             np.flatnonzero(parts == UNLABELLED),
         ]
     )

@@ -3,9 +3,11 @@
 Two passes, so that memory does not grow with the table: the first reads
 every row's labels and split and learns what the encoding needs (column types
 and categories, bad rows); the second encodes each row and streams it to its
-split. Records keep the input's row order within each split; ids are given
-from the first pass (test 0 …, train after them, unlabelled 0 … in input
-order). An ``--unlabelled`` table is matched to the labelled one by column
+split. The train and the test records are shuffled within their split with
+``--seed`` (`labels.record_places`; the output spools them in bounded memory),
+so that a table sorted by label or date still gives splits whose first records
+hold every class; ``--keep-order`` keeps the input's row order. Ids follow the
+written order (test 0 …, train after them, unlabelled 0 … in input order). An ``--unlabelled`` table is matched to the labelled one by column
 name and goes through the same encoding.
 """
 
@@ -31,6 +33,7 @@ from autodl.formats.convert.labels import (
     LabelTable,
     check_classes,
     plan_split,
+    record_places,
 )
 from autodl.formats.convert.series import LongSeries, long_columns, wide_values
 from autodl.formats.convert.split_file import read_split_file
@@ -217,6 +220,7 @@ def convert_table(
             )
     part_arr = _split(run, labels, np.frombuffer(parts, np.int8).copy(), keys, roles, table)
     out = _open_output(staging, "DENSE", labels, part_arr)
+    places = record_places(part_arr, opts.seed, opts.keep_order)
     bar = ProgressBar(len(part_arr), run.progress, "rows written")
     try:
         for i, (tbl, n, row, _) in enumerate(_records(table, utable, adapt)):
@@ -231,7 +235,13 @@ def convert_table(
                 else tbl.path.name
             )
             out.add(
-                PART_NAMES[p], x, shape, labels.row(i) if p in (TRAIN, TEST) else None, source, n
+                PART_NAMES[p],
+                x,
+                shape,
+                labels.row(i) if p in (TRAIN, TEST) else None,
+                source,
+                n,
+                _place(places, i),
             )
     finally:
         bar.close()
@@ -279,6 +289,13 @@ def _split(
     return plan_split(
         labels, parts, test_size=run.opts.test_size, seed=run.opts.seed, explicit=explicit
     )
+
+
+def _place(places: np.ndarray | None, i: int) -> int | None:
+    """Record ``i``'s place in its shuffled split; None: appended in input order."""
+    if places is None or places[i] < 0:
+        return None
+    return int(places[i])
 
 
 def _open_output(
@@ -356,6 +373,7 @@ def _convert_long(
     run.stop_if_bad()
     part_arr = _split(run, labels, np.asarray(parts, np.int8), keys, roles, table)
     out = _open_output(staging, "DENSE", labels, part_arr)
+    places = record_places(part_arr, opts.seed, opts.keep_order)
     bar = ProgressBar(len(part_arr), run.progress, "series")
     i = 0
     try:
@@ -372,6 +390,7 @@ def _convert_long(
                         labels.row(i) if p in (TRAIN, TEST) else None,
                         key,
                         found[i][2],
+                        _place(places, i),
                     )
                 i += 1
     finally:

@@ -229,3 +229,19 @@ def plan_split(
                 "or leave the split to --test-size.",
             )
     return part
+
+
+def record_places(part: np.ndarray, seed: int, keep_order: bool) -> np.ndarray | None:
+    """Each record's position in its split: a seeded shuffle of the train and the test
+    records (so that the first records of a split hold every class even when the input
+    is sorted by label); -1 for the others (unlabelled records stay in input order, as
+    their predictions are read back in record order; skipped ones are not written).
+    None with ``keep_order``: every split in input order."""
+    if keep_order:
+        return None
+    places = np.full(len(part), -1, np.int64)
+    rng = np.random.default_rng([seed, 1])  # a stream of its own: the split uses `seed`
+    for p in (TEST, TRAIN):
+        members = np.flatnonzero(part == p)
+        places[members] = rng.permutation(len(members))
+    return places

@@ -32,6 +32,7 @@ class FormatOptions:
     label_separator: str | None = None
     test_size: float = 0.35
     seed: int = 0
+    keep_order: bool = False
     split_column: str | None = None
     split_file: Path | None = None
     unlabelled: Path | None = None
