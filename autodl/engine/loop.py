@@ -19,15 +19,36 @@
    and the emitted model is re-scored on it, so scores stay comparable and honest
    (`Schedule.rescore`). With fewer than ``MIN_ROWS`` rows there is no hold-out: the
    first learner that fits gives the one prediction (`Schedule.one_prediction`).
+   With fewer than ``folds.KFOLD_ROWS`` (2,000) rows a fifth is too few rows to choose
+   by (issue 14: on ~10 held-out clips, later predictions scoring 1.000 scored 0.91
+   on the test set against the first one's 0.99): every learner is cross-validated
+   instead (`folds.Folds`, ``folds.FOLDS`` = 5 folds, `holdout.folds`: stratified,
+   runs of rows for text), and scored on every row's out-of-fold prediction; its test
+   prediction is the folds' mean. A learner's first turn fits fold 0 alone, so the
+   first prediction costs what a hold-out model costs; its record covers that fold's
+   rows, and such partial records (the first round of turns) are compared with one
+   another on those rows but never replace a record on every row; when the emitted
+   learner's folds are all fitted, their mean replaces it (``turns.FOLDS_NOTE``).
+   Folds cost k fits a turn and are not refitted (step 5).
 3. Learners take turns, cheapest first (`Schedule.take_turns`): each ``fit`` call gets an
    equal share of the remaining time among the learners still running, and continues
    (warm start) where it left off. After each call the learner is scored; the test
    (and unlabelled) prediction of the same model is emitted only when the score
-   beats the last emitted one (`Schedule.turn`, `Schedule.offer`); a score equal within
-   its noise is decided by what users act on (top-1 accuracy or F1, log loss), then
-   kept with the emitted one (`holdout.prefer`), and every emitted prediction is
+   beats the last emitted one by more than the noise of the paired difference (two
+   standard errors, DeLong; `Schedule.turn`, `Schedule.offer`); a score equal within
+   that noise is decided by what users act on (top-1 accuracy or F1, log loss: worse
+   by one standard error loses, better by two wins), else kept with the emitted one
+   (`holdout.prefer`: ties stay, issue 14.4), and every emitted prediction is
    calibrated on the hold-out (`calibrate`: each column's AUC unchanged). A learner
-   that raises is logged and dropped.
+   that raises is logged and dropped. A learner dominated for ``DOMINATED``
+   consecutive turns (its best hold-out score below another learner's, by more than
+   its last turn gained, and not in the emitted prediction) gives its time to the
+   others: it takes no more turns (`Schedule.dominated`, logged). On large data the
+   plan is the domain's ``SCALE`` (`tabular.at_scale`, `image.at_scale`: above their
+   ``LARGE_ROWS``, the linear models on a subsample and the strong learners right
+   after the first linear model). Each learner gets the loop's thread count in its
+   ``threads`` attribute before every ``fit`` (LightGBM's ``num_threads``, the
+   forest's ``n_jobs``).
 4. Ensemble: each learner's best state so far (hold-out, test and unlabelled
    predictions, a `blend.Member`) is kept; after each improvement, greedy ensemble
    selection with replacement over the strong ones (`blend.select`) is emitted when
@@ -35,7 +56,9 @@
    (`Schedule.ensemble`).
 5. Refit: a learner that has converged (and has a hold-out score) is refitted on all
    training rows (hold-out included) when more than three times what it has spent is
-   left: a fresh clone of its configuration that takes turns with the other learners;
+   left, unless it cannot enter the emitted prediction (another learner scores higher
+   and it is not in the emitted ensemble: `Schedule.can_enter`, asked again before
+   each refit turn; logged): a fresh clone of its configuration that takes turns with the other learners;
    for a learner whose ``refit_copies`` is k > 1 (LightGBM), the mean of up to k seed
    copies (`bag.Bag`, as many as three times their cost allows). Once the refit has
    converged, its test and unlabelled predictions replace the hold-out model's in the pool; ensemble selection still works on
@@ -83,7 +106,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from autodl.engine import data as data_
-from autodl.engine import holdout, image, pretrained, speech, tabular, text, video
+from autodl.engine import folds, holdout, image, pretrained, speech, tabular, text, video
 from autodl.engine._threads import ThreadLimits, controller, cores
 from autodl.engine._torch import set_threads
 from autodl.engine.budget import Budget
@@ -105,6 +128,11 @@ PLANS: dict[str, Callable[[DatasetSpec, int], list[Learner]]] = {
 }
 # learners for the time left once a plan has converged (step 6)
 LATER: dict[str, Callable[[DatasetSpec, int], list[Learner]]] = {"tabular": tabular.later}
+# the plan for the data's size (step 3: large data)
+SCALE: dict[str, Callable[[list[Learner], int], list[Learner]]] = {
+    "tabular": tabular.at_scale,
+    "image": image.at_scale,
+}
 
 
 def _length(split: Split) -> int | None:
@@ -172,13 +200,26 @@ def run(
         # one class per row: learners meant for multi-label data stay out (tabular.plan)
         plan = [lr for lr in plan if not getattr(lr, "multilabel_only", False)]
         later = [lr for lr in later if not getattr(lr, "multilabel_only", False)]
+    if learners is None and spec.domain in SCALE:  # step 3: the plan for the data's size
+        scaled = SCALE[spec.domain](plan, rows or len(data))
+        if [lr.name for lr in scaled] != [lr.name for lr in plan]:
+            say(f"{rows} training rows: plan {', '.join(lr.name for lr in scaled)}")
+        plan = scaled
     state = Schedule(test_x, unl_x, len(test_x), spec.output_dim, budget, say, limits)
+    state.side = side  # the saved model loads new examples the same way
     rng = np.random.default_rng(seed)
 
     if len(data) < MIN_ROWS:
         yield from state.one_prediction(plan, data, "no hold-out: too few rows")
         return
     blocks = spec.domain == "text"
+    if not quick and len(data) < folds.KFOLD_ROWS:  # step 2: k-fold on small data
+        assign = holdout.folds(data.labels, folds.FOLDS, rng, blocks=blocks)
+        plan, later = folds.wrap(plan, assign), folds.wrap(later, assign)
+        say(f"{folds.FOLDS}-fold cross-validation on {len(data)} training rows")
+        yield from state.take_turns(plan, data, data, full=data, later=later)
+        _ended(state, budget, say)
+        return
     mask = holdout.draw(data.labels, rng, blocks=blocks)  # step 2
     if quick:  # step 1: copies of the plan train on the prefix while the rest is read
         # the reader holds the GIL: start it once the first prediction is out
@@ -193,6 +234,10 @@ def run(
         state.rescore(data, mask)
         say(f"loaded {len(data)} train rows at {budget.elapsed():.2f}s")
     yield from state.take_turns(plan, *holdout.split(data, mask), full=data, later=later)
+    _ended(state, budget, say)
+
+
+def _ended(state: Schedule, budget: Budget, say: Callable[[str], None]) -> None:
     if budget.remaining() >= MIN_STEP:  # ended by itself: say so (ingestion sees "done")
         why = state.converged or "every learner has converged"
         say(f"converged at {budget.elapsed():.1f}s ({why}); ending the run")

@@ -4,64 +4,23 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pytest
 
-from autodl.engine import Budget, Learner, run
+from autodl.engine import Budget, folds, run
 from autodl.engine.holdout import holdout_nauc
 from autodl.engine.turns import PERFECT, REFIT_NOTE
 
 from ._data import splits
+from ._fakes import Lookup, Slow
+from ._fakes import table as _table
 
 BUDGET = 30.0
 
 
-class Oracle(Learner):
-    """Knows the label of every training row (so a perfect hold-out score); converges in
-    one fit. Test rows get a fixed, weaker guess."""
-
-    def __init__(self, *, table: dict | None = None, quality: float = 1.0):
-        self.table = table
-        self.quality = quality
-        self._fits = 0
-
-    @property
-    def done(self) -> bool:
-        return self._fits >= 1
-
-    def fit(self, data, seconds):
-        self._fits += 1
-        return self
-
-    def predict_proba(self, x):
-        rows = [self.table.get(np.asarray(r).tobytes()) for r in x]
-        k = len(next(iter(self.table.values())))
-        out = np.array([r if r is not None else np.full(k, 0.5) for r in rows], np.float64)
-        noise = np.random.default_rng(0).random(out.shape)
-        return self.quality * out + (1 - self.quality) * noise
-
-
-class Slow(Learner):
-    """Never converges and never beats anything: each turn sleeps a little, predicts a constant."""
-
-    def __init__(self, *, k: int = 1):
-        self.k = k
-
-    @property
-    def done(self) -> bool:
-        return False
-
-    def fit(self, data, seconds):
-        time.sleep(min(seconds, 0.2))
-        return self
-
-    def predict_proba(self, x):
-        return np.full((len(x), self.k), 0.5)
-
-
-def _table(train) -> dict:
-    data = train.load()
-    return {np.asarray(r).tobytes(): lab for r, lab in zip(data.x, data.labels, strict=True)}
+def Oracle(*, table: dict, quality: float = 1.0) -> Lookup:
+    """Knows the label of every training row (so a perfect hold-out score at quality 1);
+    converges in one fit. Test rows get a fixed, weaker guess."""
+    return Lookup(table=table, quality=quality, unknown=0.5, noise_seed=0, name="oracle")
 
 
 def _run(train, test, learners, later=()):
@@ -77,6 +36,7 @@ def test_a_perfect_hold_out_score_ends_the_run_after_its_refit(monkeypatch):
     from autodl.engine import turns
 
     monkeypatch.setattr(turns, "PERFECT_ROWS", 0)  # the tiny split's hold-out counts here
+    monkeypatch.setattr(folds, "KFOLD_ROWS", 0)  # a hold-out and a refit, not k-fold
     train, test = splits("tabular")
     k = train.spec.output_dim
     preds, took, logs = _run(train, test, [Oracle(table=_table(train)), Slow(k=k), Slow(k=k)])
