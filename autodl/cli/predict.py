@@ -38,12 +38,17 @@ import click
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=256,
-    show_default=True,
-    help="Examples read and predicted at a time (memory).",
+    default=None,
+    help="Examples read and predicted at a time (memory). Default: 256, or 8192 for a "
+    "dataset split small enough to decode in one pass.",
 )
 def predict(
-    model: Path, input_path: Path, output: Path, fmt: str, split: str | None, batch_size: int
+    model: Path,
+    input_path: Path,
+    output: Path,
+    fmt: str,
+    split: str | None,
+    batch_size: int | None,
 ) -> None:
     """Predict with a saved model (a run's OUTPUT/model folder, or a zip of it) on INPUT.
 

@@ -42,7 +42,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
 
 # Weight (in rows) of the Gaussian prior on log(slope) and the biases: on a hold-out of
 # 8-9 rows a weaker one (0.5) let the per-class biases flip the first prediction's top
@@ -133,6 +132,8 @@ def fit(s: np.ndarray, labels: np.ndarray, multiclass: bool) -> Calibration:
             grad = np.concatenate([[a * (g * lo).sum()], g.sum(axis=0)]) + 2 * lam * w
             return f, grad
 
+        from scipy.optimize import minimize  # lazy: loading a model needs no scipy
+
         w = minimize(loss, x0, jac=True, method="L-BFGS-B", options={"maxiter": MAX_ITER}).x
         return Calibration(np.full(k, np.exp(w[0])), w[1:].copy(), True)
 
@@ -146,6 +147,8 @@ def fit(s: np.ndarray, labels: np.ndarray, multiclass: bool) -> Calibration:
         g = (_sigmoid(z) - y) / n
         grad = np.concatenate([a * (g * lo).sum(axis=0), g.sum(axis=0)]) + 2 * lam * w
         return f, grad
+
+    from scipy.optimize import minimize  # lazy: loading a model needs no scipy
 
     w = minimize(loss_ml, x0, jac=True, method="L-BFGS-B", options={"maxiter": MAX_ITER}).x
     return Calibration(np.exp(w[:k]), w[k:].copy(), False)

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autodl.engine import pretrained
-from autodl.engine._torch import DEVICE
 from autodl.formats.images import shrunk_size
 from autodl.formats.types import Arrays, DatasetSpec, Split
 
@@ -39,6 +37,9 @@ def max_side(spec: DatasetSpec) -> int | None:
     """The side cap for image and video data on this device; None for other domains."""
     if spec.domain not in ("image", "video"):
         return None
+    from autodl.engine import pretrained  # lazy: a saved model loads without torch
+    from autodl.engine._torch import DEVICE
+
     sizes = pretrained.CUDA_SIZES if DEVICE.type == "cuda" else pretrained.CPU_SIZES
     return max(sizes)
 

@@ -13,9 +13,9 @@ and `rocket` (torch series features) both depend on it and not on each other.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
-import torch
 
 from autodl.engine._arrays import finite, segment_means, series
 
@@ -39,15 +39,23 @@ def mel_bank(frame: int, bands: int, rate: float = 16000.0) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _mel(frame: int, bands: int) -> torch.Tensor:
+def _mel(frame: int, bands: int) -> Any:
+    import torch
+
     return torch.from_numpy(mel_bank(frame, bands).T.astype(np.float32))
 
 
-@torch.no_grad()
 def logmel(
     x: np.ndarray | list[np.ndarray], frame: int = 512, bands: int = 40, frames: int = 128
 ) -> np.ndarray:
     """(N, 1, bands, frames) log-mel spectrograms (see the module doc)."""
+    import torch  # lazy: mel_bank (numpy) serves models without torch
+
+    with torch.no_grad():
+        return _logmel(torch, x, frame, bands, frames)
+
+
+def _logmel(torch: Any, x: Any, frame: int, bands: int, frames: int) -> np.ndarray:
     window = torch.hann_window(frame)
     out = np.zeros((len(x), 1, bands, frames), np.float32)
     for i, s in enumerate(series(x)):

@@ -27,12 +27,9 @@ import numpy as np
 
 from autodl.engine._arrays import finite
 from autodl.engine._threads import ordered_map
-from autodl.engine.boost import LightGBM
 from autodl.engine.learner import Features, Learner
 from autodl.engine.linear import Linear
-from autodl.engine.mel import logmel, mel_bank
-from autodl.engine.nets import CNN
-from autodl.engine.rocket import rocket
+from autodl.engine.mel import mel_bank
 from autodl.formats.types import DatasetSpec
 
 MAX_FRAMES = 1000  # frames per example, evenly spread: bounds the cost of very long series
@@ -201,6 +198,11 @@ def envelope(x: np.ndarray | list[np.ndarray]) -> np.ndarray:
 
 def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
     """The speech / series learners, cheapest first."""
+    from autodl.engine.boost import LightGBM  # lazy: a saved model loads without torch
+    from autodl.engine.mel import logmel
+    from autodl.engine.nets import CNN
+    from autodl.engine.rocket import rocket
+
     f = Features("spectral", spectral)
     return [
         Linear(features=Features("envelope", envelope), seed=seed),

@@ -56,6 +56,9 @@ class Source:
     id_column: str  # the CSV's first column: "id", "row" or "path"
     total: int
     batches: Callable[[int], Iterator[tuple[list[Any], Any]]]
+    #: the examples are decoded in one pass (a dataset split under ``BULK_BYTES``):
+    #: batching them bounds no memory, and each learner call has a fixed cost
+    in_memory: bool = False
 
 
 @contextlib.contextmanager
@@ -66,15 +69,13 @@ def open_input(model: Model, path: str | os.PathLike, split: str | None = None) 
         raise FormatError(f"{path}: no such file or folder", "Give the data to predict on.")
     if split is not None and split not in SPLITS:
         raise FormatError(f"unknown split {split!r}", f"Use one of: {', '.join(SPLITS)}.")
-    from autodl.formats.convert.tables import TABLE_EXTENSIONS
+    if path.is_file() and not _is_text_file(model, path):
+        # imported only for a file: a dataset folder needs none of the converters
+        from autodl.formats.convert.tables import TABLE_EXTENSIONS
 
-    if (
-        path.is_file()
-        and path.suffix.lower() in TABLE_EXTENSIONS
-        and not _is_text_file(model, path)
-    ):
-        yield _table(model, path)
-        return
+        if path.suffix.lower() in TABLE_EXTENSIONS:
+            yield _table(model, path)
+            return
     dataset_error = None
     from autodl.formats.dataset import open_dataset
 
@@ -139,7 +140,7 @@ def _dataset(model: Model, ds, split: str | None, path: Path) -> Source:
     channels = spec.shape[3]
 
     def batches(n: int) -> Iterator[tuple[list[Any], Any]]:
-        if _bulk_bytes(spec.shape, model.max_side, len(chosen)) <= BULK_BYTES:
+        if in_memory:
             # small enough to read in one pass as the run reads (bulk decoding, every core)
             arrays = chosen.load(max_side=model.max_side)
             for start in range(0, len(arrays), n):
@@ -160,7 +161,8 @@ def _dataset(model: Model, ds, split: str | None, path: Path) -> Source:
         if ids:
             yield ids, _stack(xs)
 
-    return Source("dataset", "id", len(chosen), batches)
+    in_memory = _bulk_bytes(spec.shape, model.max_side, len(chosen)) <= BULK_BYTES
+    return Source("dataset", "id", len(chosen), batches, in_memory)
 
 
 def _bulk_bytes(shape: tuple[int, ...], max_side: int | None, n: int) -> float:

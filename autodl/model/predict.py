@@ -8,7 +8,10 @@ its probability (rows sum to 1 for multi-class, as the run's
 writes the official ``.predict`` layout instead: one line per example, the
 calibrated scores the run recorded for its test split, space-separated.
 
-Examples are read and predicted a batch at a time; the uncalibrated outputs (examples
+Examples are read and predicted a batch at a time (``batch_size``; by default 256, or
+`MEMORY_BATCH` for a dataset split decoded in one pass, where smaller batches would only
+add each learner call's fixed cost: sklearn's checks, a LightGBM call, a featuriser's
+set-up; profiled in bench/predict_speed.py); the uncalibrated outputs (examples
 x classes floats) are kept until the end and calibrated together, as the run
 calibrated its whole test split at once (the multi-class scores share one constant).
 """
@@ -27,14 +30,14 @@ import numpy as np
 from autodl._csv import safe_cell, safe_row
 from autodl.errors import FormatError
 from autodl.model.inputs import open_input
-from autodl.model.saved import Model, load_model
+from autodl.model.saved import BATCH, MEMORY_BATCH, Model, load_model
 
 FORMATS = ("csv", "predict")
 CHECK_EXAMPLES = 16  # examples `check_input` decodes (after the checks of the whole input)
 
 
-def _model(model: Model | str | os.PathLike) -> Model:
-    return model if isinstance(model, Model) else load_model(model)
+def _model(model: Model | str | os.PathLike, parts: bool = True) -> Model:
+    return model if isinstance(model, Model) else load_model(model, parts=parts)
 
 
 def check_input(
@@ -46,8 +49,10 @@ def check_input(
 ) -> None:
     """Raise `FormatError` when the model cannot predict on ``input_path`` (the file and
     what the model expects in the message). Checks the input as a whole (domain, shape,
-    vocabulary, columns, kind of files), then decodes its first ``examples`` (None: all)."""
-    model = _model(model_dir)
+    vocabulary, columns, kind of files), then decodes its first ``examples`` (None: all).
+    A path is read as ``model.json`` only (the spec and format manifest): the learners
+    are not unpickled and their libraries (torch, LightGBM, scikit-learn) not imported."""
+    model = _model(model_dir, parts=False)
     with open_input(model, input_path, split) as source:
         if source.total == 0:
             raise FormatError(f"{input_path}: nothing to predict on (no examples)")
@@ -65,14 +70,15 @@ def predict_to_csv(
     *,
     split: str | None = None,
     fmt: str = "csv",
-    batch_size: int = 256,
+    batch_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Predict on ``input_path`` and write ``output_csv`` (module doc, atomically);
-    ``progress(done, total)`` after each batch. Returns the rows written."""
+    ``progress(done, total)`` after each batch; ``batch_size`` None: `BATCH`, or
+    `MEMORY_BATCH` for a split decoded in one pass (module doc). Returns the rows written."""
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     model = _model(model_dir)
     names: list[Any] = []
@@ -81,7 +87,8 @@ def predict_to_csv(
         done = 0
         if progress is not None:
             progress(0, source.total)
-        for ids, xs in source.batches(batch_size):
+        n = batch_size or (MEMORY_BATCH if source.in_memory else BATCH)
+        for ids, xs in source.batches(n):
             raws.append(model.raw(xs))
             names += ids
             done += len(ids)

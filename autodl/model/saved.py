@@ -16,7 +16,8 @@ pickled it, and returns a `Model`:
 (N, T, H, W, C), or a list of (T, H, W, C)), a path to an AutoDL dataset (its
 unlabelled split, else its test split), or raw data that ``autodl format`` reads for
 the model's domain (`autodl.model.inputs`). The parts are pickled: load only models
-you trust.
+you trust (they load through an allow-list of globals, `autodl.engine.export.thaw`,
+which refuses ``os.system`` and the like but does not make an untrusted model safe).
 """
 
 from __future__ import annotations
@@ -36,13 +37,18 @@ from autodl.engine import export
 from autodl.errors import FormatError, ModelError
 from autodl.formats.types import DatasetSpec, stack_if_same_shape
 
-BATCH = 256
+BATCH = 256  # examples read, decoded and predicted at a time (streamed inputs)
+MEMORY_BATCH = 8192  # examples predicted at a time from a split decoded in one pass
 
 
-def load_model(path: str | os.PathLike) -> Model:
+def load_model(path: str | os.PathLike, *, parts: bool = True) -> Model:
     """The saved model at ``path``: a run's ``model`` folder (holding ``model.json``), the
     run's output folder, or a zip of the model folder. Raises `ModelError` when it is
-    not a model, is damaged, or was saved by versions this installation cannot load."""
+    not a model, is damaged, or was saved by versions this installation cannot load.
+
+    ``parts=False`` reads ``model.json`` only (the spec, the format manifest): enough to
+    check new data against the model (`check_input`), without unpickling the learners
+    or importing their libraries; such a model cannot predict."""
     path = Path(path)
     tmp = None
     if path.is_file() and zipfile.is_zipfile(path):
@@ -57,7 +63,7 @@ def load_model(path: str | os.PathLike) -> Model:
     else:
         folder = path
     try:
-        model = Model(folder, _read_doc(folder, path))
+        model = Model(folder, _read_doc(folder, path), parts=parts)
     except BaseException:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -114,9 +120,10 @@ def _read_doc(folder: Path, shown: Path) -> dict[str, Any]:
 class Model:
     """A saved model (see the module doc). ``spec``: the dataset's `DatasetSpec`;
     ``classes_``: the label names (``class_<i>`` where the dataset has none);
-    ``info``: the ``model.json`` document."""
+    ``info``: the ``model.json`` document. ``parts=False``: the description only
+    (`load_model`); ``recipe`` is None and predicting raises `ModelError`."""
 
-    def __init__(self, folder: Path, doc: dict[str, Any]):
+    def __init__(self, folder: Path, doc: dict[str, Any], *, parts: bool = True):
         self.path = Path(folder)
         self.info = doc
         s = doc["spec"]
@@ -135,6 +142,9 @@ class Model:
         self.multilabel = not bool(doc["calibration"]["multiclass"])
         self.max_side: int | None = doc.get("max_side")
         self.manifest: dict[str, Any] | None = doc.get("manifest")
+        self.recipe: export.Recipe | None = None
+        if not parts:
+            return
         try:
             self.recipe = export.read(self.path, doc)
         except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as e:
@@ -196,7 +206,7 @@ class Model:
             from autodl.model.inputs import open_input
 
             with open_input(self, examples) as source:
-                for _ids, xs in source.batches(BATCH):
+                for _ids, xs in source.batches(MEMORY_BATCH if source.in_memory else BATCH):
                     yield xs
             return
         yield self.prepare(examples)
@@ -205,12 +215,20 @@ class Model:
 
     def raw(self, x: Any) -> np.ndarray:
         """The parts' weighted mean before calibration, on prepared arrays."""
-        return self.recipe.raw(x)
+        return self._recipe().raw(x)
+
+    def _recipe(self) -> export.Recipe:
+        if self.recipe is None:
+            raise ModelError(
+                f"{self.path}: loaded without its parts (load_model(..., parts=False))",
+                "Load it with load_model(path) to predict.",
+            )
+        return self.recipe
 
     def calibrate(self, raw: np.ndarray, how: str = "probabilities") -> np.ndarray:
         """``raw`` (`raw`, all the examples at once) through the run's calibration: the
         multi-class scores share one constant per matrix, so calibrate once, not per batch."""
-        cal = self.recipe.calibration
+        cal = self._recipe().calibration
         return cal.scores(raw) if how == "scores" else cal.probabilities(raw)
 
     def _apply(self, examples: Any, how: str) -> np.ndarray:

@@ -24,11 +24,11 @@ from autodl.formats.samples import make_image, make_tabular
 from autodl.model import check_input, load_model, predict_to_csv
 
 
-def write_model(folder: Path, dataset: Path, manifest: dict | None = None) -> tuple:
-    """A model folder from the plan's linear learner fitted on ``dataset``; returns the
-    learner and its calibration (the reference)."""
+def write_model(folder: Path, dataset: Path, manifest: dict | None = None, index: int = 1) -> tuple:
+    """A model folder from the plan's learner ``index`` (1: linear, 3: LightGBM) fitted on
+    ``dataset``; returns the learner and its calibration (the reference)."""
     ds = open_dataset(dataset)
-    learner = tabular.plan(ds.spec, 0)[1]
+    learner = tabular.plan(ds.spec, 0)[index]
     data = ds.train.load()
     learner.fit(data, 2.0)
     cal = calibrate.fit(learner.predict_proba(data.x), data.labels, multiclass=True)
@@ -73,7 +73,7 @@ def test_arrays_give_the_calibrated_probabilities(tab):
 
 def test_model_json_says_what_it_is(tab):
     doc = json.loads((tab[0] / "model.json").read_text())
-    assert doc["pickled"] is True and "trust" in doc["warning"]
+    assert doc["pickled"] is True and "trust" in doc["warning"] and "allow-list" in doc["loading"]
     assert doc["parts"][0]["weight"] == 1.0 and doc["kind"] == "learner"
     assert {"numpy", "lightgbm", "torch", "python"} <= set(doc["versions"])
     assert doc["spec"]["output_dim"] == tab[4].spec.output_dim
@@ -214,3 +214,153 @@ def test_raw_files_of_another_kind_are_refused(tab, tmp_path):
     (tmp_path / "imgs" / "a.png").write_bytes(b"x")
     with pytest.raises(FormatError, match="reads a table .CSV. or an AutoDL dataset"):
         check_input(tab[0], tmp_path / "imgs")
+
+
+def test_check_input_reads_model_json_only(tab, tmp_path):
+    """The service's check before queueing: the spec in model.json, no unpickling (a
+    damaged part does not matter) and none of the learners' libraries imported."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "model"
+    shutil.copytree(tab[0], folder)
+    (folder / "part-0.pkl").write_bytes(b"garbage")
+    code = (
+        "import sys; from autodl.model import check_input; "
+        f"check_input({str(folder)!r}, {str(tab[1])!r}); "
+        "print(sorted(m for m in ('torch', 'lightgbm', 'sklearn', 'scipy.optimize') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    described = load_model(folder, parts=False)
+    assert described.spec == tab[4].spec and described.recipe is None
+    with pytest.raises(ModelError, match="loaded without its parts"):
+        described.predict_proba(tab[4].test.load().x)
+
+
+@pytest.mark.slow
+def test_a_fresh_process_imports_only_what_the_parts_need(tab, tmp_path):
+    """A linear model loads without torch or LightGBM, a LightGBM one without torch."""
+    import subprocess
+    import sys
+
+    write_model(tmp_path / "gbm", tab[1], index=3)
+    code = (
+        "import sys, autodl; m = autodl.load_model(sys.argv[1]); "
+        "print(m.info['learner'], sorted(x for x in ('torch', 'lightgbm', 'sklearn') "
+        "if x in sys.modules))"
+    )
+    for folder, want in ((tab[0], ["sklearn"]), (tmp_path / "gbm", ["lightgbm", "sklearn"])):
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(folder)], capture_output=True, text=True, check=True
+        )
+        assert out.stdout.split(" [")[1].strip() == str(want)[1:], out.stdout
+
+
+def test_a_split_decoded_in_one_pass_is_predicted_in_one_call(tab, tmp_path):
+    """Batches of a split already in memory only add each learner call's fixed cost."""
+    folder, dataset, learner, cal, ds = tab
+    seen = []
+    n = predict_to_csv(folder, dataset, tmp_path / "p.csv", progress=lambda d, t: seen.append(d))
+    assert seen == [0, n] and n == len(ds.unlabelled)
+    rows = list(csv.reader((tmp_path / "p.csv").open()))
+    got = np.array([[float(v) for v in r[1:-1]] for r in rows[1:]])
+    want = cal.probabilities(learner.predict_proba(ds.unlabelled.load().x))
+    assert np.abs(got - want).max() < 1e-6
+
+
+class _Evil:
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def _plant(folder: Path, payload: object) -> None:
+    import pickle
+
+    (folder / "part-0.pkl").write_bytes(pickle.dumps(payload, protocol=4))
+
+
+def test_a_pickle_naming_other_globals_is_refused(tab, tmp_path):
+    """The restricted unpickler: os.system, eval, getattr, a dunder path, a call of an
+    engine function that is not a reconstructor, and torch's nested pickle are refused
+    before anything runs; the marker file is never written."""
+    import builtins
+    import os
+
+    from autodl.engine import export as ex
+
+    folder = tmp_path / "model"
+    shutil.copytree(tab[0], folder)
+    marker = tmp_path / "pwned"
+    cases = [
+        (_Evil(os.system, f"touch {marker}"), r"the global (posix|os)\.system"),
+        (_Evil(builtins.eval, f"open({str(marker)!r}, 'w')"), r"the global builtins\.eval"),
+        (_Evil(getattr, ex.annotate, "__globals__"), r"getattr\(\.\.\., '__globals__'\)"),
+        (_Evil(ex.annotate, str(folder), {"x": 1}), r"a call of autodl\.engine\.export\.annotate"),
+    ]
+    for payload, refused in cases:
+        _plant(folder, payload)
+        with pytest.raises(ModelError, match=rf"refused to load {refused}"):
+            load_model(folder)
+        assert not marker.exists()
+    # a dotted name reaching a function's globals
+    raw = b"\x80\x04\x8c\x14autodl.engine.export\x8c\x10_new.__globals__\x93."
+    (folder / "part-0.pkl").write_bytes(raw)
+    with pytest.raises(ModelError, match=r"refused to load the global .*_new\.__globals__"):
+        load_model(folder)
+
+
+@pytest.mark.slow
+def test_torch_tensors_load_without_torch_pickle(tmp_path):
+    """Tensors are saved as safetensors beside the pickle; a storage pickled by torch (a
+    crafted file) goes through torch's weights-only loader, which refuses a pickle
+    hidden in it; real modules, dtypes and generators load."""
+    import io
+    import pickle
+
+    import torch
+
+    from autodl.engine import export as ex
+
+    obj = {
+        "net": torch.nn.Sequential(torch.nn.Linear(3, 2)),
+        "dtype": torch.float16,
+        "rng": np.random.default_rng(0),
+    }
+    pickled, tensors = ex.split(ex.freeze(obj))
+    assert tensors is not None and b"torch.storage" not in pickled  # weights: safetensors
+    back = ex.thaw(ex.freeze(obj))
+    assert torch.equal(back["net"][0].weight, obj["net"][0].weight)
+    assert back["dtype"] is torch.float16
+    assert back["rng"].random() == np.random.default_rng(0).random()
+    import os
+
+    inner = pickle.dumps(_Evil(os.system, f"touch {tmp_path / 'pwned'}"), protocol=2)
+    evil = _Evil(torch.storage._load_from_bytes, inner)
+    with pytest.raises(pickle.UnpicklingError):
+        ex._Unpickler(io.BytesIO(pickle.dumps(evil, protocol=4)), "t").load()
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.slow
+def test_a_torch_model_saves_its_weights_as_safetensors(tmp_path):
+    from autodl.engine import image
+
+    ds = open_dataset(make_image(tmp_path / "img"))
+    cnn = next(lr for lr in image.plan(ds.spec, 0) if lr.name.startswith("cnn"))
+    data = ds.train.load()
+    cnn.fit(data, 2.0)
+    cal = calibrate.fit(cnn.predict_proba(data.x), data.labels, multiclass=True)
+    recipe = export.Recipe.of([cnn], [cnn.name])
+    info = {"learner": cnn.name, "spec": export.spec_json(ds.spec), "max_side": None}
+    export.write(tmp_path / "model", recipe.snapshot(), recipe.names, cal, info)
+    part = json.loads((tmp_path / "model" / "model.json").read_text())["parts"][0]
+    assert part["tensors"] == "part-0.safetensors"
+    assert b"torch.storage" not in (tmp_path / "model" / "part-0.pkl").read_bytes()
+    x = ds.test.load().x
+    got = load_model(tmp_path / "model").predict_proba(x)
+    assert np.abs(got - cal.probabilities(cnn.predict_proba(x))).max() < 1e-6
