@@ -54,6 +54,7 @@ USED_ELSEWHERE = {
     "points": "API response field",
     "support": "API response field (per_class of …/diagnostics)",
     "f1": "API response field (per_class of …/diagnostics)",
+    "average_precision": "API response field (per_class of …/diagnostics)",
     "matrix_max_classes": "API response field (…/diagnostics; diagnostics.js reads it)",
     "image_url": "API response field (…/examples; the job page shows it)",
     "mistakes": "API response field (…/examples)",
