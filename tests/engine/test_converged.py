@@ -62,11 +62,27 @@ def test_a_perfect_score_on_a_small_hold_out_stops_nothing():
 
 
 @pytest.mark.slow
+class _Steady(Lookup):
+    """Scores what the oracle it copies scores, turn after turn, and never converges:
+    never dominated (step 3), never a gain (step 7)."""
+
+    @property
+    def done(self) -> bool:
+        return False
+
+    def fit(self, data, seconds):
+        time.sleep(min(seconds, 0.2))
+        return super().fit(data, seconds)
+
+
 def test_the_later_stage_ends_once_the_emitted_score_stops_gaining():
     train, test = splits("tabular")
-    k = train.spec.output_dim
     plan = [Oracle(table=_table(train), quality=0.15)]
-    preds, took, logs = _run(train, test, plan, later=[Slow(k=k), Slow(k=k)])
+    later = [
+        _Steady(table=_table(train), quality=0.15, unknown=0.5, noise_seed=0, name=f"steady{i}")
+        for i in range(2)
+    ]
+    preds, took, logs = _run(train, test, plan, later=later)
     assert preds and preds[0].valid_score < PERFECT
     # the later learners never gain: the run ends after STALE x the time to the last gain
     assert took < 10.0 + 6.0, logs  # STALE_MIN, and not the 30 s budget
