@@ -10,6 +10,7 @@ import pytest
 from autodl.engine import Budget, Learner, Prediction, loop, run
 from autodl.engine.holdout import holdout_nauc
 from autodl.engine.loop import PLANS
+from autodl.engine.turns import FOLDS_NOTE
 from autodl.formats.types import ArraySplit
 
 from ._data import CASES, make, splits
@@ -36,8 +37,14 @@ def test_run_beats_a_constant_within_the_budget(case):
     for p in preds:
         assert p.test.shape == (len(test), train.spec.output_dim)
         assert np.isfinite(p.test).all() and p.unlabelled is None
-    scores = [p.valid_score for p in preds if p.valid_score is not None]
-    assert scores == sorted(scores)  # emitted only when better (a refit repeats the score)
+    # emitted only when better (a refit repeats the score), on the same rows: on small
+    # data the first scores are on fold 0's rows, the later ones on every row's
+    # out-of-fold prediction, from the first fold mean on (`folds`)
+    scored = [p for p in preds if p.valid_score is not None]
+    full = next((i for i, p in enumerate(scored) if p.note == FOLDS_NOTE), len(scored))
+    for part in (scored[:full], scored[full:]):
+        scores = [p.valid_score for p in part]
+        assert scores == sorted(scores), [(p.valid_score, p.note) for p in scored]
     assert holdout_nauc(test.load().labels, preds[-1].test) > 0.2
 
 

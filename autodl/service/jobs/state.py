@@ -131,23 +131,16 @@ def create_job(
             if isinstance(dataset_name, str)
             else f"A dataset name {dataset_name!r} is not allowed: the report holds no name."
         )
-    now = utcnow()
-    job = Job(
+    return _queued(
+        db,
+        "Submitted and validated.",
         user_id=user.id,
         name=clean_job_name(name) or dataset_name,
         dataset_name=dataset_name,
         dataset_info=compact_report(report),
         time_budget=time_budget,
-        state="queued",
-        created_at=now,
-        queued_at=now,
         stored_bytes=stored_bytes,
     )
-    db.add(job)
-    db.flush()
-    db.add(JobEvent(job_id=job.id, state="queued", at=now, message="Submitted and validated."))
-    db.flush()
-    return job
 
 
 def create_prediction_job(
@@ -156,8 +149,9 @@ def create_prediction_job(
     """Record a checked prediction upload as a queued job of kind "predict" that applies
     ``parent``'s model (`autodl.service.predictions`). It shares the run's dataset name
     (what its files are named after) and goes through the same queue and quotas."""
-    now = utcnow()
-    job = Job(
+    return _queued(
+        db,
+        "Submitted and checked against the model.",
         user_id=user.id,
         kind="predict",
         parent_id=parent.id,
@@ -165,21 +159,17 @@ def create_prediction_job(
         dataset_name=parent.dataset_name,
         dataset_info="{}",
         time_budget=time_budget,
-        state="queued",
-        created_at=now,
-        queued_at=now,
         stored_bytes=stored_bytes,
     )
+
+
+def _queued(db: Session, message: str, **fields) -> Job:
+    """Add a job with ``fields``, queued now, and its first event (``message``)."""
+    now = utcnow()
+    job = Job(**fields, state="queued", created_at=now, queued_at=now)
     db.add(job)
     db.flush()
-    db.add(
-        JobEvent(
-            job_id=job.id,
-            state="queued",
-            at=now,
-            message="Submitted and checked against the model.",
-        )
-    )
+    db.add(JobEvent(job_id=job.id, state="queued", at=now, message=message))
     db.flush()
     return job
 
@@ -217,6 +207,9 @@ TOMBSTONE = (
     "requeues",
     "handbacks",
     "redispatches",
+    # what the compute was for (a run, or a prediction with the run it applied)
+    "kind",
+    "parent_id",
 )
 
 
@@ -231,6 +224,7 @@ def delete(db: Session, job: Job, storage: Storage) -> None:
         cancel(db, job)
     job.deleted_at = utcnow()
     job.name, job.dataset_name, job.dataset_info = "(deleted)", "", "{}"
+    job.dataset_hash = None  # (the leaderboard's key: content the user deleted)
     job.reason = job.note = job.fault = None
     job.alc = job.final_nauc = job.final_accuracy = None
     job.n_predictions, job.stored_bytes = 0, 0
