@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from autodl import _confine
@@ -38,21 +39,32 @@ MAX_PROBLEMS = 1000
 
 
 def main(argv: list[str]) -> int:
-    folder, out, limits = argv[1], argv[2], _confine.Limits.from_json(json.loads(argv[3]))
+    return child_main(argv, _check)
+
+
+def child_main(argv: list[str], work: Callable[[Path, dict], dict]) -> int:
+    """A confined child's frame (here and `autodl.service.predictproc`): ``argv`` is FOLDER
+    OUT LIMITS [CGROUP [TASK]]; it confines itself, then writes ``work(FOLDER, TASK)``'s
+    answer to OUT as JSON (0), or exits `EXIT_MEMORY` on a MemoryError."""
+    folder, out, limits = Path(argv[1]), argv[2], _confine.Limits.from_json(json.loads(argv[3]))
     _confine.apply(limits, argv[4] if len(argv) > 4 and argv[4] else None)
     task = json.loads(argv[5]) if len(argv) > 5 else {}
     try:
-        answer = _convert(Path(folder), task) if task.get("convert") else None
-        if answer is None:
-            from autodl.formats.check import check_dataset
-
-            answer = _answer(check_dataset(folder).to_json())
-        text = json.dumps(answer)
+        text = json.dumps(work(folder, task))
     except MemoryError:
         return EXIT_MEMORY
     with open(out, "w", encoding="utf-8") as f:
         f.write(text)
     return 0
+
+
+def _check(folder: Path, task: dict) -> dict:
+    answer = _convert(folder, task) if task.get("convert") else None
+    if answer is None:
+        from autodl.formats.check import check_dataset
+
+        answer = _answer(check_dataset(folder).to_json())
+    return answer
 
 
 def _answer(report: dict) -> dict:

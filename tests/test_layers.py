@@ -59,6 +59,17 @@ UNITS: dict[str, tuple[str, ...]] = {
     "cli": ("autodl.cli", "autodl.__main__"),
 }
 
+_BELOW_SERVICE = (
+    "foundation",
+    "formats",
+    "scoring",
+    "engine",
+    "ingestion",
+    "pipeline",
+    "model",
+    "api",
+)
+
 #: The units each unit may import besides itself: the rules, as data.
 MAY_IMPORT: dict[str, set[str]] = {
     "foundation": set(),
@@ -70,27 +81,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "model": {"foundation", "formats", "engine"},
     "pipeline": {"foundation", "formats", "scoring", "engine", "ingestion"},
     "api": {"foundation", "formats", "scoring", "engine", "ingestion", "pipeline", "model"},
-    "service": {
-        "foundation",
-        "formats",
-        "scoring",
-        "engine",
-        "ingestion",
-        "pipeline",
-        "model",
-        "api",
-    },
-    "cli": {
-        "foundation",
-        "formats",
-        "scoring",
-        "engine",
-        "ingestion",
-        "pipeline",
-        "model",
-        "api",
-        "service",
-    },
+    "service": {*_BELOW_SERVICE},
+    "cli": {*_BELOW_SERVICE, "service"},
 }
 
 #: Pairs of packages inside one unit that must not import each other: the web pages

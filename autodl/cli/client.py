@@ -19,15 +19,22 @@ from autodl.errors import AutoDLError
 from autodl.formats.archive import zip_folder
 
 
+def _server_options(command):
+    """--server and --token, the options of every command that talks to a server."""
+    command = click.option(
+        "--token",
+        "api_token",
+        required=True,
+        help="An API token (Account page, or `autodl token create`).",
+    )(command)
+    return click.option(
+        "--server", required=True, help="The service's address, e.g. http://127.0.0.1:8000"
+    )(command)
+
+
 @click.command()
 @click.argument("dataset", type=click.Path(exists=True, path_type=Path))
-@click.option("--server", required=True, help="The service's address, e.g. http://127.0.0.1:8000")
-@click.option(
-    "--token",
-    "api_token",
-    required=True,
-    help="An API token (Account page, or `autodl token create`).",
-)
+@_server_options
 @click.option(
     "--time-budget", type=float, default=None, help="Seconds (default: the server's, 1200)."
 )
@@ -90,13 +97,7 @@ def submit(
 @click.command("submit-predict")
 @click.argument("job_id", type=click.IntRange(min=1))
 @click.argument("data", type=click.Path(exists=True, path_type=Path))
-@click.option("--server", required=True, help="The service's address, e.g. http://127.0.0.1:8000")
-@click.option(
-    "--token",
-    "api_token",
-    required=True,
-    help="An API token (Account page, or `autodl token create`).",
-)
+@_server_options
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),

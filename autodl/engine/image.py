@@ -23,7 +23,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from autodl.engine._arrays import CHUNK, finite, resize, resized
 from autodl.engine.learner import Features, Learner
-from autodl.engine.linear import Linear
+from autodl.engine.linear import Linear, cap_linear
 from autodl.formats.types import DatasetSpec
 
 LARGE_ROWS = 10_000  # training rows above which the plan changes (`at_scale`)
@@ -95,12 +95,7 @@ def at_scale(learners: list[Learner], rows: int) -> list[Learner]:
     which reached 0.99 within 30 s of starting)."""
     if rows <= LARGE_ROWS:
         return learners
-    out = [
-        type(lr)(**{**lr.get_params(), "max_rows": LARGE_ROWS})
-        if isinstance(lr, Linear) and lr.max_rows is None
-        else lr
-        for lr in learners
-    ]
+    out = cap_linear(learners, LARGE_ROWS)
     strong = [lr for lr in out if not isinstance(lr, Linear)]
     return out[:1] + strong + [lr for lr in out[1:] if lr not in strong]
 

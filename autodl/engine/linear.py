@@ -206,6 +206,17 @@ class Linear(_Stepped):
         return bool(np.max(est.n_iter_) < step)
 
 
+def cap_linear(learners: list[Learner], max_rows: int) -> list[Learner]:
+    """``learners`` with each `Linear` model that has no row cap trained on ``max_rows``
+    rows (a stratified subsample) instead: the plans' first step at scale."""
+    return [
+        type(lr)(**{**lr.get_params(), "max_rows": max_rows})
+        if isinstance(lr, Linear) and lr.max_rows is None
+        else lr
+        for lr in learners
+    ]
+
+
 class _RFF:
     """Random Fourier features with gamma = 1 / n_features of the (standardised) input."""
 

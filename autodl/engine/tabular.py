@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from autodl.engine.learner import Features, Learner
-from autodl.engine.linear import Linear
+from autodl.engine.linear import Linear, cap_linear
 from autodl.formats.types import DatasetSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -96,12 +96,7 @@ def at_scale(learners: list[Learner], rows: int) -> list[Learner]:
     subsampled LightGBM gives its time away once the one on all rows beats it."""
     if rows <= LARGE_ROWS:
         return learners
-    out = [
-        type(lr)(**{**lr.get_params(), "max_rows": LARGE_ROWS})
-        if isinstance(lr, Linear) and lr.max_rows is None
-        else lr
-        for lr in learners
-    ]
+    out = cap_linear(learners, LARGE_ROWS)
     from autodl.engine.boost import LightGBM  # lazy: a saved linear model loads without LightGBM
 
     strong = [lr for lr in out if isinstance(lr, LightGBM)]

@@ -391,9 +391,8 @@ def _table(model: Model, path: Path) -> Source:
 
 
 def _tabular_encoder(model: Model, table, columns: list[str], path: Path):
-    import math
-
-    from autodl.formats.convert.tables import LABEL_NAMES, is_missing
+    from autodl.formats.convert.tables import LABEL_NAMES
+    from autodl.formats.convert.tabular import encode_row
 
     features = ((model.manifest or {}).get("details") or {}).get("features")
     width = model.spec.shape[2]
@@ -432,27 +431,16 @@ def _tabular_encoder(model: Model, table, columns: list[str], path: Path):
         plan = [("number", i, None) for i in cols]
 
     def encode(row: list[Any], row_no: int) -> np.ndarray:
-        out = np.empty(len(plan), np.float32)
-        for i, (kind, col, arg) in enumerate(plan):
-            v = row[col]
-            if kind == "number":
-                x = table.number(v)
-                if x is None and not is_missing(v):
-                    raise FormatError(
-                        f"{path.name}: row {row_no}, column {columns[col]!r}: {v!r} is not a number",
-                        "The model reads this column as numbers, as in its training data.",
-                        file=path.name,
-                        record=row_no,
-                        field=columns[col],
-                    )
-                out[i] = math.nan if x is None else x
-            elif is_missing(v):
-                out[i] = math.nan
-            elif kind == "onehot":
-                out[i] = 1.0 if str(v).strip() == arg else 0.0
-            else:
-                out[i] = arg.get(str(v).strip(), math.nan)
-        return out.reshape(1, 1, -1, 1)
+        def not_a_number(col: int, v: Any) -> None:
+            raise FormatError(
+                f"{path.name}: row {row_no}, column {columns[col]!r}: {v!r} is not a number",
+                "The model reads this column as numbers, as in its training data.",
+                file=path.name,
+                record=row_no,
+                field=columns[col],
+            )
+
+        return encode_row(plan, row, table.number, not_a_number)
 
     return encode
 

@@ -39,7 +39,8 @@ from autodl.service.models import Job, User
 from autodl.service.present import iso
 from autodl.service.quotas import check_can_submit, check_compute, usage
 from autodl.service.storage import Storage
-from autodl.service.uploads import UploadRefused, check_archive, extract, human_bytes, receive
+from autodl.service.submissions import receive_within_quota
+from autodl.service.uploads import UploadRefused, check_archive, extract
 from autodl.settings import Settings
 
 #: The file a prediction job writes in its results folder, and offers for download.
@@ -116,17 +117,9 @@ async def submit_prediction(request: Request, service: Service, user: User, job_
     except UploadRefused as e:
         e.unread = True
         raise
-    upload_limit = min(settings.max_upload_bytes, u.storage_left)
     work = storage.temp_dir("upload-")
     try:
-        try:
-            received = await receive(request, work / "upload.zip", upload_limit)
-        except UploadRefused as e:
-            e.unread = True
-            if e.status == 413 and upload_limit < settings.max_upload_bytes:
-                e.message = f"The upload does not fit in your storage quota ({human_bytes(u.storage_left)} left)."
-                e.hint = "Delete jobs you no longer need to free space."
-            raise
+        received = await receive_within_quota(request, work / "upload.zip", u, settings)
         if received.path is None or received.size == 0:
             raise UploadRefused(
                 "No data was sent.",

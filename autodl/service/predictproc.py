@@ -25,27 +25,15 @@ level down: `autodl._checkproc.raw_root`), or the one file it holds (a table). E
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
-from autodl import _confine
-from autodl._checkproc import EXIT_MEMORY, raw_root
+from autodl._checkproc import child_main, raw_root
 
 
 def main(argv: list[str]) -> int:
-    folder, out, limits = Path(argv[1]), argv[2], _confine.Limits.from_json(json.loads(argv[3]))
-    _confine.apply(limits, argv[4] or None)
-    task = json.loads(argv[5])
-    try:
-        answer = _do(folder, task)
-        text = json.dumps(answer)
-    except MemoryError:
-        return EXIT_MEMORY
-    with open(out, "w", encoding="utf-8") as f:
-        f.write(text)
-    return 0
+    return child_main(argv, _do)
 
 
 def _input(folder: Path) -> Path:

@@ -18,12 +18,19 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from autodl.service.deps import Service
+from autodl.service.deps import Service, ServiceError
 from autodl.service.jobs import create_job
 from autodl.service.leaderboard import dataset_hash
 from autodl.service.models import User
-from autodl.service.quotas import check_can_submit, check_compute, usage
-from autodl.service.uploads import UploadRefused, human_bytes, prepare, receive
+from autodl.service.quotas import Usage, check_can_submit, check_compute, usage
+from autodl.service.uploads import (
+    BeforeFile,
+    Received,
+    UploadRefused,
+    human_bytes,
+    prepare,
+    receive,
+)
 from autodl.settings import Settings
 
 
@@ -60,17 +67,11 @@ async def submit(request: Request, service: Service, user: User) -> int:
         if "time_budget" in fields or final:
             check_compute(u, parse_budget(fields.get("time_budget"), settings))
 
-    upload_limit = min(settings.max_upload_bytes, u.storage_left)
     work = service.storage.temp_dir("upload-")
     try:
-        try:
-            received = await receive(request, work / "upload.zip", upload_limit, before_file)
-        except UploadRefused as e:
-            e.unread = True  # refused while streaming: what is left of the body stays unread
-            if e.status == 413 and upload_limit < settings.max_upload_bytes:
-                e.message = f"The upload does not fit in your storage quota ({human_bytes(u.storage_left)} left)."
-                e.hint = "Delete jobs you no longer need to free space."
-            raise
+        received = await receive_within_quota(
+            request, work / "upload.zip", u, settings, before_file
+        )
         if received.path is None or received.size == 0:
             raise UploadRefused(
                 "No dataset was sent.",
@@ -111,12 +112,44 @@ async def submit(request: Request, service: Service, user: User) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
+async def receive_within_quota(
+    request: Request,
+    dest: Path,
+    u: Usage,
+    settings: Settings,
+    before_file: BeforeFile | None = None,
+) -> Received:
+    """``receive`` capped at the upload limit and the storage ``u`` has left. A refusal is
+    marked unread; a 413 caused by the quota (not the upload limit) says so."""
+    limit = min(settings.max_upload_bytes, u.storage_left)
+    try:
+        return await receive(request, dest, limit, before_file)
+    except UploadRefused as e:
+        e.unread = True  # refused while streaming: what is left of the body stays unread
+        if e.status == 413 and limit < settings.max_upload_bytes:
+            e.message = f"The upload does not fit in your storage quota ({human_bytes(u.storage_left)} left)."
+            e.hint = "Delete jobs you no longer need to free space."
+        raise
+
+
 def refusal_headers(refused: UploadRefused) -> dict[str, str]:
     """Headers of the answer to a refused upload: ``Connection: close`` when the body was
     not read to its end. The server then reads no more of it (it would otherwise read and
     drop the rest, however large, to keep the connection); a client that sends
     ``Expect: 100-continue`` (curl does, for large uploads) sends none of it at all."""
     return {"Connection": "close"} if refused.unread else {}
+
+
+def api_refusal(refused: UploadRefused) -> ServiceError:
+    """The JSON API's answer to a refused upload (its API wording where it has one)."""
+    return ServiceError(
+        refused.status,
+        refused.api_message or refused.message,
+        refused.api_hint or refused.hint,
+        headers=refusal_headers(refused),
+        problems=refused.problems or None,
+        **refused.extra,
+    )
 
 
 def _dataset_name(filename: str | None) -> str | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.conftest import _importable_tests, live_server, settings  # noqa: F401 - fixtures
+from tests.service.conftest import _importable_tests, live_server, serving, settings  # noqa: F401 - fixtures
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -76,3 +76,12 @@ def shoot():
         page.set_viewport_size(original)
 
     return _shoot
+
+
+@pytest.fixture
+def server(settings, tmp_path):  # noqa: F811 - the fixture imported above
+    """A live server on the steady test engine (a module that needs another overrides it)."""
+    with serving(
+        settings, tmp_path, engine="tests.service.engines:steady", max_time_budget=60
+    ) as server:
+        yield server

@@ -3,8 +3,6 @@ table, ROC and PR curves with a class picker; at laptop and phone widths (issue 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import httpx
 import pytest
 
@@ -13,17 +11,15 @@ from autodl.settings import DEFAULT_ENGINE
 from tests.browser.conftest import SHOTS, SIZES
 from tests.browser.test_pages_layout import WIDE, sign_in
 from tests.conftest import DATASETS
-from tests.service.conftest import LiveServer, bearer
+from tests.service.conftest import bearer, serving
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def server(settings, tmp_path):
-    s = replace(settings, engine=DEFAULT_ENGINE, max_time_budget=60)
-    server = LiveServer(s, tmp_path / "server.log").start()
-    yield server
-    server.stop()
+    with serving(settings, tmp_path, engine=DEFAULT_ENGINE, max_time_budget=60) as server:
+        yield server
 
 
 def _submit(server, token: str, name: str, content: bytes) -> int:

@@ -3,15 +3,13 @@ and what the pages say agrees with itself (issue 13, point 5)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import httpx
 import pytest
 
 from autodl.scoring import score_arrays
 from autodl.scoring.report import html_report
 from tests.browser.conftest import SHOTS, SIZES
-from tests.service.conftest import LiveServer, bearer, wait_for
+from tests.service.conftest import bearer, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -24,14 +22,6 @@ CUT = """() => {
   return out;
 }"""
 WIDE = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
-
-
-@pytest.fixture
-def server(settings, tmp_path):
-    s = replace(settings, engine="tests.service.engines:steady", max_time_budget=60)
-    server = LiveServer(s, tmp_path / "server.log").start()
-    yield server
-    server.stop()
 
 
 def look(page, name: str, *, cut_ok: bool = False) -> None:

@@ -6,14 +6,13 @@ from __future__ import annotations
 import csv
 import zipfile
 from contextlib import contextmanager
-from dataclasses import replace
 
 import pytest
 
 from autodl.formats.archive import zip_folder
 from autodl.formats.samples import make_tabular
 from tests.browser.conftest import SHOTS
-from tests.service.conftest import LiveServer
+from tests.service.conftest import serving
 
 pytestmark = pytest.mark.browser
 
@@ -22,10 +21,8 @@ pytestmark = pytest.mark.browser
 def server(settings, tmp_path):
     from autodl.engine.protocol import DEFAULT_ENGINE
 
-    s = replace(settings, engine=DEFAULT_ENGINE, predict_budget=120)
-    server = LiveServer(s, tmp_path / "server.log").start()
-    yield server
-    server.stop()
+    with serving(settings, tmp_path, engine=DEFAULT_ENGINE, predict_budget=120) as server:
+        yield server
 
 
 @contextmanager

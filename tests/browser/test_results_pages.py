@@ -3,28 +3,18 @@ at laptop and phone widths (issue 17, points 4 and 5): screenshots into SHOTS.""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import httpx
 import pytest
 
 from tests.browser.conftest import SHOTS, SIZES
 from tests.browser.test_pages_layout import look, sign_in
-from tests.service.conftest import LiveServer, bearer, wait_for
+from tests.service.conftest import bearer, wait_for
 
 pytestmark = pytest.mark.browser
 
 CUT_TABLE = """() => { const w = document.querySelector("#leaderboard").closest(".table-wrap");
   return w.scrollWidth - w.clientWidth; }"""
 LOADED = """() => [...document.querySelectorAll(".mistake img")].map(i => i.complete && i.naturalWidth)"""
-
-
-@pytest.fixture
-def server(settings, tmp_path):
-    s = replace(settings, engine="tests.service.engines:steady", max_time_budget=60)
-    server = LiveServer(s, tmp_path / "server.log").start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.slow

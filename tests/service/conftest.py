@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -178,11 +180,28 @@ class LiveServer:
         self.kill(signal.SIGTERM)
 
 
+@contextmanager
+def serving(settings: Settings, tmp_path: Path, **changes) -> Iterator[LiveServer]:
+    """A `LiveServer` on ``settings`` with ``changes``, stopped at the end."""
+    server = LiveServer(replace(settings, **changes), tmp_path / "server.log").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def live_server(settings, tmp_path):
-    server = LiveServer(settings, tmp_path / "server.log").start()
-    yield server
-    server.stop()
+    with serving(settings, tmp_path) as server:
+        yield server
+
+
+def assert_not_found(client, token: str, job_id: int, routes: list[tuple[str, str]]) -> None:
+    """Each (method, url) answers ``token``'s user 404, "No job ``job_id`` among your jobs."."""
+    for method, url in routes:
+        r = client.request(method, url, headers=bearer(token))
+        assert r.status_code == 404, (method, url, r.text)
+        assert r.json()["detail"] == f"No job {job_id} among your jobs.", (method, url)
 
 
 def bad_zip(entries: dict[str, bytes], target: Path, links: dict[str, str] | None = None) -> Path:

@@ -6,7 +6,7 @@ from autodl.formats.archive import zip_folder
 from autodl.formats.samples import make_tabular
 from autodl.service import jobs as J
 from autodl.service.models import Job
-from tests.service.conftest import add_user, bearer, upload
+from tests.service.conftest import add_user, assert_not_found, bearer, upload
 
 
 def test_health_and_openapi_describe_the_jobs_resource(app_client):
@@ -86,18 +86,20 @@ def test_the_default_budget_and_the_budget_limits(app_client, tabular_zip, setti
 def test_another_users_job_is_not_found_anywhere(app_client, tabular_zip):
     ann, bob = add_user(app_client, "ann"), add_user(app_client, "bob")
     job_id = upload(app_client, ann, tabular_zip).json()["id"]
-    for method, url in [
-        ("GET", f"/api/v1/jobs/{job_id}"),
-        ("DELETE", f"/api/v1/jobs/{job_id}"),
-        ("POST", f"/api/v1/jobs/{job_id}/cancel"),
-        ("GET", f"/api/v1/jobs/{job_id}/curve"),
-        ("GET", f"/api/v1/jobs/{job_id}/log"),
-        ("GET", f"/api/v1/jobs/{job_id}/download/predictions.csv"),
-        ("GET", f"/api/v1/jobs/{job_id}/download/results.zip"),
-    ]:
-        r = app_client.request(method, url, headers=bearer(bob))
-        assert r.status_code == 404, (method, url, r.status_code)
-        assert r.json()["detail"] == f"No job {job_id} among your jobs."
+    assert_not_found(
+        app_client,
+        bob,
+        job_id,
+        [
+            ("GET", f"/api/v1/jobs/{job_id}"),
+            ("DELETE", f"/api/v1/jobs/{job_id}"),
+            ("POST", f"/api/v1/jobs/{job_id}/cancel"),
+            ("GET", f"/api/v1/jobs/{job_id}/curve"),
+            ("GET", f"/api/v1/jobs/{job_id}/log"),
+            ("GET", f"/api/v1/jobs/{job_id}/download/predictions.csv"),
+            ("GET", f"/api/v1/jobs/{job_id}/download/results.zip"),
+        ],
+    )
     assert app_client.get("/api/v1/jobs", headers=bearer(bob)).json()["jobs"] == []
     # The owner still has it, untouched.
     assert app_client.get(f"/api/v1/jobs/{job_id}", headers=bearer(ann)).json()["state"] == "queued"

@@ -15,13 +15,22 @@ from sqlalchemy import select, update
 from autodl.service.jobs import create_prediction_job
 from autodl.service.models import Job
 from autodl.service.quotas import usage
-from tests.service.conftest import add_user, bad_zip, bearer, upload
+from tests.service.conftest import add_user, assert_not_found, bad_zip, bearer, upload
 
 # ------------------------------------------------------------------ helpers
 
 
 def _service(client):
     return client.app.state.service
+
+
+def _queued_prediction(client, job_id: int, name: str = "p") -> int:
+    """A queued prediction job under run ``job_id`` (5 s budget, nothing stored yet)."""
+    with _service(client).db.session() as s:
+        parent = s.get(Job, job_id)
+        return create_prediction_job(
+            s, parent.user, parent, name=name, time_budget=5, stored_bytes=0
+        ).id
 
 
 def finished_run(client, token: str, zip_path: Path, *, model: bool = True) -> int:
@@ -102,24 +111,22 @@ def test_another_users_model_and_predictions_are_404(app_client, tabular_zip):
     ann = add_user(app_client, "ann")
     bob = add_user(app_client, "bob")
     job_id = finished_run(app_client, ann, tabular_zip)
-    with _service(app_client).db.session() as s:
-        parent = s.get(Job, job_id)
-        pid = create_prediction_job(
-            s, parent.user, parent, name="p", time_budget=5, stored_bytes=0
-        ).id
+    pid = _queued_prediction(app_client, job_id)
     mine = app_client.get(f"/api/v1/jobs/{job_id}/predictions/{pid}", headers=bearer(ann))
     assert mine.status_code == 200 and mine.json()["state"] == "queued"
     assert mine.json()["download"] is None
-    for method, url in [
-        ("GET", f"/api/v1/jobs/{job_id}/model"),
-        ("GET", f"/api/v1/jobs/{job_id}/predictions"),
-        ("GET", f"/api/v1/jobs/{job_id}/predictions/{pid}"),
-        ("GET", f"/api/v1/jobs/{job_id}/predictions/{pid}/predictions.csv"),
-        ("DELETE", f"/api/v1/jobs/{job_id}/predictions/{pid}"),
-    ]:
-        r = app_client.request(method, url, headers=bearer(bob))
-        assert r.status_code == 404, (method, url, r.text)
-        assert f"No job {job_id}" in r.json()["detail"]
+    assert_not_found(
+        app_client,
+        bob,
+        job_id,
+        [
+            ("GET", f"/api/v1/jobs/{job_id}/model"),
+            ("GET", f"/api/v1/jobs/{job_id}/predictions"),
+            ("GET", f"/api/v1/jobs/{job_id}/predictions/{pid}"),
+            ("GET", f"/api/v1/jobs/{job_id}/predictions/{pid}/predictions.csv"),
+            ("DELETE", f"/api/v1/jobs/{job_id}/predictions/{pid}"),
+        ],
+    )
     r = post_data(app_client, bob, job_id, tabular_zip)
     assert r.status_code == 404 and f"No job {job_id}" in r.json()["detail"]
     # A prediction id under another of one's own runs is not found either.
@@ -216,12 +223,7 @@ def test_deleting_a_run_deletes_its_prediction_jobs_and_files(app_client, tabula
     token = add_user(app_client, "ann")
     job_id = finished_run(app_client, token, tabular_zip)
     service = _service(app_client)
-    with service.db.session() as s:
-        parent = s.get(Job, job_id)
-        pids = [
-            create_prediction_job(s, parent.user, parent, name=n, time_budget=5, stored_bytes=0).id
-            for n in ("a", "b")
-        ]
+    pids = [_queued_prediction(app_client, job_id, n) for n in ("a", "b")]
     for pid in pids:
         results = service.storage.results_dir(pid)
         results.mkdir(parents=True)
@@ -241,12 +243,7 @@ def test_deleting_a_run_deletes_its_prediction_jobs_and_files(app_client, tabula
 def test_deleting_one_prediction_keeps_the_run(app_client, tabular_zip):
     token = add_user(app_client, "ann")
     job_id = finished_run(app_client, token, tabular_zip)
-    service = _service(app_client)
-    with service.db.session() as s:
-        parent = s.get(Job, job_id)
-        pid = create_prediction_job(
-            s, parent.user, parent, name="p", time_budget=5, stored_bytes=0
-        ).id
+    pid = _queued_prediction(app_client, job_id)
     r = app_client.delete(f"/api/v1/jobs/{job_id}/predictions/{pid}", headers=bearer(token))
     assert r.status_code == 204
     assert app_client.get(f"/api/v1/jobs/{job_id}/predictions", headers=bearer(token)).json() == {
@@ -411,11 +408,7 @@ def test_the_page_form_needs_its_csrf_token(app_client, tabular_zip):
     assert prediction_rows(app_client) == []
     assert list((service.storage.root / "tmp").iterdir()) == []
     # Deleting one prediction from the page.
-    with service.db.session() as s:
-        parent = s.get(Job, job_id)
-        pid = create_prediction_job(
-            s, parent.user, parent, name="p", time_budget=5, stored_bytes=0
-        ).id
+    pid = _queued_prediction(app_client, job_id)
     page = app_client.get(f"/jobs/{job_id}").text
     assert f'action="/jobs/{job_id}/predictions/{pid}/delete"' in page
     r = app_client.post(

@@ -21,6 +21,7 @@ manifest (``features``) so that new data can be encoded the same way.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -123,17 +124,31 @@ class TabularEncoder:
 
     def encode(self, row: list[Any]) -> np.ndarray:
         """Pass 2: one row -> (1, 1, F, 1) float32 features."""
-        out = np.empty(len(self._plan), np.float32)
-        number = self.table.number
-        for i, (kind, col, arg) in enumerate(self._plan):
-            v = row[col]
-            if kind == "number":
-                x = number(v)
-                out[i] = math.nan if x is None else x
-            elif is_missing(v):
-                out[i] = math.nan
-            elif kind == "onehot":
-                out[i] = 1.0 if str(v).strip() == arg else 0.0
-            else:
-                out[i] = arg.get(str(v).strip(), math.nan)
-        return out.reshape(1, 1, -1, 1)
+        return encode_row(self._plan, row, self.table.number)
+
+
+def encode_row(
+    plan: list[tuple[str, int, Any]],
+    row: list[Any],
+    number: Callable[[Any], float | None],
+    not_a_number: Callable[[int, Any], None] | None = None,
+) -> np.ndarray:
+    """One row -> (1, 1, F, 1) float32 features by ``plan`` (kind, column, arg): "number"
+    (``number``; NaN where it is none, after ``not_a_number(column, value)`` is called for
+    a value that is not missing either), "onehot" (1 where the value is ``arg``), else a
+    category's code (``arg``: value -> code); a missing value is NaN."""
+    out = np.empty(len(plan), np.float32)
+    for i, (kind, col, arg) in enumerate(plan):
+        v = row[col]
+        if kind == "number":
+            x = number(v)
+            if x is None and not_a_number is not None and not is_missing(v):
+                not_a_number(col, v)
+            out[i] = math.nan if x is None else x
+        elif is_missing(v):
+            out[i] = math.nan
+        elif kind == "onehot":
+            out[i] = 1.0 if str(v).strip() == arg else 0.0
+        else:
+            out[i] = arg.get(str(v).strip(), math.nan)
+    return out.reshape(1, 1, -1, 1)

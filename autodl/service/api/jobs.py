@@ -17,6 +17,7 @@ from autodl.service.api.schemas import (
     JobListOut,
     JobOut,
     LeaderboardOut,
+    upload_body,
 )
 from autodl.service.deps import DB, RowId, ServiceDep, ServiceError, User
 from autodl.service.diagnostics import diagnostics_json
@@ -33,7 +34,7 @@ from autodl.service.present import (
     why_missing,
 )
 from autodl.service.quotas import usage
-from autodl.service.submissions import refusal_headers, submit
+from autodl.service.submissions import api_refusal, submit
 from autodl.service.uploads import UploadRefused
 
 router = APIRouter(
@@ -101,39 +102,19 @@ def list_jobs(
     summary="Submit a dataset zip (multipart field 'file', or the raw body)",
     responses={413: {"model": ErrorOut}, 422: {"model": ErrorOut}, 429: {"model": ErrorOut}},
     openapi_extra={
-        "requestBody": {
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {
-                                "type": "string",
-                                "format": "binary",
-                                "description": "The dataset zip",
-                            },
-                            "name": {"type": "string"},
-                            "time_budget": {
-                                "type": "number",
-                                "description": "Seconds (default 1200)",
-                            },
-                            "label": {
-                                "type": "string",
-                                "description": "Label column (tables only): for a zip of "
-                                "raw data, the column of the table that holds the classes "
-                                "(else guessed from names such as 'label' or 'class'). A "
-                                "zip of raw data (a CSV, TSV or Parquet table, or one "
-                                "folder per class of images, audio, video or text) is "
-                                "converted with `autodl format`'s defaults before it is "
-                                "validated.",
-                            },
-                        },
-                    }
-                },
-                "application/zip": {"schema": {"type": "string", "format": "binary"}},
-            }
-        },
+        "requestBody": upload_body(
+            file={"type": "string", "format": "binary", "description": "The dataset zip"},
+            name={"type": "string"},
+            time_budget={"type": "number", "description": "Seconds (default 1200)"},
+            label={
+                "type": "string",
+                "description": "Label column (tables only): for a zip of raw data, the column "
+                "of the table that holds the classes (else guessed from names such as 'label' "
+                "or 'class'). A zip of raw data (a CSV, TSV or Parquet table, or one folder "
+                "per class of images, audio, video or text) is converted with `autodl "
+                "format`'s defaults before it is validated.",
+            },
+        ),
         "parameters": [
             {"name": "name", "in": "query", "required": False, "schema": {"type": "string"}},
             {"name": "time_budget", "in": "query", "required": False, "schema": {"type": "number"}},
@@ -151,14 +132,7 @@ async def create(request: Request, service: ServiceDep, user: User, response: Re
     try:
         job_id = await submit(request, service, user)
     except UploadRefused as e:
-        raise ServiceError(
-            e.status,
-            e.api_message or e.message,
-            e.api_hint or e.hint,
-            headers=refusal_headers(e),
-            problems=e.problems or None,
-            **e.extra,
-        ) from None
+        raise api_refusal(e) from None
     response.headers["Location"] = f"/api/v1/jobs/{job_id}"
     return await run_in_threadpool(_job_out, service, job_id)
 
@@ -212,6 +186,12 @@ def curve(job_id: RowId, db: DB, service: ServiceDep, user: User):
     return curve_json(service.curves, service.storage, J.load_job(db, user, job_id))
 
 
+def _none_yet(job: Job, what: str, hint: str) -> ServiceError:
+    """404: the job has no ``what`` (yet, while it has not ended)."""
+    yet = f" yet (it is {job.state})." if job.state not in J.TERMINAL else "."
+    return ServiceError(404, f"Job {job.id} has no {what}{yet}", hint)
+
+
 @router.get(
     "/{job_id}/diagnostics",
     response_model=DiagnosticsOut,
@@ -223,10 +203,9 @@ def diagnostics(job_id: RowId, db: DB, service: ServiceDep, user: User):
     job = J.load_job(db, user, job_id)
     data = diagnostics_json(service.storage, job)
     if data is None:
-        raise ServiceError(
-            404,
-            f"Job {job_id} has no diagnostics"
-            + (f" yet (it is {job.state})." if job.state not in J.TERMINAL else "."),
+        raise _none_yet(
+            job,
+            "diagnostics",
             "They are written when a run on a dataset with a solution made a prediction "
             "within its time budget and was scored.",
         )
@@ -242,10 +221,9 @@ def examples(job_id: RowId, db: DB, service: ServiceDep, user: User):
     job = J.load_job(db, user, job_id)
     index = examples_json(service.storage, job)
     if index is None:
-        raise ServiceError(
-            404,
-            f"Job {job_id} has no examples"
-            + (f" yet (it is {job.state})." if job.state not in J.TERMINAL else "."),
+        raise _none_yet(
+            job,
+            "examples",
             "They are made when a run on a dataset with a solution has been scored.",
         )
     return index

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from autodl.service import jobs as J
-from autodl.service.api.schemas import ErrorOut
+from autodl.service.api.schemas import ErrorOut, upload_body
 from autodl.service.deps import DB, RowId, ServiceDep, ServiceError, User
 from autodl.service.models import Job
 from autodl.service.predictions import (
@@ -19,7 +19,7 @@ from autodl.service.predictions import (
     prediction_json,
     submit_prediction,
 )
-from autodl.service.submissions import refusal_headers
+from autodl.service.submissions import api_refusal
 from autodl.service.uploads import UploadRefused
 
 router = APIRouter(
@@ -95,21 +95,9 @@ def model(job_id: RowId, db: DB, service: ServiceDep, user: User):
     ),
     responses={413: {"model": ErrorOut}, 422: {"model": ErrorOut}, 429: {"model": ErrorOut}},
     openapi_extra={
-        "requestBody": {
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {"type": "string", "format": "binary"},
-                            "name": {"type": "string"},
-                        },
-                    }
-                },
-                "application/zip": {"schema": {"type": "string", "format": "binary"}},
-            }
-        }
+        "requestBody": upload_body(
+            file={"type": "string", "format": "binary"}, name={"type": "string"}
+        )
     },
 )
 async def create(
@@ -118,14 +106,7 @@ async def create(
     try:
         pid = await submit_prediction(request, service, user, job_id)
     except UploadRefused as e:
-        raise ServiceError(
-            e.status,
-            e.api_message or e.message,
-            e.api_hint or e.hint,
-            headers=refusal_headers(e),
-            problems=e.problems or None,
-            **e.extra,
-        ) from None
+        raise api_refusal(e) from None
     response.headers["Location"] = f"/api/v1/jobs/{job_id}/predictions/{pid}"
     return await run_in_threadpool(_out, service, pid)
 

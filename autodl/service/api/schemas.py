@@ -295,3 +295,16 @@ class DiagnosticsOut(BaseModel):
         "tpr} and `pr` {recall, precision}, downsampled to `max_points`; `macro` the "
         "average curves with their AUC and AP."
     )
+
+
+def upload_body(**properties: dict) -> dict:
+    """The OpenAPI request body of an upload: a multipart form whose required field
+    'file' is the zip, with the other ``properties`` (fields, in order), or the raw zip."""
+    return {
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "required": ["file"], "properties": properties}
+            },
+            "application/zip": {"schema": {"type": "string", "format": "binary"}},
+        }
+    }

@@ -121,15 +121,9 @@ def _run(
 ) -> str:
     from autodl import pipeline
 
-    guard = {"attempts": attempt}
     seen = {"predictions": 0, "beat": time.monotonic()}
 
-    def transition(new: str, **kw) -> bool:
-        with db.session() as s:
-            job = s.get(Job, job_id)
-            if job is None or job.state not in TRANSITIONS or new not in TRANSITIONS[job.state]:
-                return False
-            return set_state(s, job, new, guard=guard, **kw)
+    transition = _transition(db, job_id, attempt)
 
     def on_progress(p) -> None:
         # A display event: it feeds the heartbeat and the prediction count, nothing more.
@@ -164,16 +158,41 @@ def _run(
             fault="platform",
         )
     except Exception as e:  # noqa: BLE001 - the user gets a reason, the operator the log
-        import traceback
-
-        traceback.print_exc()
-        transition(
-            "failed",
-            message=f"An internal error stopped the job ({type(e).__name__}). {PLATFORM}",
-            fault="platform",
-        )
+        _failed_internally(transition, e, "job")
     else:
         _finish(report, transition)
+    return _settled(db, storage, job_id)
+
+
+def _transition(db, job_id: int, attempt: int):
+    """A job's state change, made only where `TRANSITIONS` allows it and while
+    ``attempt`` is still the job's (a job requeued meanwhile is another attempt's)."""
+
+    def transition(new: str, **kw) -> bool:
+        with db.session() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.state not in TRANSITIONS or new not in TRANSITIONS[job.state]:
+                return False
+            return set_state(s, job, new, guard={"attempts": attempt}, **kw)
+
+    return transition
+
+
+def _failed_internally(transition, e: Exception, what: str) -> None:
+    """A bug stopped the job: the traceback to the operator's log, a reason to the user."""
+    import traceback
+
+    traceback.print_exc()
+    transition(
+        "failed",
+        message=f"An internal error stopped the {what} ({type(e).__name__}). {PLATFORM}",
+        fault="platform",
+    )
+
+
+def _settled(db, storage, job_id: int) -> str:
+    """The job's state once its work has ended ("missing": deleted meanwhile), its stored
+    bytes counted again (the results it wrote)."""
     with db.session() as s:
         job = s.get(Job, job_id)
         if job is not None and job.deleted_at is None:
@@ -188,31 +207,15 @@ def _predict(job_id, attempt, parent_id, budget, info, settings, db, storage) ->
 
     from autodl.service.predictions import run_prediction
 
-    def transition(new: str, **kw) -> bool:
-        with db.session() as s:
-            job = s.get(Job, job_id)
-            if job is None or job.state not in TRANSITIONS or new not in TRANSITIONS[job.state]:
-                return False
-            return set_state(s, job, new, guard={"attempts": attempt}, **kw)
+    transition = _transition(db, job_id, attempt)
 
     try:
         run_prediction(
             job_id, parent_id, budget, settings, storage, transition, json.loads(info or "{}")
         )
     except Exception as e:  # noqa: BLE001 - the user gets a reason, the operator the log
-        import traceback
-
-        traceback.print_exc()
-        transition(
-            "failed",
-            message=f"An internal error stopped the prediction ({type(e).__name__}). {PLATFORM}",
-            fault="platform",
-        )
-    with db.session() as s:
-        job = s.get(Job, job_id)
-        if job is not None and job.deleted_at is None:
-            job.stored_bytes = storage.job_bytes(job_id)
-        return job.state if job is not None else "missing"
+        _failed_internally(transition, e, "prediction")
+    return _settled(db, storage, job_id)
 
 
 def _finish(report, transition) -> None:
