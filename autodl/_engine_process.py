@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 import traceback
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -264,16 +265,36 @@ class _ModelWriter:
         self.thread.join()
 
 
+MANIFEST_BYTES = 64 * 1024 * 1024  # a manifest larger than this is not read
+
+
 def _manifest(dataset_path: Path, name: str) -> dict | None:
-    """The `autodl format` manifest of the dataset (how raw data became it), if beside it."""
+    """The `autodl format` manifest of the dataset (how raw data became it): beside it
+    (the whole manifest), else the copy `autodl format` puts inside the dataset folder
+    and so inside its zip (what a saved model needs: columns by name, options), so that
+    a run on the zip alone, as uploaded to the service, still has it. None if absent or
+    unreadable: the model then takes a table's columns in the training order."""
     stem = dataset_path.name[:-4] if dataset_path.name.endswith(".zip") else dataset_path.name
     for candidate in (f"{stem}.manifest.json", f"{name}.manifest.json"):
         path = dataset_path.parent / candidate
         try:
-            if path.is_file() and path.stat().st_size < 64 * 1024 * 1024:
+            if path.is_file() and path.stat().st_size < MANIFEST_BYTES:
                 return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+    inside = f"{name}.manifest.json"
+    try:
+        if dataset_path.is_dir():
+            for path in (dataset_path / inside, *dataset_path.glob(f"*/{inside}")):
+                if path.is_file() and path.stat().st_size < MANIFEST_BYTES:
+                    return json.loads(path.read_text(encoding="utf-8"))
+        elif zipfile.is_zipfile(dataset_path):
+            with zipfile.ZipFile(dataset_path) as z:
+                for info in z.infolist():
+                    if info.filename.split("/")[-1] == inside and info.file_size < MANIFEST_BYTES:
+                        return json.loads(z.read(info).decode("utf-8"))
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return None
     return None
 
 

@@ -216,3 +216,27 @@ def test_the_last_counted_model_is_kept_not_the_newest(tmp_path):
     kept = _keep_model(staging, tmp_path, result, Log())
     assert kept == tmp_path / "model" and not staging.exists()
     assert json.loads((kept / "model.json").read_text())["prediction_index"] == 0
+
+
+def test_a_run_on_the_zip_alone_matches_a_tables_columns_by_name(tmp_path):
+    """The zip `autodl format` makes (what users upload to the service) holds the part of
+    the manifest a model needs: a run on that zip alone, with no manifest beside it,
+    still takes a CSV's columns by name, not by position."""
+    table, new, options = _raw("tabular", tmp_path / "raw")
+    result = format_dataset(table, tmp_path / "formatted", **options)
+    alone = tmp_path / "upload" / result.zip.name
+    alone.parent.mkdir()
+    alone.write_bytes(result.zip.read_bytes())
+    assert not list(alone.parent.glob("*.manifest.json"))
+    out = tmp_path / "run"
+    autodl.run(alone, out, time_budget=BUDGET)
+    doc = json.loads((out / "model" / "model.json").read_text())
+    assert doc["manifest"]["details"]["features"], doc["manifest"]
+
+    rows = list(csv.reader(new.open()))
+    shuffled = tmp_path / "reordered.csv"
+    order = list(reversed(range(len(rows[0]))))
+    with shuffled.open("w", newline="") as f:
+        csv.writer(f).writerows([[r[i] for i in order] for r in rows])
+    model = autodl.load_model(out / "model")
+    assert np.array_equal(model.predict_proba(new), model.predict_proba(shuffled))

@@ -180,6 +180,7 @@ def format_dataset(
                 f"the converted dataset fails its own checks ({first}).",
                 "This is a bug in autodl format: please report it with the command you ran.",
             )
+        _write_inner_manifest(staging.root / MANIFEST_INSIDE.format(name=opts.name), run, spec)
         stored = spec.format == "COMPRESSED"  # JPEG/PNG records: deflate only costs time
         DatasetWriter(staging.dir, spec).zip(
             staging.path("zip"), compression=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
@@ -214,6 +215,29 @@ def _describe(run: Run, source: Path) -> str:
             what += f", text in column {info['text_column']!r}"
     task = "multi-label" if info.get("multilabel") else "multi-class"
     return f"read {what} from {source} ({task})"
+
+
+#: The part of the manifest a saved model needs to read new raw data (columns by name,
+#: text column, sample rate, image size), inside the dataset folder and so in its zip:
+#: a run on the zip alone (an upload to the service) still knows its columns' names.
+#: Deterministic (no times, no local paths), so the same input gives the same bytes.
+MANIFEST_INSIDE = "{name}.manifest.json"
+
+
+def _write_inner_manifest(path: Path, run: Run, spec: DatasetSpec) -> None:
+    options = {
+        k: (Path(v).name if isinstance(v, str) and k in ("split_file", "unlabelled") else v)
+        for k, v in run.opts.to_json().items()
+    }
+    data = {
+        "autodl_format": 1,
+        "inside": True,
+        "format": spec.format,
+        "multilabel": run.info.get("multilabel", False),
+        "options": options,
+        "details": {k: v for k, v in run.info.items() if k not in ("multilabel",)},
+    }
+    path.write_text(json.dumps(data, indent=1, sort_keys=True, default=str), encoding="utf-8")
 
 
 def _write_manifest(
