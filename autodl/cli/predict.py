@@ -69,11 +69,12 @@ def predict(
     )
     bar = _Progress(sys.stderr)
     n = predict_to_csv(
-        loaded, input_path, output, split=split, fmt=fmt, batch_size=batch_size, progress=bar
-    )
+        loaded, input_path, output, split=split, fmt=fmt, batch_size=batch_size, progress=bar,
+        say=lambda line: click.echo(line, err=True),
+    )  # fmt: skip
     bar.close()
     took = time.monotonic() - t0
-    click.echo(f"Wrote {n} predictions to {output} in {took:.1f}s", err=True)
+    click.echo(f"Wrote {n} prediction{'' if n == 1 else 's'} to {output} in {took:.1f}s", err=True)
 
 
 class _Progress:

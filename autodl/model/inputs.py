@@ -59,6 +59,8 @@ class Source:
     #: the examples are decoded in one pass (a dataset split under ``BULK_BYTES``):
     #: batching them bounds no memory, and each learner call has a fixed cost
     in_memory: bool = False
+    #: what is predicted, for people (``autodl predict`` says it): e.g. which split
+    what: str = ""
 
 
 @contextlib.contextmanager
@@ -162,7 +164,10 @@ def _dataset(model: Model, ds, split: str | None, path: Path) -> Source:
             yield ids, _stack(xs)
 
     in_memory = _bulk_bytes(spec.shape, model.max_side, len(chosen)) <= BULK_BYTES
-    return Source("dataset", "id", len(chosen), batches, in_memory)
+    what = f"the {split} split of {path.name}"
+    if split == "test" and ds.unlabelled is None:
+        what += " (it has no unlabelled part)"
+    return Source("dataset", "id", len(chosen), batches, in_memory, what)
 
 
 def _bulk_bytes(shape: tuple[int, ...], max_side: int | None, n: int) -> float:

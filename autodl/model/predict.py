@@ -72,9 +72,11 @@ def predict_to_csv(
     fmt: str = "csv",
     batch_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> int:
     """Predict on ``input_path`` and write ``output_csv`` (module doc, atomically);
-    ``progress(done, total)`` after each batch; ``batch_size`` None: `BATCH`, or
+    ``progress(done, total)`` after each batch, ``say`` told what is predicted (the
+    split of a dataset, when it has to be chosen); ``batch_size`` None: `BATCH`, or
     `MEMORY_BATCH` for a split decoded in one pass (module doc). Returns the rows written."""
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
@@ -85,6 +87,8 @@ def predict_to_csv(
     raws: list[np.ndarray] = []
     with open_input(model, input_path, split) as source:
         done = 0
+        if say is not None and source.what:
+            say(f"Predicting on {source.what}: {source.total:,} examples")
         if progress is not None:
             progress(0, source.total)
         n = batch_size or (MEMORY_BATCH if source.in_memory else BATCH)

@@ -364,3 +364,15 @@ def test_a_torch_model_saves_its_weights_as_safetensors(tmp_path):
     x = ds.test.load().x
     got = load_model(tmp_path / "model").predict_proba(x)
     assert np.abs(got - cal.probabilities(cnn.predict_proba(x))).max() < 1e-6
+
+
+def test_the_split_predicted_is_said(tab, tmp_path):
+    """A dataset's split is chosen for the user (unlabelled if any, else test): say which."""
+    folder, dataset, *_ = tab
+    said: list[str] = []
+    predict_to_csv(folder, dataset, tmp_path / "u.csv", say=said.append)
+    assert said and said[0].startswith(f"Predicting on the unlabelled split of {dataset.name}:")
+    bare = make_tabular(tmp_path / "bare", unlabelled=False)
+    said.clear()
+    predict_to_csv(folder, bare, tmp_path / "t.csv", say=said.append)
+    assert said and said[0].startswith(f"Predicting on the test split of {bare.name} (it has no")
