@@ -170,6 +170,16 @@ class Model:
 
         if isinstance(examples, np.ndarray) and examples.ndim == 4:
             examples = examples[None]
+        fixed = self._fixed()
+        if (
+            isinstance(examples, np.ndarray)
+            and examples.ndim in (1, 2)
+            and all(d > 0 for d in self.spec.shape)
+            and examples.shape[-1] == int(np.prod(fixed))
+        ):
+            # a table's rows (n, features), or one row, as scikit-learn takes them: the
+            # (1, 1, features, 1) layout is the only one they can mean
+            examples = examples.reshape(-1, *fixed)
         xs = []
         for i, x in enumerate(examples):
             x = np.asarray(x, np.float32)

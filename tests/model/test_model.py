@@ -69,6 +69,12 @@ def test_arrays_give_the_calibrated_probabilities(tab):
     # a list of (T, H, W, C) examples and one example work too
     assert np.abs(model.predict_proba(list(x[:3])) - want[:3]).max() < 1e-12
     assert np.abs(model.predict_proba(x[0]) - want[:1]).max() < 1e-12
+    # rows of a table (n, features) and one row, as scikit-learn takes them
+    flat = x.reshape(len(x), -1)
+    assert np.abs(model.predict_proba(flat) - want).max() < 1e-12
+    assert np.abs(model.predict_proba(flat[0]) - want[:1]).max() < 1e-12
+    with pytest.raises(FormatError):
+        model.predict_proba(flat[:, :-1])  # a feature short: still a clear error
 
 
 def test_model_json_says_what_it_is(tab):
