@@ -111,7 +111,8 @@ def submit_predict(
 
     DATA is an AutoDL dataset (its unlabelled part is predicted, else its test part) or
     raw files like those the model learnt from (images, audio, video, .txt files, or a
-    CSV with the same columns): a zip, uploaded as it is, or a folder, zipped here. The
+    CSV with the same columns): a zip, uploaded as it is, or a folder or one file, zipped
+    here. The
     server checks it against the model before queueing a short prediction job (its
     budget: the server's AUTODL_PREDICT_BUDGET, counted against your quota); with
     --output the command waits and writes predictions.csv there: one row per input (its
@@ -123,6 +124,10 @@ def submit_predict(
     with tempfile.TemporaryDirectory(prefix="autodl-submit-") as tmp:
         if data.is_dir():
             archive = zip_folder(data, Path(tmp) / f"{data.resolve().name}.zip", compresslevel=1)
+        elif data.is_file() and not zipfile.is_zipfile(data):  # one CSV, image, recording…
+            archive = Path(tmp) / f"{data.stem}.zip"
+            with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+                z.write(data, data.name)
         else:
             archive = data
         prediction = client.upload_prediction(job_id, archive)

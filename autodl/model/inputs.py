@@ -226,6 +226,13 @@ def _files(model: Model, root: Path, shown: Path, dataset_error: FormatError) ->
 
     domain = model.spec.domain
     kind = KIND_OF_DOMAIN.get(domain)
+    if kind is None and root.is_dir():
+        # a folder (or a zip, as uploaded to the service) holding one table: that table
+        from autodl.formats.convert.tables import TABLE_EXTENSIONS
+
+        tables = [f for f in walk(root, []) if f.suffix.lower() in TABLE_EXTENSIONS]
+        if len(tables) == 1:
+            return _table(model, tables[0])
     if kind is None:
         raise FormatError(
             f"{shown}: the model ({domain}) reads a table (CSV) or an AutoDL dataset, and this "

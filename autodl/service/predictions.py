@@ -153,7 +153,7 @@ def prepare_input(
     """
     from autodl.service.confine import LimitBroken, check_in_child
 
-    members = check_archive(upload, settings)
+    members = check_archive(upload, settings, _INPUT_HINT + " Zip one file (a CSV) too.")
     folder = workdir / "input"
     folder.mkdir()
     try:

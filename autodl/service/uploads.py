@@ -253,8 +253,16 @@ async def _receive_multipart(
 # ---------------------------------------------------------------- archives
 
 
-def check_archive(path: Path, settings: Settings) -> list[zipfile.ZipInfo]:
-    """The members to extract; UploadRefused if the zip is unsafe or not a zip at all.
+NOT_ZIP_HINT = (
+    "Zip the dataset (metadata, <name>.data/ and <name>.solution) and upload the .zip file."
+)
+
+
+def check_archive(
+    path: Path, settings: Settings, not_zip_hint: str = NOT_ZIP_HINT
+) -> list[zipfile.ZipInfo]:
+    """The members to extract; UploadRefused if the zip is unsafe or not a zip at all
+    (with ``not_zip_hint``: what this upload should be).
 
     The checks are the format layer's (`autodl.formats.archive.check_zip`), the same
     a ``.data.zip`` inside a dataset folder goes through, with this server's settings.
@@ -265,11 +273,7 @@ def check_archive(path: Path, settings: Settings) -> list[zipfile.ZipInfo]:
     try:
         infos = check_zip(path, Limits.from_settings(settings))
     except ArchiveRefused as e:
-        hint = (
-            "Zip the dataset (metadata, <name>.data/ and <name>.solution) and upload the .zip file."
-            if e.reason == "not_zip"
-            else None
-        )
+        hint = not_zip_hint if e.reason == "not_zip" else None
         raise UploadRefused(e.message, 413 if e.reason == "size" else 400, hint) from None
     return [i for i in infos if not JUNK.search(i.filename)]
 

@@ -382,3 +382,18 @@ def test_the_split_predicted_is_said(tab, tmp_path):
     said.clear()
     predict_to_csv(folder, bare, tmp_path / "t.csv", say=said.append)
     assert said and said[0].startswith(f"Predicting on the test split of {bare.name} (it has no")
+
+
+def test_a_folder_or_zip_holding_one_table_is_that_table(tab, tmp_path):
+    """What the service extracts from a zip of one CSV (and `autodl submit-predict FILE`)."""
+    folder, dataset, *_ = tab
+    x = autodl.open_dataset(dataset).test.load().x
+    rows = tmp_path / "in" / "rows.csv"
+    rows.parent.mkdir()
+    with rows.open("w", newline="") as f:
+        csv.writer(f).writerows(x.reshape(len(x), -1).tolist())
+    direct = tmp_path / "direct.csv"
+    predict_to_csv(folder, rows, direct)
+    via_folder = tmp_path / "folder.csv"
+    predict_to_csv(folder, rows.parent, via_folder)
+    assert via_folder.read_text() == direct.read_text()

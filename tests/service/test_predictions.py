@@ -169,6 +169,7 @@ def test_not_a_zip_and_no_file_are_refused(app_client, tabular_zip, tmp_path):
     junk.write_bytes(b"this is not a zip")
     r = post_data(app_client, token, job_id, junk)
     assert r.status_code == 400 and "zip" in r.json()["detail"]
+    assert "Zip one file (a CSV) too" in str(r.json()), r.json()  # not a dataset's hint
     r = app_client.post(
         f"/api/v1/jobs/{job_id}/predictions",
         headers=bearer(token) | {"content-type": "application/zip"},
