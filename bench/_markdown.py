@@ -16,6 +16,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the sample datasets beside the clone (the team's compatibility reference)
+SAMPLES = ROOT.parent / "shared" / "data" / "datasets"
+#: the sample datasets the repeated-run benchmarks take, in this order
+SAMPLE_NAMES = (
+    "cityweather",
+    "emailspam",
+    "moviegenres",
+    "osuleaf",
+    "handdigits",
+    "movingdigits",
+    "convention2012",
+    "spokendigits",
+)
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

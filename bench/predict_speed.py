@@ -38,17 +38,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DATA = Path("/work/shared/data/datasets")
-DATASETS = (
-    "cityweather",
-    "emailspam",
-    "moviegenres",
-    "osuleaf",
-    "handdigits",
-    "movingdigits",
-    "convention2012",
-    "spokendigits",
-)
+from bench._markdown import SAMPLE_NAMES, SAMPLES  # noqa: E402
+
+DATA = SAMPLES
+DATASETS = SAMPLE_NAMES
 
 PROBE = r"""
 import json, os, sys, tempfile, time
