@@ -25,18 +25,23 @@ from autodl.formats import dataset as dataset_module
 from autodl.formats.dataset import open_dataset
 from autodl.scoring import score_arrays
 from autodl.scoring.report import html_report
+from tests.conftest import DATASETS, KIT_SAMPLES
 from tests.datasets_fixture import *  # noqa: F403
 
-DATA = Path("/work/shared/data")
 SAMPLES = {
-    "handdigits": DATA / "datasets" / "handdigits",
-    "cityweather": DATA / "datasets" / "cityweather",
-    "moviegenres": DATA / "datasets" / "moviegenres",
-    "convention2012": DATA / "datasets" / "convention2012",
-    "osuleaf": DATA / "datasets" / "osuleaf",
-    "spokendigits": DATA / "datasets" / "spokendigits",
-    "movingdigits": DATA / "datasets" / "movingdigits",
-    "Monkeys": DATA / "starting-kit-samples" / "Monkeys",
+    **{
+        name: DATASETS / name
+        for name in (
+            "handdigits",
+            "cityweather",
+            "moviegenres",
+            "convention2012",
+            "osuleaf",
+            "spokendigits",
+            "movingdigits",
+        )
+    },
+    "Monkeys": KIT_SAMPLES / "Monkeys",
 }
 KIND = {"image": "image", "video": "video", "speech": "series", "text": "text"}
 
@@ -44,7 +49,7 @@ KIND = {"image": "image", "video": "video", "speech": "series", "text": "text"}
 def _sample(name: str) -> Path:
     path = SAMPLES[name]
     if not path.is_dir():
-        pytest.skip(f"the sample dataset {path} is not here (see /work/shared/data/README.md)")
+        pytest.skip(f"the sample dataset {path} is not here (../shared/data beside the clone)")
     return path
 
 
