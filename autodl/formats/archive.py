@@ -180,6 +180,16 @@ def open_zip(path: Path, caps: Limits | None = None, *, file: str | None = None)
     return zf
 
 
+def extract_zip(
+    path: Path, into: Path, caps: Limits | None = None, *, file: str | None = None
+) -> list[str]:
+    """Extract a zip `check_zip` accepts (names inside the archive, sizes and ratios
+    bounded; zipfile reads no entry past its checked size) into ``into``; its names."""
+    with open_zip(path, caps, file=file) as zf:
+        zf.extractall(into)
+        return zf.namelist()
+
+
 def zip_folder(
     root: Path,
     target: Path,

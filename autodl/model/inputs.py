@@ -211,11 +211,10 @@ def _frames(frames: list[bytes], channels: int, max_side: int | None, what: str)
 
 
 def _extract(path: Path, into: Path) -> Path:
-    from autodl.formats.archive import ArchiveRefused, open_zip
+    from autodl.formats.archive import ArchiveRefused, extract_zip
 
     try:
-        with open_zip(path) as zf:
-            zf.extractall(into)
+        extract_zip(path, into)
     except ArchiveRefused as e:
         raise FormatError(str(e), "Zip the files again.", file=path.name) from None
     return into

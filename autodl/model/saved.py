@@ -74,19 +74,18 @@ def load_model(path: str | os.PathLike, *, parts: bool = True) -> Model:
 
 
 def _unzip(path: Path, into: Path) -> Path:
-    from autodl.formats.archive import ArchiveRefused, open_zip
+    from autodl.formats.archive import ArchiveRefused, extract_zip
 
     try:
-        with open_zip(path) as zf:
-            names = [n for n in zf.namelist() if n.rstrip("/").endswith(export.MODEL_JSON)]
-            if not names:
-                raise ModelError(
-                    f"{path}: the zip holds no {export.MODEL_JSON}",
-                    "Zip a run's model/ folder (the service's Download model gives one).",
-                )
-            zf.extractall(into)
+        names = extract_zip(path, into)
     except ArchiveRefused as e:
         raise ModelError(str(e), "Zip a run's model/ folder again.") from None
+    names = [n for n in names if n.rstrip("/").endswith(export.MODEL_JSON)]
+    if not names:
+        raise ModelError(
+            f"{path}: the zip holds no {export.MODEL_JSON}",
+            "Zip a run's model/ folder (the service's Download model gives one).",
+        )
     return (into / min(names, key=len)).parent
 
 
