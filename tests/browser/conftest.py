@@ -62,6 +62,16 @@ def browser():
         b.close()
 
 
+def wait_finished(page, timeout: float = 60_000) -> None:
+    """Wait for the job page to show the run finished, and for the reload that then brings
+    the model panel (predict.js reloads a page that saw the run going: the reloaded page
+    has no #predict-later), so that nothing later reads a page while it navigates."""
+    page.wait_for_selector("#state-pill.finished", timeout=timeout)
+    page.wait_for_selector("#predict-later", state="detached", timeout=30_000)
+    page.wait_for_load_state()
+    page.wait_for_selector("#state-pill.finished", timeout=30_000)
+
+
 @pytest.fixture
 def shoot():
     """shoot(page, name): full-page screenshots at laptop and phone sizes into SHOTS."""

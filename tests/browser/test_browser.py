@@ -9,6 +9,7 @@ from dataclasses import replace
 import httpx
 import pytest
 
+from tests.browser.conftest import wait_finished
 from tests.service.conftest import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -56,7 +57,7 @@ def test_sign_up_upload_watch_download_compare(server, browser, shoot, tmp_path)
     page.wait_for_selector("#curve svg circle", timeout=30_000)  # live: points while it runs
     assert page.locator("#state-pill").inner_text() in ("Running", "Scoring", "Finished")
     shoot(page, "06-job-running")
-    page.wait_for_selector("#state-pill.finished", timeout=60_000)
+    wait_finished(page, 60_000)
     page.wait_for_selector("#downloads li[data-name='predictions.csv']:not([hidden])")
     assert page.locator("#curve svg circle").count() >= 2
     assert page.locator("#m-alc").inner_text() != "–"
@@ -79,7 +80,7 @@ def test_sign_up_upload_watch_download_compare(server, browser, shoot, tmp_path)
     page.fill("#time_budget", "3")
     page.click("#submit")
     page.wait_for_url("**/jobs/2", timeout=60_000)
-    page.wait_for_selector("#state-pill.finished", timeout=60_000)
+    wait_finished(page, 60_000)
     page.goto(server.url + "/jobs")
     shoot(page, "08-jobs")
     page.check("input[name=ids][value='1']")

@@ -8,7 +8,7 @@ import pytest
 
 from autodl.formats.archive import zip_folder
 from autodl.settings import DEFAULT_ENGINE
-from tests.browser.conftest import SHOTS, SIZES
+from tests.browser.conftest import SHOTS, SIZES, wait_finished
 from tests.browser.test_pages_layout import WIDE, sign_in
 from tests.conftest import DATASETS
 from tests.service.conftest import bearer, serving
@@ -64,7 +64,7 @@ def test_finished_job_page_shows_where_the_run_fails(server, browser, tmp_path):
     digits = httpx.get(server.url + "/samples/digits.zip", timeout=60).content
     job = _submit(server, token, "digits.zip", digits)
     page.goto(f"{server.url}/jobs/{job}")
-    page.wait_for_selector("#state-pill.finished", timeout=120_000)
+    wait_finished(page, 120_000)
     page.wait_for_selector("#diag-classes:not([hidden])", timeout=30_000)
     api = httpx.get(
         f"{server.url}/api/v1/jobs/{job}/diagnostics", headers=bearer(token), timeout=30
@@ -112,7 +112,7 @@ def test_finished_job_page_shows_where_the_run_fails(server, browser, tmp_path):
     movies = zip_folder(DATASETS / "moviegenres", tmp_path / "moviegenres.zip").read_bytes()
     job = _submit(server, token, "moviegenres.zip", movies)
     page.goto(f"{server.url}/jobs/{job}")
-    page.wait_for_selector("#state-pill.finished", timeout=120_000)
+    wait_finished(page, 120_000)
     page.wait_for_selector("#diag-classes:not([hidden])", timeout=30_000)
     assert page.locator("#diag-confusion-title").inner_text() == "Confusion per label"
     assert page.locator("table.matrix th.row").count() == 7

@@ -8,7 +8,7 @@ import pytest
 
 from autodl.scoring import score_arrays
 from autodl.scoring.report import html_report
-from tests.browser.conftest import SHOTS, SIZES
+from tests.browser.conftest import SHOTS, SIZES, wait_finished
 from tests.service.conftest import bearer, wait_for
 
 pytestmark = pytest.mark.browser
@@ -126,7 +126,7 @@ def test_every_page_at_both_sizes(server, browser, tmp_path):
         n = int(s["tile"])
         assert s["dots"] == n and f" {n} prediction" in s["line"], s
         assert s["note"], s
-    page.wait_for_selector("#state-pill.finished", timeout=60_000)
+    wait_finished(page, 60_000)
     assert page.locator("#m-alc-note").is_hidden()
     look(page, "job-finished")
     page.goto(server.url + "/jobs")
