@@ -1,7 +1,7 @@
 """Mel filters and log-mel spectrograms, shared by the speech plan's features.
 
 A leaf module (it imports no domain module), so `speech` (numpy spectral features)
-and `rocket` (torch series features) both depend on it and not on each other.
+and `rocket` (numpy series features) both depend on it and not on each other.
 
 `mel_bank`: triangular filters evenly spaced on the mel scale over a nominal 16 kHz
 (the sample rate is not in the data). `logmel`: our own torch mel spectrogram
