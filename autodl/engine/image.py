@@ -23,7 +23,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from autodl.engine._arrays import CHUNK, finite, resize, resized
 from autodl.engine.learner import Features, Learner
-from autodl.engine.linear import Linear, cap_linear
 from autodl.formats.types import DatasetSpec
 
 LARGE_ROWS = 10_000  # training rows above which the plan changes (`at_scale`)
@@ -93,6 +92,8 @@ def at_scale(learners: list[Learner], rows: int) -> list[Learner]:
     linear model, before the random-convolution one (issue 14: on 19,500 images the
     plan spent 47 s on linear models before the CNN and the pretrained features,
     which reached 0.99 within 30 s of starting)."""
+    from autodl.engine.linear import Linear, cap_linear
+
     if rows <= LARGE_ROWS:
         return learners
     out = cap_linear(learners, LARGE_ROWS)
@@ -102,7 +103,9 @@ def at_scale(learners: list[Learner], rows: int) -> list[Learner]:
 
 def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
     """The image learners, cheapest first."""
-    from autodl.engine import pretrained  # lazy: a saved model loads without torch
+    # lazy: a saved model loads without torch, and a CNN without scikit-learn
+    from autodl.engine import pretrained
+    from autodl.engine.linear import Linear
     from autodl.engine.nets import CNN
 
     size = cnn_size(spec)

@@ -28,7 +28,6 @@ import numpy as np
 from autodl.engine._arrays import finite
 from autodl.engine._threads import ordered_map
 from autodl.engine.learner import Features, Learner
-from autodl.engine.linear import Linear
 from autodl.engine.mel import mel_bank
 from autodl.formats.types import DatasetSpec
 
@@ -198,7 +197,9 @@ def envelope(x: np.ndarray | list[np.ndarray]) -> np.ndarray:
 
 def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
     """The speech / series learners, cheapest first."""
-    from autodl.engine.boost import LightGBM  # lazy: a saved model loads without torch
+    # lazy: a saved model loads without torch, and a CNN without scikit-learn
+    from autodl.engine.boost import LightGBM
+    from autodl.engine.linear import Linear
     from autodl.engine.mel import logmel
     from autodl.engine.nets import CNN
     from autodl.engine.rocket import rocket

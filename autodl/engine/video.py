@@ -20,7 +20,6 @@ import numpy as np
 
 from autodl.engine._arrays import CHUNK, finite, resize
 from autodl.engine.learner import Features, Learner
-from autodl.engine.linear import Linear
 from autodl.formats.types import DatasetSpec
 
 
@@ -79,8 +78,10 @@ def clips(x: np.ndarray | list[np.ndarray], frames: int = 16, size: int = 32) ->
 
 def plan(spec: DatasetSpec, seed: int = 0) -> list[Learner]:
     """The video learners, cheapest first."""
-    from autodl.engine import pretrained  # lazy: a saved model loads without torch
+    # lazy: a saved model loads without torch, and a CNN without scikit-learn
+    from autodl.engine import pretrained
     from autodl.engine.boost import LightGBM
+    from autodl.engine.linear import Linear
     from autodl.engine.nets import VideoCNN
 
     f = Features("pooled", pooled)
