@@ -414,9 +414,11 @@ def _is_numpy_reconstructor(func: Any) -> bool:
 
 
 def place(obj: Any) -> None:
-    """Move the torch modules and tensors a thawed learner holds to the engine's device
-    (saved on the CPU; the learners move their inputs to ``_torch.DEVICE``). Without
-    torch loaded, or on a CPU-only machine, there is nothing to move."""
+    """Move the torch modules a thawed learner holds to the engine's device, as the
+    learner put them there when it trained (``.to(DEVICE)``); its bare tensors stay on
+    the CPU, where it kept them (a CNN's input mean and deviation are applied before its
+    batches move to ``_torch.DEVICE``: moved, they met CPU inputs on a GPU machine).
+    Without torch loaded, or on a CPU-only machine, there is nothing to move."""
     import sys
 
     if "torch" not in sys.modules:
@@ -434,8 +436,6 @@ def place(obj: Any) -> None:
             return o
         seen.add(id(o))
         if isinstance(o, torch.nn.Module):
-            return o.to(DEVICE)
-        if isinstance(o, torch.Tensor):
             return o.to(DEVICE)
         if isinstance(o, Learner | Features):
             for k, v in list(vars(o).items()):
