@@ -18,7 +18,8 @@
 
 A mismatch is a `FormatError` naming the file (and record or column) and what the
 model expects. Memory: one batch of examples at a time, or, for a dataset split of
-fixed-size examples under ``BULK_BYTES`` decoded, the split (read in one pass).
+fixed-size examples under ``BULK_BYTES`` decoded, or of DENSE examples of varying length
+(texts, series) whose files are under half of it, the split (read in one pass).
 """
 
 from __future__ import annotations
@@ -164,6 +165,10 @@ def _dataset(model: Model, ds, split: str | None, path: Path) -> Source:
             yield ids, _stack(xs)
 
     in_memory = _bulk_bytes(spec.shape, model.max_side, len(chosen)) <= BULK_BYTES
+    if not in_memory and spec.format == "DENSE" and model.max_side is None:
+        # examples of varying length (texts, series): a packed float takes 4 bytes on
+        # disk and 4 decoded, so the files' size bounds the decoded split (twice over)
+        in_memory = 2 * chosen.stored_bytes() <= BULK_BYTES
     what = f"the {split} split of {path.name}"
     if split == "test" and ds.unlabelled is None:
         what += " (it has no unlabelled part)"
