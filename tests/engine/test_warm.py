@@ -50,3 +50,33 @@ def test_a_failing_plan_is_reported_not_raised(monkeypatch):
     spec, _, _ = _data.make("tabular", 8)
     note = warm.warm_up(spec)
     assert note is not None and "no plan" in note and "starts cold" in note
+
+
+def _splits(spec: DatasetSpec):
+    from autodl.formats.types import ArraySplit
+
+    labels = np.eye(spec.output_dim, dtype=np.float32)[np.arange(24) % spec.output_dim]
+    train = ArraySplit("train", spec, warm.synthetic(spec, 24), labels)
+    return train, ArraySplit("test", spec, warm.synthetic(spec, 8, 1))
+
+
+def test_networks_are_warmed_only_on_a_gpu(monkeypatch):
+    """No CUDA here: nothing runs. Asked to warm anyway (``gpu=True``: the networks run
+    on this machine's CPU), each network of the plan is fitted and predicts once, the
+    linear models are left to the CPU warm-up."""
+    from autodl.engine import image
+
+    spec = DatasetSpec("img", (1, 16, 16, 1), 3, domain="image")
+    train, test = _splits(spec)
+    assert warm.warm_networks(spec, train, test) == 0
+    fitted = []
+    for cls in {type(lr) for lr in image.plan(spec, 0)}:
+        original = cls.fit
+        monkeypatch.setattr(
+            cls, "fit", lambda self, d, s, _o=original: fitted.append(self.name) or _o(self, d, s)
+        )
+    n = warm.warm_networks(spec, train, test, gpu=True)
+    networks = [lr.name for lr in image.plan(spec, 0) if not lr.name.startswith("linear")]
+    # (the pretrained features fit a linear probe of their own inside their fit)
+    assert n == len(networks) >= 1 and [f for f in fitted if f in networks] == networks
+    assert "linear(pixels)" not in fitted
