@@ -17,7 +17,8 @@ import click
     "output",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The CSV (or .predict file) to write.",
+    help="The CSV (or .predict file) to write; missing folders above it are made. "
+    "Refused when it is the input, or inside the model or an input folder.",
 )
 @click.option(
     "--format",
@@ -42,6 +43,12 @@ import click
     help="Examples read and predicted at a time (memory). Default: 256, or 8192 for a "
     "dataset split small enough to decode in one pass.",
 )
+@click.option(
+    "--skip-bad",
+    is_flag=True,
+    help="Leave out raw files that do not decode (each named on stderr, with why) "
+    "instead of stopping at the first.",
+)
 def predict(
     model: Path,
     input_path: Path,
@@ -49,17 +56,21 @@ def predict(
     fmt: str,
     split: str | None,
     batch_size: int | None,
+    skip_bad: bool,
 ) -> None:
     """Predict with a saved model (a run's OUTPUT/model folder, or a zip of it) on INPUT.
 
     INPUT is an AutoDL dataset (folder or zip), or raw data of the model's domain that
     `autodl format` reads: a folder, zip or file of images, audio, video or .txt files,
     or a CSV of rows (tabular: the training columns by name) or texts. It is converted
-    on the fly as the training data was. The model's parts are pickled: load only
-    models you trust.
+    on the fly as the training data was. Files of another kind in a folder are left
+    out and named. The model's parts are pickled: load only models you trust.
     """
     from autodl.model import load_model, predict_to_csv
+    from autodl.model.inputs import BadFile
+    from autodl.model.predict import check_output
 
+    check_output(model, input_path, output)  # before the model loads
     t0 = time.monotonic()
     loaded = load_model(model)
     click.echo(
@@ -68,13 +79,27 @@ def predict(
         err=True,
     )
     bar = _Progress(sys.stderr)
-    n = predict_to_csv(
-        loaded, input_path, output, split=split, fmt=fmt, batch_size=batch_size, progress=bar,
-        say=lambda line: click.echo(line, err=True),
-    )  # fmt: skip
+    skipped: list[tuple[str, str]] = []
+
+    def say(line: str) -> None:
+        bar.close()
+        click.echo(line, err=True)
+
+    try:
+        n = predict_to_csv(
+            loaded, input_path, output, split=split, fmt=fmt, batch_size=batch_size,
+            progress=bar, say=say, skip_bad=skip_bad, skipped=skipped,
+        )  # fmt: skip
+    except BadFile as e:
+        bar.close()
+        e.hint = f"{e.hint or ''} Or leave out the files that do not decode: --skip-bad."
+        raise
     bar.close()
     took = time.monotonic() - t0
-    click.echo(f"Wrote {n} prediction{'' if n == 1 else 's'} to {output} in {took:.1f}s", err=True)
+    left = f"; {len(skipped)} file{'' if len(skipped) == 1 else 's'} skipped" if skipped else ""
+    click.echo(
+        f"Wrote {n} prediction{'' if n == 1 else 's'} to {output} in {took:.1f}s{left}", err=True
+    )
 
 
 class _Progress:
@@ -98,6 +123,8 @@ class _Progress:
         self.shown = True
 
     def close(self) -> None:
+        """End the progress line (before other lines are written)."""
         if self.tty and self.shown:
             self.stream.write("\n")
             self.stream.flush()
+        self.shown = False

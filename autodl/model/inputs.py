@@ -5,18 +5,23 @@
 - an **AutoDL dataset** (folder or zip): its ``split`` (default: unlabelled when it has
   records, else test); rows are named by record id. Its domain, channels and fixed
   sizes (and, for text, its vocabulary) must be the model's;
-- a **table** (CSV, TSV, Parquet): one example per row, named by row number (0 for
-  the first data row). Tabular: the columns by name as the run's ``autodl format``
-  manifest lists them (extra columns, the label column among them, are ignored),
-  or, for a dataset without a manifest, exactly as many columns as the model has
-  features. Text: the text column the manifest names (else the one column of text);
+- a **table** (CSV, TSV, Parquet): one example per row, named by row number (1 for
+  the first data row, under the header; messages add the file's line). Tabular: the
+  columns by name as the run's ``autodl format`` manifest lists them (extra columns,
+  the label column among them, are ignored), or, for a dataset without a manifest,
+  exactly as many columns as the model has features. Text: the text column the
+  manifest names (else the one column of text); a text with no word of the model's
+  vocabulary (or no word at all) is an empty document, predicted as such;
 - **raw files**: a folder (searched recursively), a zip of one, or one file, of the
   model's kind (images, audio, video, .txt), named by their path relative to the
   input. They are converted as ``autodl format`` converted the training data (its
   options from the manifest: image size, sample rate, frames per second, tokens),
-  then as the run loaded them (images shrunk to the run's ``max_side``).
+  then as the run loaded them (images shrunk to the run's ``max_side``). Files of
+  another kind are left out and listed in ``Source.notes``; a file that does not
+  decode is an error, or, with ``skip_bad``, left out and listed in ``Source.skipped``.
 
-A mismatch is a `FormatError` naming the file (and record or column) and what the
+A mismatch is a `FormatError` naming the input (``name``, else the path as given; the
+service may pass the upload's name), the file (and record, row or column) and what the
 model expects. Memory: one batch of examples at a time, or, for a dataset split of
 fixed-size examples under ``BULK_BYTES`` decoded, or of DENSE examples of varying length
 (texts, series) whose files are under half of it, the split (read in one pass).
@@ -30,7 +35,7 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +54,10 @@ BULK_BYTES = 256 * 1024 * 1024
 KIND_OF_DOMAIN = {"image": "image", "speech": "audio", "video": "video", "text": "text"}
 
 
+class BadFile(FormatError):
+    """A raw file of the input that does not decode (``skip_bad`` leaves such files out)."""
+
+
 @dataclass
 class Source:
     """Examples to predict: ``total`` of them, ``batches(n)`` yields (names, arrays)."""
@@ -62,14 +71,31 @@ class Source:
     in_memory: bool = False
     #: what is predicted, for people (``autodl predict`` says it): e.g. which split
     what: str = ""
+    #: lines to tell people before predicting (files of another kind left out)
+    notes: list[str] = field(default_factory=list)
+    #: (name, why) of the files of another kind than the model's, left out
+    others: list[tuple[str, str]] = field(default_factory=list)
+    #: (name, why) of each file left out while reading because it does not decode
+    #: (``skip_bad``); filled as ``batches`` goes
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 @contextlib.contextmanager
-def open_input(model: Model, path: str | os.PathLike, split: str | None = None) -> Iterator[Source]:
-    """The examples at ``path`` for ``model`` (module doc); temporary files go on exit."""
+def open_input(
+    model: Model,
+    path: str | os.PathLike,
+    split: str | None = None,
+    *,
+    skip_bad: bool = False,
+    name: str | None = None,
+) -> Iterator[Source]:
+    """The examples at ``path`` for ``model`` (module doc); temporary files go on exit.
+    ``skip_bad``: leave out raw files that do not decode (`Source.skipped`) instead of
+    failing; ``name``: the input's name in messages (default: ``path`` as given)."""
     path = Path(path)
+    shown = Path(name) if name else path
     if not path.exists():
-        raise FormatError(f"{path}: no such file or folder", "Give the data to predict on.")
+        raise FormatError(f"{shown}: no such file or folder", "Give the data to predict on.")
     if split is not None and split not in SPLITS:
         raise FormatError(f"unknown split {split!r}", f"Use one of: {', '.join(SPLITS)}.")
     if path.is_file() and not _is_text_file(model, path):
@@ -77,7 +103,7 @@ def open_input(model: Model, path: str | os.PathLike, split: str | None = None) 
         from autodl.formats.convert.tables import TABLE_EXTENSIONS
 
         if path.suffix.lower() in TABLE_EXTENSIONS:
-            yield _table(model, path)
+            yield _table(model, path, shown)
             return
     dataset_error = None
     from autodl.formats.dataset import open_dataset
@@ -88,7 +114,7 @@ def open_input(model: Model, path: str | os.PathLike, split: str | None = None) 
         dataset_error = e
     if dataset_error is None:
         try:
-            yield _dataset(model, ds, split, path)
+            yield _dataset(model, ds, split, path, shown)
         finally:
             ds.close()
         return
@@ -98,7 +124,7 @@ def open_input(model: Model, path: str | os.PathLike, split: str | None = None) 
         if path.is_file() and zipfile.is_zipfile(path):
             tmp = Path(tempfile.mkdtemp(prefix="autodl-predict-"))
             root = _extract(path, tmp)
-        yield _files(model, root, path, dataset_error)
+        yield _files(model, root, shown, dataset_error, skip_bad)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -116,29 +142,29 @@ def _options(model: Model) -> dict[str, Any]:
 # ---- an AutoDL dataset ---------------------------------------------------------------
 
 
-def _dataset(model: Model, ds, split: str | None, path: Path) -> Source:
+def _dataset(model: Model, ds, split: str | None, path: Path, shown: Path) -> Source:
     spec, want = ds.spec, model.spec
-    meta = f"{path.name}: metadata.textproto"
     if spec.domain != want.domain:
         raise FormatError(
-            f"{meta} describes {spec.domain} data; the model was trained on {want.domain} data",
+            f"{shown}: an AutoDL dataset of {spec.domain} data; the model was trained on "
+            f"{want.domain} data",
             "Give data of the model's domain.",
-            file=meta,
+            file=str(shown),
         )
-    model.check_shape(tuple(spec.shape), f"{path.name}'s examples", meta)
+    model.check_shape(tuple(spec.shape), f"{shown}: its examples", str(shown))
     if want.vocabulary is not None and spec.vocabulary not in (None, want.vocabulary):
         raise FormatError(
-            f"{meta}: its vocabulary differs from the model's ({len(spec.vocabulary or {})} "
+            f"{shown}: its vocabulary differs from the model's ({len(spec.vocabulary or {})} "
             f"tokens, the model's {len(want.vocabulary)}): token ids would mean other words",
             "Convert the texts with the model's vocabulary: give the raw texts (.txt files "
             "or a CSV) instead of a dataset.",
-            file=meta,
+            file=str(shown),
         )
     if split is None:
         split = "unlabelled" if ds.unlabelled is not None and len(ds.unlabelled) else "test"
     chosen = getattr(ds, split, None)
     if chosen is None:
-        raise FormatError(f"{path}: the dataset has no {split} split", "Choose another --split.")
+        raise FormatError(f"{shown}: the dataset has no {split} split", "Choose another --split.")
     compressed = spec.format == "COMPRESSED"
     channels = spec.shape[3]
 
@@ -169,7 +195,7 @@ def _dataset(model: Model, ds, split: str | None, path: Path) -> Source:
         # examples of varying length (texts, series): a packed float takes 4 bytes on
         # disk and 4 decoded, so the files' size bounds the decoded split (twice over)
         in_memory = 2 * chosen.stored_bytes() <= BULK_BYTES
-    what = f"the {split} split of {path.name}"
+    what = f"the {split} split of {shown.name}"
     if split == "test" and ds.unlabelled is None:
         what += " (it has no unlabelled part)"
     return Source("dataset", "id", len(chosen), batches, in_memory, what)
@@ -207,6 +233,12 @@ def _frames(frames: list[bytes], channels: int, max_side: int | None, what: str)
     for f in frames:
         try:
             out.append(images.to_float(images.decode_frame(f, channels, max_side)))
+        except images.FrameTooLarge as e:
+            raise FormatError(
+                f"{what}: {e}.",
+                "Make the image smaller, or raise AUTODL_MAX_FRAME_PIXELS where autodl runs "
+                "(on a shared service, its operator sets it).",
+            ) from None
         except ValueError as e:
             raise FormatError(f"{what}: a frame does not decode ({e})") from None
     return np.stack(out)
@@ -225,7 +257,25 @@ def _extract(path: Path, into: Path) -> Path:
     return into
 
 
-def _files(model: Model, root: Path, shown: Path, dataset_error: FormatError) -> Source:
+#: what a file of each kind is, for people: (one, several)
+NOUNS = {
+    "image": ("an image", "images"),
+    "audio": ("an audio file", "audio files"),
+    "video": ("a video", "videos"),
+    "text": ("a .txt file", ".txt files"),
+}
+#: names of files left out that a message lists (then "and N more")
+LISTED = 10
+
+
+def _listed(names: list[str]) -> str:
+    more = len(names) - LISTED
+    return ", ".join(names[:LISTED]) + (f" and {more} more" if more > 0 else "")
+
+
+def _files(
+    model: Model, root: Path, shown: Path, dataset_error: FormatError, skip_bad: bool = False
+) -> Source:
     from autodl.formats.convert.files import KINDS, kind_of, walk
 
     domain = model.spec.domain
@@ -236,7 +286,14 @@ def _files(model: Model, root: Path, shown: Path, dataset_error: FormatError) ->
 
         tables = [f for f in walk(root, []) if f.suffix.lower() in TABLE_EXTENSIONS]
         if len(tables) == 1:
-            return _table(model, tables[0])
+            return _table(model, tables[0], Path(tables[0].name))
+        if len(tables) > 1:
+            named = _listed([t.relative_to(root).as_posix() for t in tables])
+            raise FormatError(
+                f"{shown}: holds {len(tables)} tables ({named}); the model needs one",
+                "Give one CSV of rows with the training columns (or a zip of one).",
+                file=str(shown),
+            )
     if kind is None:
         raise FormatError(
             f"{shown}: the model ({domain}) reads a table (CSV) or an AutoDL dataset, and this "
@@ -253,19 +310,53 @@ def _files(model: Model, root: Path, shown: Path, dataset_error: FormatError) ->
             f"Give {kind} files (a folder, a zip or one file), or an AutoDL dataset.",
             file=shown.name,
         )
-    names = [f.name if root.is_file() else f.relative_to(root).as_posix() for f in picked]
+
+    def named(f: Path) -> str:
+        return f.name if root.is_file() else f.relative_to(root).as_posix()
+
+    names = [named(f) for f in picked]
+    notes = []
+    one, several = NOUNS[kind]
+    others = [(named(f), f"not {one}") for f in files if kind_of(f) != kind]
+    if others:
+        notes.append(
+            f"skipped {len(others)} file{'s that are' if len(others) > 1 else ' that is'} "
+            f"not {several if len(others) > 1 else one}: {_listed([n for n, _ in others])}"
+        )
     decode = _decoder(model, kind)
+    skipped: list[tuple[str, str]] = []
 
     def batches(n: int) -> Iterator[tuple[list[Any], Any]]:
         for start in range(0, len(picked), n):
-            chunk = list(zip(names[start : start + n], picked[start : start + n], strict=True))
-            yield [name for name, _ in chunk], _stack([decode(f, name) for name, f in chunk])
+            chunk = zip(names[start : start + n], picked[start : start + n], strict=True)
+            ids, xs = [], []
+            for name, f in chunk:
+                try:
+                    xs.append(decode(f, name))
+                except FormatError as e:
+                    if not skip_bad:
+                        raise BadFile(e.message, e.hint, file=e.file or name) from None
+                    skipped.append((name, e.message.removeprefix(f"{name}: ")))
+                    continue
+                ids.append(name)
+            if ids:
+                yield ids, _stack(xs)
+        if skip_bad and len(skipped) == len(picked):
+            first, why = skipped[0]
+            raise FormatError(
+                f"{shown}: none of its {len(picked)} file{'s' if len(picked) > 1 else ''} "
+                f"could be read as {NOUNS[kind][1]} ({first}: {why})",
+                f"The model expects {NOUNS[kind][1]} like its training data.",
+                file=shown.name,
+            )
 
-    return Source("files", "path", len(picked), batches)
+    return Source(
+        "files", "path", len(picked), batches, notes=notes, others=others, skipped=skipped
+    )
 
 
 def _decoder(model: Model, kind: str) -> Callable[[Path, str], np.ndarray]:
-    from autodl.formats.convert import audio, image, text, video
+    from autodl.formats.convert import audio, image, video
     from autodl.formats.convert.image import BadInput
     from autodl.formats.convert.options import FormatOptions
 
@@ -276,8 +367,9 @@ def _decoder(model: Model, kind: str) -> Callable[[Path, str], np.ndarray]:
 
     def fail(name: str, why: str) -> FormatError:
         return FormatError(
-            f"{name}: {why}", f"The model expects {kind} like its training data.", file=name
-        )
+            f"{name}: {why}", f"The model expects {NOUNS[kind][1]} like its training data.",
+            file=name,
+        )  # fmt: skip
 
     def decode(path: Path, name: str) -> np.ndarray:
         try:
@@ -298,13 +390,26 @@ def _decoder(model: Model, kind: str) -> Callable[[Path, str], np.ndarray]:
                 raw = opts.get("domain") == "series"
                 d = audio.decode(path, int(opts.get("sample_rate", defaults.sample_rate)), raw)
                 return _check(model, d.x, name)
-            return _tokens(model, text.decode(path, _chars(model)).x, name)
+            return _tokens(model, _text(path, _chars(model)), name)
         except BadInput as e:
             raise fail(name, str(e)) from None
         except MemoryError:
             raise fail(name, "too large to decode in memory") from None
 
     return decode
+
+
+def _text(path: Path, chars: bool) -> list[str]:
+    """A .txt file's tokens, as `autodl.formats.convert.text.decode` reads them; none is
+    a valid input here (an empty document: the model predicts from no words)."""
+    from autodl.formats.convert.image import BadInput
+    from autodl.formats.convert.text import read_text, tokenize
+
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise BadInput(f"cannot be read ({e.strerror})") from None
+    return tokenize(read_text(data)[0], chars)
 
 
 def _fit_size(model: Model, x: np.ndarray, name: str) -> np.ndarray:
@@ -355,7 +460,9 @@ def _chars(model: Model) -> bool:
 
 
 def _tokens(model: Model, tokens: list[str], name: str) -> np.ndarray:
-    """Tokens -> the model's ids (T, 1, 1, 1); tokens it never saw are left out."""
+    """Tokens -> the model's ids (T, 1, 1, 1); tokens it never saw are left out. None
+    left (an empty text, or only unknown words) is a (0, 1, 1, 1) document: the model
+    sees no known word and predicts from that, as for an empty record of a dataset."""
     vocab = model.spec.vocabulary
     if vocab is None:
         raise FormatError(
@@ -364,49 +471,76 @@ def _tokens(model: Model, tokens: list[str], name: str) -> np.ndarray:
             file=name,
         )
     ids = [vocab[tk] for tk in tokens if tk in vocab]
-    if not ids:
-        raise FormatError(
-            f"{name}: none of its {len(tokens)} tokens is in the model's vocabulary",
-            "Give text in the language of the training texts.",
-            file=name,
-        )
     return np.asarray(ids, np.float32).reshape(-1, 1, 1, 1)
 
 
 # ---- a table -------------------------------------------------------------------------
 
 
-def _table(model: Model, path: Path) -> Source:
+def _table(model: Model, path: Path, shown: Path) -> Source:
+    """Rows numbered from 1 (the first row under the header), as a spreadsheet counts
+    data rows; a message about a row adds its line in the file (`_where`)."""
     from autodl.formats.convert.tables import Table
 
+    domain = model.spec.domain
+    if domain not in ("tabular", "text"):
+        from autodl.formats.convert.files import KINDS
+
+        kind = KIND_OF_DOMAIN.get(domain)
+        what = "a text file (.txt)" if path.suffix.lower() == ".txt" else "a table"
+        raise FormatError(
+            f"{shown.name}: {what}; the model was trained on {domain} data"
+            + (f" and reads {NOUNS[kind][1]}" if kind else ""),
+            (f"Give {kind} files ({', '.join(KINDS[kind])}): a folder, a zip or one file; "
+             "or an AutoDL dataset.") if kind else "Give an AutoDL dataset.",
+            file=shown.name,
+        )  # fmt: skip
     table = Table(path)
     columns = list(table.columns)
-    domain = model.spec.domain
     if domain == "tabular":
-        encode = _tabular_encoder(model, table, columns, path)
-    elif domain == "text":
-        encode = _text_encoder(model, table, columns, path)
+        encode = _tabular_encoder(model, table, columns, shown.name)
     else:
-        raise FormatError(
-            f"{path.name}: a table; the model was trained on {domain} data",
-            f"Give {KIND_OF_DOMAIN.get(domain, domain)} files or an AutoDL dataset.",
-            file=path.name,
-        )
+        encode = _text_encoder(model, table, columns, shown.name)
     total = sum(len(chunk) for chunk in Table(path).chunks())
 
     def batches(n: int) -> Iterator[tuple[list[Any], Any]]:
         row_no = 0
         for chunk in Table(path).chunks(n):
             xs = []
-            for row in chunk:
-                xs.append(encode(row, row_no))
-                row_no += 1
-            yield list(range(row_no - len(chunk), row_no)), _stack(xs)
+            # huge cells (1e300) overflow float32 to inf, which the learners map to NaN
+            with np.errstate(over="ignore", invalid="ignore"):
+                for row in chunk:
+                    row_no += 1
+                    xs.append(encode(row, row_no))
+            yield list(range(row_no - len(chunk) + 1, row_no + 1)), _stack(xs)
 
     return Source("table", "row", total, batches)
 
 
-def _tabular_encoder(model: Model, table, columns: list[str], path: Path):
+def _where(table, row_no: int) -> str:
+    """``row N (line L)``: data row ``row_no`` (1 for the first under the header) and the
+    line of the file it starts on (blank lines and quoted line breaks counted), read
+    again only for a message; Parquet has rows, not lines."""
+    import csv
+
+    if table.parquet:
+        return f"row {row_no}"
+    try:
+        with open(table.path, newline="", encoding=table.encoding) as f:
+            reader = csv.reader(f, delimiter=table.delimiter)
+            seen, start = -1, 1  # the header is row 0
+            for r in reader:
+                if r:  # a blank line is not a row (`Table`)
+                    seen += 1
+                    if seen == row_no:
+                        return f"row {row_no} (line {start})"
+                start = reader.line_num + 1
+    except (OSError, ValueError, csv.Error):
+        pass
+    return f"row {row_no}"
+
+
+def _tabular_encoder(model: Model, table, columns: list[str], name: str):
     from autodl.formats.convert.tables import LABEL_NAMES
     from autodl.formats.convert.tabular import encode_row
 
@@ -417,10 +551,10 @@ def _tabular_encoder(model: Model, table, columns: list[str], path: Path):
         missing = [c for c in needed if c not in columns]
         if missing:
             raise FormatError(
-                f"{path.name}: no column {', '.join(map(repr, missing))}; the model reads the "
+                f"{name}: no column {', '.join(map(repr, missing))}; the model reads the "
                 f"columns {', '.join(map(repr, needed))} (by name)",
                 "Give a table with the training table's columns (others are ignored).",
-                file=path.name,
+                file=name,
             )
         plan = []
         for f in features:
@@ -438,20 +572,20 @@ def _tabular_encoder(model: Model, table, columns: list[str], path: Path):
         cols = [i for i, c in enumerate(columns) if c.strip().lower() not in labels]
         if len(cols) != width:
             raise FormatError(
-                f"{path.name}: {len(cols)} feature columns; the model expects {width} "
+                f"{name}: {len(cols)} feature columns; the model expects {width} "
                 "(its dataset has no `autodl format` manifest to match columns by name)",
                 f"Give a table of {width} numeric columns in the training order "
                 "(and optionally a label column).",
-                file=path.name,
+                file=name,
             )
         plan = [("number", i, None) for i in cols]
 
     def encode(row: list[Any], row_no: int) -> np.ndarray:
         def not_a_number(col: int, v: Any) -> None:
             raise FormatError(
-                f"{path.name}: row {row_no}, column {columns[col]!r}: {v!r} is not a number",
+                f"{name}: {_where(table, row_no)}, column {columns[col]!r}: {v!r} is not a number",
                 "The model reads this column as numbers, as in its training data.",
-                file=path.name,
+                file=name,
                 record=row_no,
                 field=columns[col],
             )
@@ -461,7 +595,7 @@ def _tabular_encoder(model: Model, table, columns: list[str], path: Path):
     return encode
 
 
-def _text_encoder(model: Model, table, columns: list[str], path: Path):
+def _text_encoder(model: Model, table, columns: list[str], name: str):
     from autodl.formats.convert.tables import LABEL_NAMES
     from autodl.formats.convert.text import tokenize
 
@@ -472,17 +606,16 @@ def _text_encoder(model: Model, table, columns: list[str], path: Path):
         rest = [i for i, c in enumerate(columns) if c.strip().lower() not in LABEL_NAMES]
         if len(rest) != 1:
             raise FormatError(
-                f"{path.name}: which column holds the text? "
+                f"{name}: which column holds the text? "
                 + (f"The model's was {want!r}; " if want else "")
                 + f"columns: {', '.join(map(repr, columns))}",
                 "Give a table with the training text column (or one column of text).",
-                file=path.name,
+                file=name,
             )
         col = rest[0]
     chars = _chars(model)
 
     def encode(row: list[Any], row_no: int) -> np.ndarray:
-        name = f"{path.name}: row {row_no}"
-        return _tokens(model, tokenize(str(row[col] or ""), chars), name)
+        return _tokens(model, tokenize(str(row[col] or ""), chars), f"{name}: row {row_no}")
 
     return encode

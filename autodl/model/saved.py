@@ -13,9 +13,13 @@ pickled it, and returns a `Model`:
   multi-label (probability at least 0.5);
 
 ``examples`` are float32 arrays in the dataset's (T, H, W, C) layout (one array
-(N, T, H, W, C), or a list of (T, H, W, C)), a path to an AutoDL dataset (its
-unlabelled split, else its test split), or raw data that ``autodl format`` reads for
-the model's domain (`autodl.model.inputs`). The parts are pickled: load only models
+(N, T, H, W, C), or a list of (T, H, W, C)) on the scale the run's reader gave
+(pixels 0..1 for images and videos from files: a COMPRESSED dataset's), a path to an
+AutoDL dataset (its unlabelled split, else its test split), or raw data that
+``autodl format`` reads for the model's domain (`autodl.model.inputs`). Integer
+arrays for a model of COMPRESSED data are pixels 0..255 (``np.asarray(PIL image)``)
+and are divided by 255, as decoding the PNG would; other models take them as they
+are. The parts are pickled: load only models
 you trust (they load through an allow-list of globals, `autodl.engine.export.thaw`,
 which refuses ``os.system`` and the like but does not make an untrusted model safe).
 """
@@ -64,6 +68,7 @@ def load_model(path: str | os.PathLike, *, parts: bool = True) -> Model:
         folder = path
     try:
         model = Model(folder, _read_doc(folder, path), parts=parts)
+        model.source = path
     except BaseException:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -119,11 +124,14 @@ def _read_doc(folder: Path, shown: Path) -> dict[str, Any]:
 class Model:
     """A saved model (see the module doc). ``spec``: the dataset's `DatasetSpec`;
     ``classes_``: the label names (``class_<i>`` where the dataset has none);
-    ``info``: the ``model.json`` document. ``parts=False``: the description only
-    (`load_model`); ``recipe`` is None and predicting raises `ModelError`."""
+    ``info``: the ``model.json`` document; ``path``: its folder (a temporary one for a
+    zip), ``source``: what was loaded (the zip, the run folder or the model folder).
+    ``parts=False``: the description only (`load_model`); ``recipe`` is None and
+    predicting raises `ModelError`."""
 
     def __init__(self, folder: Path, doc: dict[str, Any], *, parts: bool = True):
         self.path = Path(folder)
+        self.source = self.path
         self.info = doc
         s = doc["spec"]
         self.spec = DatasetSpec(
@@ -164,8 +172,11 @@ class Model:
 
     def prepare(self, examples: Any) -> Any:
         """Arrays in the (T, H, W, C) layout, checked against the spec and shrunk as the run
-        loaded its data: what the learners take."""
-        from autodl.formats.images import shrink_float
+        loaded its data: what the learners take. Integer pixels (0..255) of a model of
+        COMPRESSED data are divided by 255 (the reader's scale); values too large for
+        float32 become inf (as a table's 1e400; the tabular learners read inf as NaN),
+        without numpy's overflow warning."""
+        from autodl.formats.images import shrink_float, to_float
 
         if isinstance(examples, np.ndarray) and examples.ndim == 4:
             examples = examples[None]
@@ -180,8 +191,14 @@ class Model:
             # (1, 1, features, 1) layout is the only one they can mean
             examples = examples.reshape(-1, *fixed)
         xs = []
+        pixels = self.spec.format == "COMPRESSED"
         for i, x in enumerate(examples):
-            x = np.asarray(x, np.float32)
+            x = np.asarray(x)
+            with np.errstate(over="ignore", invalid="ignore"):
+                if pixels and np.issubdtype(x.dtype, np.integer):
+                    x = to_float(x)  # as the reader decodes a PNG
+                else:
+                    x = x.astype(np.float32, copy=False)
             self.check_shape(x.shape, f"example {i}")
             xs.append(shrink_float(x, self.max_side) if self.max_side else x)
         return stack_if_same_shape(xs) if xs else np.zeros((0, *self._fixed()), np.float32)

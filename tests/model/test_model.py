@@ -148,7 +148,8 @@ def test_a_table_without_a_manifest_needs_the_feature_count(tab, tmp_path):
         w.writerows([[repr(float(v)) for v in row.ravel()] + ["a"] for row in x])
     predict_to_csv(folder, table, tmp_path / "p.csv")
     rows = list(csv.reader((tmp_path / "p.csv").open()))
-    assert rows[0][0] == "row" and [r[0] for r in rows[1:]] == [str(i) for i in range(len(x))]
+    # rows count from 1: the first row under the header
+    assert rows[0][0] == "row" and [r[0] for r in rows[1:]] == [str(i + 1) for i in range(len(x))]
     got = np.array([[float(v) for v in r[1:-1]] for r in rows[1:]])
     assert np.abs(got - cal.probabilities(learner.predict_proba(x))).max() < 1e-6
     with table.open("w", newline="") as f:
@@ -180,7 +181,8 @@ def test_columns_by_name_from_the_manifest(tmp_path):
     x = ds.test.load()
     want = cal.probabilities(learner.predict_proba(x.x))
     for i, rid in enumerate(x.ids.tolist()):
-        row = got[1 + test[rid]]
+        row = got[1 + test[rid]]  # the manifest counts rows from 0, predict from 1
+        assert row[0] == str(test[rid] + 1)
         assert np.abs(np.array([float(v) for v in row[1:-1]]) - want[i]).max() < 1e-6
     write_csv(tmp_path / "bad.csv", ["length", "weight"], [[1, 2]])
     with pytest.raises(
@@ -188,7 +190,9 @@ def test_columns_by_name_from_the_manifest(tmp_path):
     ):
         check_input(tmp_path / "model", tmp_path / "bad.csv")
     write_csv(tmp_path / "text.csv", ["length", "colour", "weight"], [["long", "red", 1]])
-    with pytest.raises(FormatError, match=r"row 0, column 'length': 'long' is not a number"):
+    with pytest.raises(
+        FormatError, match=r"text.csv: row 1 \(line 2\), column 'length': 'long' is not a number"
+    ):
         check_input(tmp_path / "model", tmp_path / "text.csv")
 
 

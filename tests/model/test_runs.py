@@ -99,7 +99,7 @@ def test_a_run_saves_a_model_that_predicts_its_predictions(kind, tmp_path):
     run_rows = np.loadtxt(out / "unlabelled" / f"{ing.task}.predict", ndmin=2)
     if kind == "tabular":
         key = {int(r["row"]): int(r["id"]) for r in records}
-        names = [int(r[0]) for r in rows[1:]]
+        names = [int(r[0]) - 1 for r in rows[1:]]  # predict counts rows from 1, the manifest from 0
     else:
         key = {Path(r["source"]).as_posix(): int(r["id"]) for r in records}
         names = [Path(r[0]).as_posix() for r in rows[1:]]
