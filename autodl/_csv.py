@@ -14,8 +14,10 @@ and newlines are the csv module's to quote; a label may hold them.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -30,3 +32,36 @@ def safe_cell(value: object) -> object:
 
 def safe_row(values: Iterable[object]) -> list[object]:
     return [safe_cell(v) for v in values]
+
+
+def predictions_csv(
+    id_column: str,
+    names: Iterable[object],
+    classes: Sequence[object],
+    rows: Iterable[Sequence[float]],
+    *,
+    top_class: bool,
+) -> str:
+    """The text of a predictions CSV: the one layout of ``autodl predict``'s CSV and of a
+    run's ``unlabelled/predictions.csv``.
+
+    A header (``id_column``, then each class's name), one row per example: its name
+    (record id, file path or row number), its probability for each class with 9
+    significant digits (float32 round-trips), and, when ``top_class``, the class of
+    the highest one (the first of equal ones). Text cells are made safe for spreadsheets
+    (`safe_cell`); lines end with CR LF (the csv module's, RFC 4180).
+
+    >>> predictions_csv("id", [7], ["a", "=b"], [[0.25, 0.75]], top_class=True)
+    "id,a,'=b,top_class\\r\\n7,0.25,0.75,'=b\\r\\n"
+    """
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    header = [id_column, *safe_row(classes), *(["top_class"] if top_class else [])]
+    writer.writerow(header)
+    for name, row in zip(names, rows, strict=True):
+        cells = [safe_cell(name), *(f"{v:.9g}" for v in row)]
+        if top_class:
+            best = max(range(len(row)), key=row.__getitem__) if len(row) else None
+            cells.append("" if best is None else safe_cell(str(classes[best])))
+        writer.writerow(cells)
+    return out.getvalue()

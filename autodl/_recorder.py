@@ -7,8 +7,6 @@ the official layout, user text made safe).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import time
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autodl._csv import safe_row
+from autodl._csv import predictions_csv
 from autodl.errors import IngestionError
 from autodl.formats.names import dataset_name_problem, valid_dataset_name
 from autodl.scoring import key_value_text
@@ -84,26 +82,36 @@ class Recorder:
         self._write_start()
         return path
 
-    def unlabelled(self, array: np.ndarray, label_names: list[str], ids: np.ndarray) -> None:
+    def unlabelled(
+        self,
+        array: np.ndarray,
+        label_names: list[str],
+        ids: np.ndarray,
+        multiclass: bool | None = None,
+    ) -> None:
         """The last unlabelled prediction: the official-style .predict and a CSV with ids.
 
         Our engine sends calibrated probabilities here (rows summing to 1 for
         multi-class: `autodl.engine.calibrate`), while the test ``.predict_<k>`` files
-        hold the scored, per-column calibrated values (docs/engine.md)."""
+        hold the scored, per-column calibrated values (docs/engine.md).
+
+        The CSV has the layout of ``autodl predict``'s (`autodl._csv.predictions_csv`):
+        ``id``, one column per class (9 significant digits) and, for multi-class,
+        ``top_class``. ``multiclass`` None: multi-class when there are two classes or
+        more and every row sums to 1, as the engine's softmax does (a multi-label
+        row is one sigmoid per class)."""
         folder = self.output_dir / "unlabelled"
         folder.mkdir(exist_ok=True)
         atomic_write(folder / f"{self.task}.predict", format_prediction(array))
+        if multiclass is None:
+            multiclass = _sums_to_one(array)
         # Label names are the user's text: csv-quoted, formula starts neutralised
         # (autodl._csv). The other cells are numbers we format ourselves. Lines end with
         # CR LF (RFC 4180): the csv module then also quotes a carriage return in a name.
-        out = io.StringIO(newline="")
-        writer = csv.writer(out)
-        writer.writerow(["id", *safe_row(label_names)])
-        writer.writerows(
-            [i, *(f"{v:.6g}" for v in row)]
-            for i, row in zip(ids.tolist(), array.tolist(), strict=True)
+        text = predictions_csv(
+            "id", ids.tolist(), label_names, array.tolist(), top_class=multiclass
         )
-        atomic_write(folder / "predictions.csv", out.getvalue())
+        atomic_write(folder / "predictions.csv", text)
 
     def end(self, success: bool, end_time: float) -> None:
         text = key_value_text(
@@ -117,6 +125,17 @@ class Recorder:
         self.event("end", success=success)
         self.log_file.close()
         self.events.close()
+
+
+def _sums_to_one(array: np.ndarray) -> bool:
+    """Rows of multi-class probabilities: two columns or more, each row summing to 1."""
+    array = np.asarray(array, dtype=np.float64)
+    return (
+        array.ndim == 2
+        and array.shape[1] > 1
+        and len(array) > 0
+        and bool(np.all(np.abs(array.sum(axis=1) - 1.0) <= 1e-6))
+    )
 
 
 def check_prediction(array, n_rows: int, n_cols: int, what: str) -> np.ndarray:

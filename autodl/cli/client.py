@@ -120,7 +120,7 @@ def submit_predict(
     from autodl.service.client import Client
 
     client = Client(server, api_token)
-    client.check_token()
+    client.check_job(job_id)  # a wrong id: the server's 404 before DATA is zipped or sent
     with tempfile.TemporaryDirectory(prefix="autodl-submit-") as tmp:
         if data.is_dir():
             archive = zip_folder(data, Path(tmp) / f"{data.resolve().name}.zip", compresslevel=1)

@@ -69,12 +69,23 @@ class ArchiveRefused(FormatError):
         self.setting = setting
 
 
+#: What to do about each refusal (every ``reason`` has one). A cap's hint names its
+#: setting: on a shared service, its operator sets it.
 _HINTS = {
     "not_zip": "Zip the dataset (metadata, <name>.data/ and <name>.solution) and give the .zip file.",
     "damaged": "Re-create the archive (zip -r name.zip name/).",
-    "link": "Zip the files themselves, not links to them.",
-    "size": "Make the dataset smaller, or raise AUTODL_MAX_EXTRACTED_BYTES where autodl runs.",
-    "entries": "Store fewer, larger files (a split is a few sample-*.tfrecord files).",
+    "name": "Zip the files again without links or paths that leave the folder "
+    "(zip -r name.zip name/, run from the folder that holds name/).",
+    "link": "Zip the files themselves, not links to them (zip -r name.zip name/, without -y).",
+    "encrypted": "Zip the files again without a password.",
+    "size": "Make the data smaller, or raise AUTODL_MAX_EXTRACTED_BYTES where autodl runs "
+    "(on a shared service, its operator sets it).",
+    "ratio": "Zip the files themselves, not data made to compress to almost nothing; if it "
+    "really compresses that well, raise AUTODL_MAX_COMPRESSION_RATIO where autodl runs "
+    "(on a shared service, its operator sets it).",
+    "entries": "Put fewer, larger files in one zip (an AutoDL split is a few "
+    "sample-*.tfrecord files; new data can be sent in parts), or raise "
+    "AUTODL_MAX_ARCHIVE_ENTRIES where autodl runs (on a shared service, its operator sets it).",
 }
 
 

@@ -172,7 +172,7 @@ class TFRecordSplit(Split):
             except ValueError as e:
                 frame = e
         if isinstance(frame, images.FrameTooLarge):
-            raise RecordError(_records.COMPRESSED_KEY, str(frame), cap="max_frame_pixels")
+            raise RecordError(_records.COMPRESSED_KEY, frame.what, cap="max_frame_pixels")
         if isinstance(frame, ValueError):
             raise RecordError(
                 _records.COMPRESSED_KEY, f"a frame does not decode: {frame}", "a PNG or JPEG image"

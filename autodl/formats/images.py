@@ -33,6 +33,7 @@ import multiprocessing as mp
 import os
 import struct
 import threading
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
@@ -51,12 +52,28 @@ JPEG_DECODER = "simplejpeg" if simplejpeg is not None else "Pillow"
 #: else (some of its other plugins run external programs or parse rarely used code).
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 
+# Pillow warns of a "decompression bomb" above 89 M pixels, to stderr, whoever reads
+# the frame: here AUTODL_MAX_FRAME_PIXELS bounds every frame before it is decoded
+# (`check_pixels`), and a frame over it is refused in our words. One filter for the
+# process (a `warnings.catch_warnings` block is not thread-safe, and frames are
+# decoded in threads).
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
 
 class FrameTooLarge(ValueError):
-    """A frame whose header gives more pixels than AUTODL_MAX_FRAME_PIXELS; not decoded."""
+    """A frame whose header gives more pixels than AUTODL_MAX_FRAME_PIXELS; not decoded.
+
+    Its message names the frame's size, the cap and the setting ("a frame of 9000 x 9000
+    pixels is over the limit of 25,000,000 pixels (AUTODL_MAX_FRAME_PIXELS)"): whoever
+    shows it (``autodl predict``, the service's 422) says why, not "does not decode".
+    ``what`` is its first part ("a frame of 9000 x 9000 pixels"), for `limits.exceeded`.
+    """
 
     def __init__(self, height: int, width: int, limit: int):
-        super().__init__(f"a frame of {width} x {height} pixels")
+        self.what = f"a frame of {width} x {height} pixels"
+        super().__init__(
+            f"{self.what} is over the limit of {limit:,} pixels (AUTODL_MAX_FRAME_PIXELS)"
+        )
         self.height, self.width, self.limit = height, width, limit
 
 
@@ -257,6 +274,14 @@ def decode_frame(
     arr = _decode_jpeg_like_tf(data, channels, checked)
     if arr is not None:
         return arr
+    if not checked:
+        # A PNG's or JPEG's size from its header, before Pillow sees it: its own bomb
+        # check would warn (DecompressionBombWarning) or refuse in its words first.
+        size = _png.header_size(data) if data[:8] == _png.SIGNATURE else None
+        if size is None and data[:2] == b"\xff\xd8":
+            size = _jpeg_sof_size(data)
+        if size is not None:
+            check_pixels(*size)
     try:
         img = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
         check_pixels(img.size[1], img.size[0])

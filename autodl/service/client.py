@@ -134,9 +134,14 @@ class Client:
             click.echo("", err=True)
         return r.json()
 
+    def check_job(self, job_id: int) -> dict:
+        """GET /api/v1/jobs/JOB: a wrong id, or another user's job, is the server's 404
+        at once, before anything is zipped or sent (as a refused token is)."""
+        return self.request("GET", f"/api/v1/jobs/{job_id}").json()
+
     def upload_prediction(self, job_id: int, archive: Path, *, name: str | None = None) -> dict:
         """POST new data (a zip) to /api/v1/jobs/JOB/predictions: the prediction job."""
-        self.check_token()
+        self.check_job(job_id)
         wrapper = _Progress(archive)
         try:
             r = self.request(

@@ -131,7 +131,7 @@ async def submit_prediction(request: Request, service: Service, user: User, job_
         model = storage.job_file(job_id, "results", "model")  # resolved: inside the job
         limit = min(settings.max_extracted_bytes, u.storage_left)
         folder, size = await run_in_threadpool(
-            prepare_input, received.path, work, settings, limit, model
+            prepare_input, received.path, work, settings, limit, model, received.filename
         )
         pid = await run_in_threadpool(
             _queue, service, user, job_id, name, budget, size, folder, received.filename
@@ -142,10 +142,23 @@ async def submit_prediction(request: Request, service: Service, user: User, job_
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _task(model: Path, filename: str | None) -> dict:
+    """The child's task for ``model``; ``name``: the upload's file name (its last part,
+    at most 100 characters) for the model's messages, instead of "the upload"."""
+    name = Path(str(filename or "").replace("\\", "/")).name[:100]
+    return {"model": str(model), **({"name": name} if name else {})}
+
+
 def prepare_input(
-    upload: Path, workdir: Path, settings: Settings, max_bytes: int, model: Path
+    upload: Path,
+    workdir: Path,
+    settings: Settings,
+    max_bytes: int,
+    model: Path,
+    filename: str | None = None,
 ) -> tuple[Path, int]:
-    """Check and extract an uploaded zip and check it against ``model``: (folder, bytes).
+    """Check and extract an uploaded zip and check it against ``model``: (folder, bytes);
+    ``filename``: the upload's name, which the model's messages name (`_task`).
 
     The archive checks and extraction are a dataset upload's (`uploads.check_archive`,
     `uploads.extract`); the data is checked by `autodl.model.check_input` in a confined
@@ -161,7 +174,8 @@ def prepare_input(
         if not any(folder.iterdir()):
             raise UploadRefused("The zip holds no files.", 422, _INPUT_HINT)
         try:
-            answer = check_in_child(folder, workdir, settings, {"model": str(model)}, CHILD)
+            task = _task(model, filename)
+            answer = check_in_child(folder, workdir, settings, task, CHILD)
         except LimitBroken as e:
             raise UploadRefused(
                 f"{e.message} Nothing was queued and your quota is unchanged.", e.status, e.hint
@@ -253,7 +267,7 @@ def run_prediction(
     limits = _confine.job_limits(settings)
     cgroup = _confine.MemoryCgroup.create("autodl-predict", limits.memory_bytes)
     model = storage.job_file(parent_id, "results", "model")  # resolved: inside the run's folder
-    task = {"model": str(model), "predict": str(results / PREDICTIONS_CSV)}
+    task = {**_task(model, (info or {}).get("input")), "predict": str(results / PREDICTIONS_CSV)}
     cmd = [sys.executable, "-m", CHILD, str(storage.dataset_dir(job_id)), str(out)]
     cmd += [json.dumps(limits.to_json()), str(cgroup.path) if cgroup else "", json.dumps(task)]
     start = time.monotonic()

@@ -10,7 +10,8 @@ secrets (the parent scrubs it), and only then imports the model code and reads t
 
 TASK (JSON):
 
-* ``{"model": DIR}``: `autodl.model.check_input(DIR, INPUT)`; the answer is
+* ``{"model": DIR, "name": FILE}``: `autodl.model.check_input(DIR, INPUT)` (messages
+  name the input FILE, the upload's name, when given); the answer is
   ``{"ok": true}`` or ``{"refused": {"message", "hint"}}`` (the model's words: what the
   data holds and what the model expects);
 * ``{"model": DIR, "predict": CSV}``: `autodl.model.predict_to_csv` into CSV (written
@@ -53,12 +54,14 @@ def _do(folder: Path, task: dict) -> dict:
     try:
         import autodl.model as M
 
+        # the upload's file name, for the model's messages; a table inside it keeps its own
+        name = task.get("name") if data.is_dir() else None
         if "predict" not in task:
-            M.check_input(model, data)
+            M.check_input(model, data, name=name)
             return {"ok": True}
         target = Path(task["predict"])
         tmp = target.with_name(f".{target.name}.tmp")
-        rows = M.predict_to_csv(model, data, tmp)
+        rows = M.predict_to_csv(model, data, tmp, name=name)
         os.replace(tmp, target)
         return {"rows": int(rows)}
     except AutoDLError as e:

@@ -3,9 +3,8 @@
     <data>/jobs/<id>/dataset/      the extracted upload (the dataset as submitted)
     <data>/jobs/<id>/results/      what `autodl run` writes (pipeline.run's output folder)
     <data>/jobs/<id>/results.zip   the results as one download, made on first request
-    <data>/jobs/<id>/model.zip     the run's model/ folder as one download, made on first request
     <data>/jobs/<id>/worker.log    the job process's own output (for operators)
-    <data>/tmp/                    uploads being received and checked
+    <data>/tmp/                    uploads being received and checked; a model zip being sent
     <data>/cache/                  files made on demand (the sample dataset)
 
 Files that others read are written under a temporary name and renamed into place,
@@ -17,7 +16,8 @@ process left in its results, or a dataset name that climbs out with ``..``,
 therefore reads nothing of another job.
 
 ``<data>/tmp/upload-*`` folders belong to uploads being received or checked; a
-refused upload removes its own at once. A server that died mid-upload leaves one
+refused upload removes its own at once. ``<data>/tmp/download-*`` folders hold a model
+zip being sent (`Storage.model_zip`), removed once it is. A server that died mid-upload leaves one
 behind: `Storage.sweep_tmp` (run when the app starts) removes those untouched
 for `TMP_MAX_AGE` seconds. It cannot remove younger ones, because several
 server processes may share the data directory and one of them may be receiving.
@@ -96,10 +96,12 @@ class Storage:
         return path if path.is_file() else None
 
     def sweep_tmp(self, max_age: float = TMP_MAX_AGE) -> list[str]:
-        """Remove ``tmp/upload-*`` folders untouched for ``max_age`` seconds; their names."""
+        """Remove ``tmp/upload-*`` and ``tmp/download-*`` folders untouched for ``max_age``
+        seconds; their names."""
         removed = []
         cutoff = time.time() - max_age
-        for entry in (self.root / "tmp").glob("upload-*"):
+        entries = [*(self.root / "tmp").glob("upload-*"), *(self.root / "tmp").glob("download-*")]
+        for entry in entries:
             if _newest_mtime(entry, lstat=True) < cutoff:
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry, ignore_errors=True)
@@ -141,22 +143,35 @@ class Storage:
         return zip_folder(results, target, compresslevel=6, include=include)
 
     def model_zip(self, job_id: int) -> Path:
-        """The run's ``model/`` folder as one zip (``model/...`` inside), made once and cached
-        until the model changes; written file by file (`zip_folder`), so memory stays bounded."""
-        target = self.job_dir(job_id) / "model.zip"
+        """The run's ``model/`` folder as one zip (``model/...`` inside), made for one
+        download in a fresh ``tmp/download-*`` folder: the caller removes that folder
+        once the zip is sent (`remove_temp`). It is not kept beside the job, where it would
+        take disk space that the user's storage quota does not count (stranger 16, item
+        8); a download that dies half-way leaves the folder to `sweep_tmp`. Written file
+        by file (`zip_folder`), so memory stays bounded."""
+        legacy = self.job_dir(job_id) / "model.zip"  # cached there by earlier versions
+        if legacy.is_file() or legacy.is_symlink():
+            legacy.unlink(missing_ok=True)
+        target = self.temp_dir("download-") / "model.zip"
         model = self.model_dir(job_id)
-        if target.is_symlink():
-            target.unlink()
-        if target.exists() and target.stat().st_mtime >= _newest_mtime(model):
-            return target
 
         def include(rel: str) -> bool:
             parts = rel.split("/")
             hidden = any(part.startswith(".") for part in parts)
             return not hidden and self.find_job_file(job_id, "results", "model", *parts) is not None
 
-        # Weights hardly compress: a light level keeps the first download quick.
-        return zip_folder(model, target, prefix="model/", compresslevel=1, include=include)
+        # Weights hardly compress: a light level keeps the download quick.
+        try:
+            return zip_folder(model, target, prefix="model/", compresslevel=1, include=include)
+        except BaseException:
+            self.remove_temp(target)
+            raise
+
+    def remove_temp(self, path: Path) -> None:
+        """Remove the ``tmp/`` folder that holds ``path`` (a download made for one answer)."""
+        folder = Path(path).parent
+        if folder.parent == self.root / "tmp":
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def tree_size(path: Path) -> int:

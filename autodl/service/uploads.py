@@ -33,6 +33,8 @@ MAX_PARTS = 16
 MAX_FIELDS_BYTES = 64 * 1024  # all the non-file fields together
 MAX_PART_HEADER_BYTES = 8 * 1024
 MULTIPART_SLACK = 256 * 1024  # >= fields + part headers + boundaries around the file
+#: The one form field an upload's file is read from (any other is refused).
+FILE_FIELD = "file"
 #: The upload's field (form field or query parameter) naming a raw table's label column,
 #: and the ``code`` of the 422 that asks for it.
 LABEL_FIELD = "label"
@@ -97,7 +99,8 @@ def _too_large(limit: int) -> UploadRefused:
 async def receive(
     request: Request, dest: Path, limit: int, before_file: BeforeFile | None = None
 ) -> Received:
-    """Stream the request body into ``dest``: a multipart form's file part, or a raw zip body.
+    """Stream the request body into ``dest``: a multipart form's file part (the field
+    ``FILE_FIELD``, "file"; a file under another name is refused), or a raw zip body.
 
     Fields of a form (or the query string, for a raw body) come back in ``fields``. A
     form holds at most ``MAX_PARTS`` parts, one file, ``MAX_FIELDS_BYTES`` of fields.
@@ -186,6 +189,14 @@ async def _receive_multipart(
         filename = opts.get(b"filename")
         if filename is None:
             return
+        if state["name"] != FILE_FIELD:  # refused before a byte of it is stored
+            raise UploadRefused(
+                f"The form sends its file in the field {state['name']!r}; the file is read "
+                f"from the field '{FILE_FIELD}' only.",
+                422,
+                f"Send the zip as the form field '{FILE_FIELD}' (curl -F {FILE_FIELD}=@data.zip), "
+                "or as the request body.",
+            )
         if received.path is not None:
             raise UploadRefused("The form holds more than one file; send one zip.")
         if csrf_check is not None and not csrf_check(state["csrf"]):
@@ -258,6 +269,12 @@ NOT_ZIP_HINT = (
 )
 
 
+_REZIP_HINT = (
+    "Zip the files again without links or paths that leave the folder "
+    "(zip -r name.zip name/, run from the folder that holds name/)."
+)
+
+
 def check_archive(
     path: Path, settings: Settings, not_zip_hint: str = NOT_ZIP_HINT
 ) -> list[zipfile.ZipInfo]:
@@ -272,8 +289,8 @@ def check_archive(
 
     try:
         infos = check_zip(path, Limits.from_settings(settings))
-    except ArchiveRefused as e:
-        hint = not_zip_hint if e.reason == "not_zip" else None
+    except ArchiveRefused as e:  # each reason has its hint (what to do), said to the user
+        hint = not_zip_hint if e.reason == "not_zip" else e.hint
         raise UploadRefused(e.message, 413 if e.reason == "size" else 400, hint) from None
     return [i for i in infos if not JUNK.search(i.filename)]
 
@@ -287,7 +304,8 @@ def extract(path: Path, members: list[zipfile.ZipInfo], target: Path, max_bytes:
             dest = (root / info.filename).resolve()
             if dest != root and root not in dest.parents:
                 raise UploadRefused(
-                    f"The archive was refused: {info.filename!r} leaves the archive."
+                    f"The archive was refused: {info.filename!r} leaves the archive.",
+                    hint=_REZIP_HINT,
                 )
             if info.is_dir():
                 dest.mkdir(parents=True, exist_ok=True)
@@ -301,14 +319,23 @@ def extract(path: Path, members: list[zipfile.ZipInfo], target: Path, max_bytes:
                             raise UploadRefused(
                                 f"The archive holds more than the {human_bytes(max_bytes)} allowed once extracted.",
                                 413,
+                                "Send less data at a time, or delete jobs you no longer "
+                                "need to free space.",
                             )
                         out.write(chunk)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
                 # zipfile reads no more than the header declares and checks the CRC:
                 # a member whose header lies ends here.
-                raise UploadRefused(f"The zip archive is damaged: {info.filename}: {e}.") from None
+                raise UploadRefused(
+                    f"The zip archive is damaged: {info.filename}: {e}.",
+                    hint="Re-create the archive (zip -r name.zip name/) and upload it again.",
+                ) from None
             except FileExistsError:
-                raise UploadRefused(f"The archive holds {info.filename!r} twice.") from None
+                raise UploadRefused(
+                    f"The archive holds {info.filename!r} twice.",
+                    hint="Zip the files again so that each name is in it once "
+                    "(zip -r name.zip name/ writes a fresh archive).",
+                ) from None
     return written
 
 

@@ -124,10 +124,12 @@ def test_predictions_csv_rows_sum_to_one_for_multiclass(tmp_path):
     report = autodl.run(root, out, time_budget=6)
     assert report.success, report.ingestion.error
     with open(out / "unlabelled" / "predictions.csv", newline="") as f:
-        rows = list(csv.reader(f))[1:]
-    assert rows
-    sums = np.array([sum(float(v) for v in row[1:]) for row in rows])
-    np.testing.assert_allclose(sums, 1, atol=1e-4)  # six significant digits per cell
+        header, *rows = list(csv.reader(f))
+    assert rows and header[-1] == "top_class"  # autodl predict's layout (multi-class)
+    sums = np.array([sum(float(v) for v in row[1:-1]) for row in rows])
+    np.testing.assert_allclose(sums, 1, atol=1e-7)  # nine significant digits per cell
+    top = [header[1 + int(np.argmax([float(v) for v in row[1:-1]]))] for row in rows]
+    assert [row[-1] for row in rows] == top
 
 
 def _shapes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

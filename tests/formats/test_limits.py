@@ -230,6 +230,30 @@ def test_png_bomb_is_refused_from_its_header_before_inflating():
     assert all(isinstance(x, images.FrameTooLarge) for x in out) and peak < 4 << 20
 
 
+@pytest.mark.parametrize("side", [9000, 12000, 14000])
+def test_a_frame_over_the_cap_says_the_cap_and_pillow_never_warns(side):
+    # Stranger 16, item 4: "a frame does not decode (a frame of 9000 x 9000 pixels)", and
+    # from 89 M pixels Pillow's DecompressionBombWarning on stderr (from 179 M, its own
+    # refusal in its words). The header says the size: refused before Pillow opens it.
+    import warnings
+
+    png = hostile.png_header_only(side, side)
+    jpeg = images.encode_frame(np.zeros((8, 8), np.uint8), "JPEG")
+    sof = jpeg.index(b"\xff\xc0")
+    jpeg = jpeg[: sof + 5] + np.array([side, side], ">u2").tobytes() + jpeg[sof + 9 :]
+    for data in (png, jpeg):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            with pytest.raises(images.FrameTooLarge) as e:
+                images.decode_frame(data, 1)
+        assert str(e.value) == (
+            f"a frame of {side} x {side} pixels is over the limit of 25,000,000 pixels "
+            "(AUTODL_MAX_FRAME_PIXELS)"
+        )
+        assert e.value.what == f"a frame of {side} x {side} pixels"
+        assert [w for w in seen if issubclass(w.category, Warning)] == []
+
+
 def test_png_inflate_is_bounded_by_the_header():
     # A 100 x 100 header over an IDAT that inflates to 64 MB: only the rows the header
     # announces are inflated (before: zlib.decompress of all 64 MB).

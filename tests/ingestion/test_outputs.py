@@ -57,6 +57,32 @@ def test_negative_scores_stay_numbers(tmp_path):
     assert raw == b"id,a,b\r\n7,0.25,0.75\r\n8,-1e-05,1\r\n"
 
 
+def test_the_unlabelled_csv_has_autodl_predicts_layout(tmp_path):
+    """Stranger 16, item 7b: the run's CSV had 6 digits and no ``top_class``; it is now
+    written by the writer of ``autodl predict``'s CSV (`autodl._csv.predictions_csv`)."""
+    from autodl._csv import predictions_csv
+
+    names = ["cat", "=dog", "bird"]
+    softmax = np.array([[0.1234567891, 0.5, 0.3765432109], [0.6, 0.2, 0.2]])
+    rec = Recorder(tmp_path, "pets", 300.0, time.time())
+    rec.unlabelled(softmax, names, np.array([4, 9]))
+    text = (tmp_path / "unlabelled" / "predictions.csv").read_bytes().decode("utf-8")
+    assert text.splitlines() == [
+        "id,cat,'=dog,bird,top_class",
+        "4,0.123456789,0.5,0.376543211,'=dog",
+        "9,0.6,0.2,0.2,cat",
+    ]
+    assert text == predictions_csv("id", [4, 9], names, softmax.tolist(), top_class=True)
+    # Multi-label (one sigmoid per class: rows need not sum to 1): no top_class.
+    sigmoid = np.array([[0.9, 0.8, 0.1], [0.2, 0.3, 0.4]])
+    rec.unlabelled(sigmoid, names, np.array([4, 9]))
+    lines = (tmp_path / "unlabelled" / "predictions.csv").read_text().splitlines()
+    assert lines == ["id,cat,'=dog,bird", "4,0.9,0.8,0.1", "9,0.2,0.3,0.4"]
+    rec.unlabelled(softmax, names, np.array([4, 9]), multiclass=False)
+    assert "top_class" not in (tmp_path / "unlabelled" / "predictions.csv").read_text()
+    rec.end(True, time.time())
+
+
 @pytest.mark.parametrize("task", ["x\nstart_time: 0", "a:b", "../x", "", "x" * 65])
 def test_a_task_name_that_could_inject_lines_or_paths_is_refused(tmp_path, task):
     with pytest.raises(IngestionError, match="not allowed"):

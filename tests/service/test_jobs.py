@@ -204,7 +204,8 @@ def test_the_real_default_engine_end_to_end(world, settings):
     job = state(db, job_id)
     assert job.n_predictions >= 1 and job.alc > 0 and job.final_nauc > 0
     csv = (storage.results_dir(job_id) / "unlabelled" / "predictions.csv").read_text().splitlines()
-    assert csv[0] == "id,class0,class1,class2" and len(csv) == 11
+    # autodl predict's layout: id, a column per class, top_class (multi-class data)
+    assert csv[0] == "id,class0,class1,class2,top_class" and len(csv) == 11
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ made before queueing, deletion, and the whole path through the embedded supervis
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import zipfile
@@ -78,13 +79,28 @@ def test_model_download_is_a_zip_of_the_model_folder(app_client, tabular_zip, tm
     with zipfile.ZipFile(tmp_path / "m.zip") as zf:
         assert sorted(zf.namelist()) == ["model/model.json", "model/weights.bin"]
         assert json.loads(zf.read("model/model.json")) == {"kind": "test"}
-    # Made once: a second download serves the cached zip, unchanged.
-    cached = _service(app_client).storage.job_dir(job_id) / "model.zip"
-    mtime = cached.stat().st_mtime_ns
-    assert (
-        app_client.get(f"/api/v1/jobs/{job_id}/model", headers=bearer(token)).content == r.content
-    )
-    assert cached.stat().st_mtime_ns == mtime
+    # Made for each answer and not kept (stranger 16, item 8: jobs/N/model.zip took disk
+    # space the storage quota did not count): nothing is left beside the job or in tmp/.
+    storage = _service(app_client).storage
+    assert not (storage.job_dir(job_id) / "model.zip").exists()
+    assert list((storage.root / "tmp").iterdir()) == []
+    again = app_client.get(f"/api/v1/jobs/{job_id}/model", headers=bearer(token))
+    with zipfile.ZipFile(io.BytesIO(again.content)) as zf:
+        assert sorted(zf.namelist()) == ["model/model.json", "model/weights.bin"]
+    assert list((storage.root / "tmp").iterdir()) == []
+    # A zip cached there by an earlier version goes at the next download.
+    (storage.job_dir(job_id) / "model.zip").write_bytes(r.content)
+    assert app_client.get(f"/api/v1/jobs/{job_id}/model", headers=bearer(token)).status_code == 200
+    assert not (storage.job_dir(job_id) / "model.zip").exists()
+
+
+def test_a_download_folder_left_behind_is_swept(app_client, tabular_zip):
+    storage = _service(app_client).storage
+    old = storage.temp_dir("download-")
+    (old / "model.zip").write_bytes(b"x")
+    os.utime(old / "model.zip", (0, 0))
+    os.utime(old, (0, 0))
+    assert storage.sweep_tmp() == [old.name] and not old.exists()
 
 
 def test_a_job_without_a_model_answers_404_with_the_reason(app_client, tabular_zip, tmp_path):
@@ -140,16 +156,21 @@ def test_another_users_model_and_predictions_are_404(app_client, tabular_zip):
 
 
 @pytest.mark.parametrize(
-    "entries,links,words",
+    "entries,links,words,hint",
     [
-        ({"../evil.csv": b"a,b\n1,2\n"}, None, ".."),
-        ({"/abs/evil.csv": b"a,b\n1,2\n"}, None, "absolute"),
-        ({"data.csv": b"a,b\n"}, {"link": "/etc/passwd"}, "link"),
+        ({"../evil.csv": b"a,b\n1,2\n"}, None, "..", "paths that leave the folder"),
+        ({"/abs/evil.csv": b"a,b\n1,2\n"}, None, "absolute", "paths that leave the folder"),
+        ({"data.csv": b"a,b\n"}, {"link": "/etc/passwd"}, "link", "not links"),
+        ({"zeros.csv": bytes(4 << 20)}, None, "zip bombs", "compress"),
+        ({"a.csv": b"a\n", "A/../a.csv": b"b\n"}, None, "..", "paths that leave the folder"),
+        ({"a.csv": b"a\n", "./a.csv": b"b\n"}, None, "twice", "each name is in it once"),
     ],
 )
 def test_a_hostile_archive_is_refused_before_queueing(
-    app_client, tabular_zip, tmp_path, entries, links, words
+    app_client, tabular_zip, tmp_path, entries, links, words, hint
 ):
+    """Refused with what is wrong and a hint that says what to do (stranger 16, item 5:
+    the hint was null)."""
     token = add_user(app_client, "ann")
     job_id = finished_run(app_client, token, tabular_zip)
     before = app_client.get("/api/v1/me", headers=bearer(token)).json()["usage"]
@@ -157,6 +178,7 @@ def test_a_hostile_archive_is_refused_before_queueing(
     r = post_data(app_client, token, job_id, hostile)
     assert r.status_code == 400, r.text
     assert words in r.json()["detail"]
+    assert hint in (r.json()["hint"] or ""), r.json()
     assert prediction_rows(app_client) == []
     assert app_client.get("/api/v1/me", headers=bearer(token)).json()["usage"] == before
     assert list((_service(app_client).storage.root / "tmp").iterdir()) == []
@@ -473,3 +495,99 @@ def test_a_model_that_cannot_be_loaded_is_refused_before_queueing(app_client, ta
     assert r.json()["detail"].startswith("This job's model cannot be used:")
     assert str(_service(app_client).storage.root) not in r.text
     assert prediction_rows(app_client) == []
+
+
+# ------------------------------------------------------------------ the upload's form field
+
+
+@pytest.mark.parametrize("route", ["/api/v1/jobs", "/api/v1/jobs/{job}/predictions"])
+def test_the_file_is_read_from_the_field_file_only(app_client, tabular_zip, route):
+    """Stranger 16, item 9: ``-F other=@data.zip`` was accepted; the docs say ``file``."""
+    token = add_user(app_client, "ann")
+    job_id = finished_run(app_client, token, tabular_zip)
+    jobs_before = len(app_client.get("/api/v1/jobs", headers=bearer(token)).json()["jobs"])
+    with open(tabular_zip, "rb") as f:
+        r = app_client.post(
+            route.format(job=job_id),
+            headers=bearer(token),
+            files={"other": (tabular_zip.name, f, "application/zip")},
+        )
+    assert r.status_code == 422, r.text
+    assert "'other'" in r.json()["detail"] and "'file'" in r.json()["detail"]
+    assert "-F file=@" in r.json()["hint"]
+    assert prediction_rows(app_client) == []
+    assert len(app_client.get("/api/v1/jobs", headers=bearer(token)).json()["jobs"]) == jobs_before
+    assert list((_service(app_client).storage.root / "tmp").iterdir()) == []
+
+
+# ------------------------------------------------------------------ autodl submit-predict
+
+
+def _submit_predict(monkeypatch, client, token: str, *args: str):
+    """`autodl submit-predict` against the app in this process (the real command and
+    client; the requests go to the app through its in-process transport)."""
+    from click.testing import CliRunner
+
+    from autodl.cli import main
+    from autodl.service import client as client_module
+
+    sent: list[str] = []
+
+    class InProcess(client_module.Client):
+        def __init__(self, server: str, api_token: str, timeout: float = 60.0):
+            self.base = server
+            self.http = client
+            client.headers["Authorization"] = f"Bearer {api_token}"
+            client.event_hooks["request"] = [lambda request: sent.append(request.method)]
+
+    monkeypatch.setattr(client_module, "Client", InProcess)
+    result = CliRunner().invoke(
+        main, ["submit-predict", *args, "--server", "http://testserver", "--token", token]
+    )
+    return result, sent
+
+
+def test_submit_predict_checks_the_job_before_sending_and_says_the_hint(
+    app_client, tabular_zip, tmp_path, monkeypatch
+):
+    """A wrong job id or another user's job: the server's 404 before anything is sent
+    (stranger 16, item 9: the whole file was uploaded first); a refused archive: its
+    hint on a ``Hint:`` line (item 5)."""
+    ann, bob = add_user(app_client, "ann"), add_user(app_client, "bob")
+    job_id = finished_run(app_client, ann, tabular_zip)
+    for user, job in ((ann, 99), (bob, job_id)):
+        result, sent = _submit_predict(monkeypatch, app_client, user, str(job), str(tabular_zip))
+        assert result.exit_code == 1, result.output
+        assert f"No job {job} among your jobs." in result.output
+        assert "Uploading" not in result.output and sent == ["GET"]
+    hostile = bad_zip({"../evil.csv": b"a,b\n1,2\n"}, tmp_path / "hostile.zip")
+    result, sent = _submit_predict(monkeypatch, app_client, ann, str(job_id), str(hostile))
+    assert result.exit_code == 1, result.output
+    assert "'../evil.csv'" in result.output
+    assert "Hint: Zip the files again without links or paths that leave the folder" in (
+        result.output
+    )
+    assert "POST" in sent and prediction_rows(app_client) == []
+
+
+# ------------------------------------------------------------------ the model's words
+
+
+def test_a_refusal_names_the_upload_by_its_file_name(settings, tmp_path):
+    """The model's message names the user's file (``wine.zip``), not a server folder or
+    "the upload"; a name with folders in it keeps only its last part."""
+    from autodl.formats.archive import zip_folder
+    from autodl.formats.samples import make_image, make_tabular
+    from autodl.service.predictions import prepare_input
+    from autodl.service.uploads import UploadRefused
+    from tests.model.test_model import write_model
+
+    write_model(tmp_path / "model", make_tabular(tmp_path / "tab"))
+    images = zip_folder(make_image(tmp_path / "img"), tmp_path / "images.zip")
+    for sent, shown in (("wine.zip", "wine.zip"), ("C:\\data\\../photos.zip", "photos.zip")):
+        work = tmp_path / f"work-{shown}"
+        work.mkdir()
+        with pytest.raises(UploadRefused) as e:
+            prepare_input(images, work, settings, 10**9, tmp_path / "model", sent)
+        assert e.value.status == 422 and shown in str(e.value), str(e.value)
+        assert "image data" in str(e.value) and str(tmp_path) not in str(e.value)

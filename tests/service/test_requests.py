@@ -46,7 +46,7 @@ def _multipart(boundary: str, fields: list[tuple[str, bytes]], files: int = 0) -
     for k in range(files):
         out += (
             (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="file{k}"; '
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
                 f'filename="f{k}.zip"\r\nContent-Type: application/zip\r\n\r\n'
             ).encode()
             + b"PK" * 10

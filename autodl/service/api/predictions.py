@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from autodl.service import jobs as J
@@ -74,9 +75,12 @@ def model(job_id: RowId, db: DB, service: ServiceDep, user: User):
     problem = model_problem(service.storage, job)
     if problem is not None:
         raise ServiceError(404, *problem)
-    path = service.storage.model_zip(job.id)
+    path = service.storage.model_zip(job.id)  # made for this answer, removed after it
     return FileResponse(
-        path, media_type="application/zip", filename=f"{job.dataset_name}-job{job.id}-model.zip"
+        path,
+        media_type="application/zip",
+        filename=f"{job.dataset_name}-job{job.id}-model.zip",
+        background=BackgroundTask(service.storage.remove_temp, path),
     )
 
 
