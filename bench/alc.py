@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # bench._markdown when run as a script
 PEERS = ("logreg", "lightgbm", "extratrees", "flaml")
 FLAML_BUDGETS = (5, 20, 60)
 
