@@ -123,3 +123,36 @@ def test_safe_cell_neutralises_formulas_and_keeps_numbers():
         "name", "'=1+1", "'@x", 3, "-3", "a\nb", None, "'+"
     ]  # fmt: skip
     assert safe_cell(-5) == -5 and safe_cell("-5.5e3") == "-5.5e3" and safe_cell("-") == "'-"
+
+
+def test_predictions_csv_reads_back_through_the_csv_module():
+    """The fast writer's text is what the csv module writes for the same cells, for names
+    and labels that need quoting, neutralising or neither, and reads back to them."""
+    import csv
+    import io
+    import random
+
+    from autodl._csv import predictions_csv, safe_cell, safe_row
+
+    weird = ["a", "=b", "-1", "c,d", 'e"f', "g\nh", "+x", "1e5", "", " sp", "é", "@z", "\tq"]
+    pick = random.Random(0).choice
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        k, n = int(rng.integers(1, 5)), int(rng.integers(0, 8))
+        classes = [pick(weird) for _ in range(k)]
+        names = [pick([trial * 7 + i, pick(weird), f"img/{trial}.png"]) for i in range(n)]
+        rows = rng.random((n, k)).tolist()
+        for top in (True, False):
+            want = io.StringIO(newline="")
+            writer = csv.writer(want)
+            writer.writerow(["id", *safe_row(classes), *(["top_class"] if top else [])])
+            for name, row in zip(names, rows, strict=True):
+                best = max(range(k), key=row.__getitem__)
+                tail = [safe_cell(classes[best])] if top else []
+                writer.writerow([safe_cell(name), *(f"{v:.9g}" for v in row), *tail])
+            text = predictions_csv("id", names, classes, rows, top_class=top)
+            assert text == want.getvalue()
+            back = list(csv.reader(io.StringIO(text, newline="")))
+            assert len(back) == n + 1
+            for got, row in zip(back[1:], rows, strict=True):
+                assert [float(v) for v in got[1 : k + 1]] == [float(f"{v:.9g}") for v in row]
