@@ -24,11 +24,14 @@ from autodl.formats.samples import make_image, make_tabular
 from autodl.model import check_input, load_model, predict_to_csv
 
 
-def write_model(folder: Path, dataset: Path, manifest: dict | None = None, index: int = 1) -> tuple:
-    """A model folder from the plan's learner ``index`` (1: linear, 3: LightGBM) fitted on
-    ``dataset``; returns the learner and its calibration (the reference)."""
+def write_model(
+    folder: Path, dataset: Path, manifest: dict | None = None, index: int = 1, plan=None
+) -> tuple:
+    """A model folder from the plan's learner ``index`` (1: linear, 3: LightGBM; ``plan``:
+    another domain's plan function, default tabular's) fitted on ``dataset``; returns the
+    learner, its calibration (the reference) and the opened dataset."""
     ds = open_dataset(dataset)
-    learner = tabular.plan(ds.spec, 0)[index]
+    learner = (plan or tabular.plan)(ds.spec, 0)[index]
     data = ds.train.load()
     learner.fit(data, 2.0)
     cal = calibrate.fit(learner.predict_proba(data.x), data.labels, multiclass=True)

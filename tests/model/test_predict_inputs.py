@@ -20,51 +20,36 @@ from click.testing import CliRunner
 from PIL import Image
 
 from autodl.cli import main
-from autodl.engine import calibrate, export, image, tabular, text
+from autodl.engine import image, tabular, text
 from autodl.errors import AutoDLError, FormatError
 from autodl.formats.dataset import open_dataset
 from autodl.formats.samples import make_image, make_tabular, make_text
 from autodl.model import check_input, load_model, predict_to_csv
+from tests.model.test_model import write_model
 
 
-def _save(folder: Path, dataset: Path, learner) -> tuple:
-    """``learner`` fitted on ``dataset``'s train split, saved in ``folder``."""
-    ds = open_dataset(dataset)
-    data = ds.train.load()
-    learner.fit(data, 2.0)
-    cal = calibrate.fit(learner.predict_proba(data.x), data.labels, multiclass=True)
-    recipe = export.Recipe.of([learner], [learner.name])
-    info = {"learner": learner.name, "spec": export.spec_json(ds.spec), "max_side": None}
-    export.write(folder, recipe.snapshot(), recipe.names, cal, info)
-    return ds, learner, cal
+def _saved(tmp_path_factory, make, plan, index: int) -> tuple:
+    """A sample dataset made by ``make`` and the model of ``plan``'s learner ``index``."""
+    root = tmp_path_factory.mktemp(make.__name__)
+    dataset = make(root / "data")
+    learner, cal, _ = write_model(root / "model", dataset, index=index, plan=plan)
+    return root / "model", dataset, learner, cal
 
 
 @pytest.fixture(scope="module")
 def tab(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tab")
-    dataset = make_tabular(root / "tab", unlabelled=True)
-    ds = open_dataset(dataset)
-    _save(root / "model", dataset, tabular.plan(ds.spec, 0)[1])
-    return root / "model", dataset
+    return _saved(tmp_path_factory, make_tabular, tabular.plan, 1)[:2]
 
 
 @pytest.fixture(scope="module")
 def img(tmp_path_factory):
     """A linear model on 12 x 12 grey PNG images (COMPRESSED: the reader gives 0..1)."""
-    root = tmp_path_factory.mktemp("img")
-    dataset = make_image(root / "img")
-    ds = open_dataset(dataset)
-    _, learner, cal = _save(root / "model", dataset, image.plan(ds.spec, 0)[0])
-    return root / "model", dataset, learner, cal
+    return _saved(tmp_path_factory, make_image, image.plan, 0)
 
 
 @pytest.fixture(scope="module")
 def txt(tmp_path_factory):
-    root = tmp_path_factory.mktemp("txt")
-    dataset = make_text(root / "txt")
-    ds = open_dataset(dataset)
-    _, learner, cal = _save(root / "model", dataset, text.plan(ds.spec, 0)[0])
-    return root / "model", dataset, learner, cal
+    return _saved(tmp_path_factory, make_text, text.plan, 0)
 
 
 def _png(path: Path, band: int = 0) -> Path:
