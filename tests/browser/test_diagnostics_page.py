@@ -83,6 +83,13 @@ def test_finished_job_page_shows_where_the_run_fails(server, browser, tmp_path):
     page.click("#diag-mode button[data-mode=row]")
     first = page.locator("table.matrix tbody tr").first.locator("td").first.inner_text()
     assert first.endswith("%")
+    # On a phone the matrix scrolls sideways in its box; its note stays whole beside it.
+    page.set_viewport_size(SIZES["phone"])
+    note = page.locator("#diag-matrix .matrix-note")
+    assert "sums to 100%" in note.inner_text()
+    box = note.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= SIZES["phone"]["width"], box
+    page.set_viewport_size(SIZES["laptop"])
 
     # The per-class table holds the stored figures, and sorts.
     table = _table(page)

@@ -26,9 +26,11 @@
   }
 
   function heatmap(labels, matrix, corner, caption) {
+    // The note goes under the scroll box, not in it: on a phone a wide matrix scrolls
+    // sideways and a <caption> as wide as the table was cut off with it.
+    const outer = el("div");
     const wrap = el("div", { class: "table-wrap matrix-wrap" });
-    const t = el("table", { class: "matrix" });
-    t.appendChild(el("caption", {}, caption));
+    const t = el("table", { class: "matrix", "aria-label": caption });
     const hr = el("tr");
     hr.appendChild(el("th", { class: "corner", scope: "col" }, corner));
     labels.forEach(n => { const th = el("th", { class: "col", scope: "col", title: n }); th.appendChild(el("span", {}, n)); hr.appendChild(th); });
@@ -51,7 +53,9 @@
     });
     t.appendChild(body);
     wrap.appendChild(t);
-    return wrap;
+    outer.appendChild(wrap);
+    outer.appendChild(el("p", { class: "matrix-note" }, caption));
+    return outer;
   }
 
   function pairsTable(rows, heads, title, numFrom) {
