@@ -5,6 +5,8 @@ better one is; the first prediction still comes from one fold's fit."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -65,6 +67,30 @@ def test_out_of_fold_predictions_cover_every_row_once_all_folds_are_fitted():
     assert covered.tolist() == list(range(60)) and np.isfinite(p).all()
     assert f.complete and f.done
     assert f.predict_proba(data.x).shape == (60, 3)
+
+
+class _Epoch(Lookup):
+    """Takes 0.05 s a fit whatever its share of the time (a network's first epoch)."""
+
+    def fit(self, data, seconds):
+        time.sleep(0.05)
+        return super().fit(data, seconds)
+
+
+def test_copies_wait_for_the_next_turn_once_the_turns_time_is_spent():
+    """A turn fits at least one copy, then stops when its time is spent: four copies
+    that each take a minimum would otherwise run the turn (and the run) past its end."""
+    train, _ = splits("tabular", n_train=60, output_dim=3)
+    data = train.load()
+    assign = holdout.folds(data.labels, 5, np.random.default_rng(0))
+    f = folds.Folds(base=_Epoch(table=table(train), name="a"), assign=assign)
+    f.fit(data, 1.0)  # copy 0
+    t0 = time.monotonic()
+    f.fit(data, 0.01)  # no time for four copies of 0.05 s
+    assert time.monotonic() - t0 < 0.15 and f.progress == "folds 2/5"
+    while not f.complete:
+        f.fit(data, 0.01)
+    assert f.progress == "folds 5/5" and f.done
 
 
 def test_the_first_prediction_comes_from_one_fold_then_the_folds_mean():
