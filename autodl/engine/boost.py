@@ -41,11 +41,13 @@ cannot leave the copying mode (raising the fraction above 0.5 fails a check,
 
 Threads: ``num_threads`` is ``n_jobs``, or with ``n_jobs=0`` the loop's thread count
 (the ``threads`` attribute it sets; every core without it), so boosting and torch never
-oversubscribe the cores.
+oversubscribe the cores, and at most one thread per ``THREAD_ROWS`` training rows
+(one below that: sleeping OpenMP threads made small boosters 7-18x slower).
 """
 
 from __future__ import annotations
 
+import ctypes
 import time
 from typing import Any, ClassVar
 
@@ -70,8 +72,17 @@ SMALL_ROUNDS = 200
 # given to the Dataset too: its construction otherwise warns on stdout (C++ logging)
 DATASET_PARAMS = {"min_data_in_bin": 1, "verbosity": -1}
 BAGGING = 0.9  # share of the rows each round draws
+#: rows per OpenMP thread (issue 14): threads that sleep between LightGBM's many short
+#: parallel regions (``OMP_WAIT_POLICY=PASSIVE``, `autodl._engine_process`) wake too
+#: late to pay below ~200,000 rows. 50 rounds on 2,000 rows x 24 took 0.16 s on one
+#: thread, 1.07 s on two (0.10 s spinning, which a loaded machine cannot afford:
+#: 2-4x slower than one thread with one other busy process); on 200,000 rows one and
+#: two sleeping threads tie (0.9 s for 20 rounds). cityweather's LightGBM converged
+#: in 17 s inside the engine, 0.65 s on one thread.
+THREAD_ROWS = 100_000
 BINNED_MEMO = 4  # binned Datasets kept: the quick prefix's, the fit split's, all rows'
 _BINNED: dict[tuple[int, str], tuple[Any, lgb.Dataset, list[int]]] = {}
+_LIB_THREADS = [-1]  # LightGBM's global thread cap as `_cap_threads` last set it
 
 
 def binned(raw: Any, categorical: str) -> tuple[lgb.Dataset, list[int]]:
@@ -95,6 +106,16 @@ def binned(raw: Any, categorical: str) -> tuple[lgb.Dataset, list[int]]:
             _BINNED.pop(next(iter(_BINNED)))
     _BINNED[key] = hit
     return hit[1], hit[2]
+
+
+def _cap_threads(n: int) -> None:
+    """Cap LightGBM's threads at ``n`` before a booster trains or predicts: its thread
+    count is one global, which every ``Dataset`` or ``Booster`` built without
+    ``num_threads`` resets to all cores (the plan's second configuration undid the
+    first's one thread)."""
+    if _LIB_THREADS[0] != n:
+        lgb.basic._LIB.LGBM_SetMaxThreads(ctypes.c_int(n))
+        _LIB_THREADS[0] = n
 
 
 def categorical_columns(x: np.ndarray, max_values: int = 32) -> list[int]:
@@ -180,7 +201,8 @@ class LightGBM(Learner):
         extra += [f"<={self.max_rows} rows"] if self.max_rows else []
         return f"lightgbm({', '.join([self.features.name, *extra])})"
 
-    def _params(self, objective: str, n_class: int) -> dict[str, Any]:
+    def _params(self, objective: str, n_class: int, rows: int) -> dict[str, Any]:
+        threads = min(self._n_threads(), max(1, rows // THREAD_ROWS))
         p = {
             "objective": objective,
             "learning_rate": self.learning_rate,
@@ -191,7 +213,7 @@ class LightGBM(Learner):
             "bagging_freq": 1,
             "extra_trees": self.extra_trees,
             "lambda_l2": 1.0,
-            "num_threads": self.n_jobs or self._n_threads(),
+            "num_threads": self.n_jobs or threads,
             "seed": self.seed,
             "deterministic": True,
             "force_row_wise": True,
@@ -227,7 +249,7 @@ class LightGBM(Learner):
             w = self._weights(t)
             ds = _subset(parent, rows[~inner], t[~inner], None if w is None else w[~inner])
             valid = [_subset(parent, rows[inner], t[inner], None)] if inner.any() else []
-            params = self._params(objective, n_class)
+            params = self._params(objective, n_class, int((~inner).sum()))
             self._boosters.append({"params": params, "train": ds, "valid": valid})
         self._rounds, self._step, self._converged = 0, 10, not self._boosters
         self._limit = self.max_rounds if inner.any() else min(self.max_rounds, SMALL_ROUNDS)
@@ -242,6 +264,7 @@ class LightGBM(Learner):
                 b["booster"].add_valid(v, "inner")
             b["losses"] = []
         booster = b["booster"]
+        _cap_threads(b["params"]["num_threads"])
         for _ in range(rounds):
             if b.get("stuck") or booster.update():  # no split possible: nothing more to learn
                 b["stuck"] = True
@@ -285,6 +308,7 @@ class LightGBM(Learner):
         for b, best in zip(self._boosters, self._best, strict=True):
             if "booster" not in b:
                 continue
+            _cap_threads(b["params"]["num_threads"])
             p = b["booster"].predict(z, num_iteration=best or None)
             if self._coding.multilabel:
                 outputs.append(p)

@@ -8,6 +8,7 @@ learners on subsamples and start the strong ones early; featurised splits stay c
 
 from __future__ import annotations
 
+import ctypes
 import time
 
 import lightgbm
@@ -119,11 +120,36 @@ def test_the_loop_thread_count_reaches_lightgbm_and_extra_trees():
     assert lgb_._boosters[0]["booster"].params["num_threads"] == 1
     assert et._forest.n_jobs == 1
     lgb_.threads = et.threads = None  # without it: every core, not a library's setting
-    assert LightGBM(features=f, n_jobs=3)._params("binary", 2)["num_threads"] == 3
+    assert LightGBM(features=f, n_jobs=3)._params("binary", 2, 1000)["num_threads"] == 3
     bag = Bag(base=LightGBM(features=f), n=2)
     bag.threads = 1
     bag.fit(data, 5.0)
     assert bag._members[0].threads == 1
+
+
+def test_lightgbm_takes_a_thread_per_hundred_thousand_rows_and_keeps_its_count():
+    """Sleeping OpenMP threads made small boosters 7-18x slower (issue 14: cityweather's
+    LightGBM took 17 s in the engine, 0.65 s on one thread): one thread per
+    ``THREAD_ROWS`` training rows. LightGBM's count is one global that any Dataset or
+    Booster built without ``num_threads`` resets, so each booster caps it before it
+    trains and predicts."""
+    f = Features("flat", flat)
+    lr = LightGBM(features=f)
+    lr.threads = 2  # what the loop sets on two cores
+    assert lr._params("binary", 2, 1000)["num_threads"] == 1
+    assert lr._params("binary", 2, 2 * boost.THREAD_ROWS)["num_threads"] == 2
+    lr.fit(_arrays(300), 5.0)
+    boost._cap_threads(-1)  # as another library user would leave it: every core
+    lightgbm.Dataset(np.zeros((10, 2)), np.zeros(10), params={"verbosity": -1}).construct()
+    assert not lr.done
+    lr.fit(_arrays(300), 5.0)  # more rounds
+    cap = ctypes.c_int(0)
+    lightgbm.basic._LIB.LGBM_GetMaxThreads(ctypes.byref(cap))
+    assert cap.value == 1
+    boost._cap_threads(-1)
+    lr.predict_proba(_arrays(20).x)
+    lightgbm.basic._LIB.LGBM_GetMaxThreads(ctypes.byref(cap))
+    assert cap.value == 1
 
 
 class Fixed(Learner):
