@@ -65,3 +65,55 @@ def test_refit_copies_shrink_with_the_time_left():
     assert type(state.refit_copy(lin)) is Linear  # one copy: a plain clone
     state.spent[id(lgb)] = 4.0  # not even one copy fits
     assert state.refit_copy(lgb) is None
+
+
+def _member(name: str, labels: np.ndarray, quality: float, seed: int):
+    """A pool member whose hold-out and test predictions are ``quality`` x labels + noise."""
+    from autodl.engine import blend, holdout
+
+    rng = np.random.default_rng(seed)
+    valid = quality * labels + (1 - quality) * rng.random(labels.shape)
+    test = rng.random((7, labels.shape[1]))
+    score = holdout.holdout_nauc(labels, valid)
+    judged = holdout.judge(labels, valid, True, score)
+    return blend.Member(name, score, valid, test, None, judged)
+
+
+def _state_with_an_ensemble_of_a_snapshot(converged_quality: float):
+    """An emitted ensemble of learner 1's early state (twice) and learner 2; learner 1's
+    converged state ``converged_quality`` in the pool, its refit done."""
+    from contextlib import nullcontext
+
+    from autodl.engine import holdout
+    from autodl.engine.turns import Schedule, _Best
+
+    labels = np.eye(3)[np.random.default_rng(0).integers(0, 3, 400)]
+    snap, other = _member("a", labels, 0.25, 1), _member("b", labels, 0.3, 2)
+    conv = _member("a refit", labels, converged_quality, 3)
+    logs: list[str] = []
+    state = Schedule(None, None, 7, 3, Budget(10.0), logs.append, nullcontext)
+    state.multiclass = True
+    state.pool = {1: conv, 2: other}
+    state.owner = {id(snap): 1, id(conv): 1, id(other): 2}
+    p = (2 * snap.valid + other.valid) / 3
+    judged = holdout.judge(labels, p, True, holdout.holdout_nauc(labels, p))
+    state.best = _Best(judged.nauc, None, True, (snap, snap, other), judged)
+    return state, conv, other, logs
+
+
+def test_a_refitted_converged_learner_replaces_its_early_state_in_the_emitted_ensemble():
+    # issue 14: cityweather kept an ensemble holding a 20-round LightGBM (top-1 0.971 on
+    # the test set) after LightGBM had converged and been refitted on all rows
+    state, conv, other, logs = _state_with_an_ensemble_of_a_snapshot(0.5)
+    (pred,) = state.replace_snapshots(1, conv)
+    assert pred.note == REFIT_NOTE
+    assert state.best.members == (conv, conv, other)
+    assert pred.valid_score == state.best.score > 0
+    assert any("converged state" in line for line in logs), logs
+
+
+def test_a_converged_state_clearly_worse_on_the_hold_out_does_not_replace_it():
+    state, conv, _, logs = _state_with_an_ensemble_of_a_snapshot(0.0)  # noise alone
+    before = state.best
+    assert list(state.replace_snapshots(1, conv)) == []
+    assert state.best is before and logs == []
