@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from autodl.engine import Budget, folds, run
+from autodl.engine import Budget, folds, run, turns
 from autodl.engine.holdout import holdout_nauc
 from autodl.engine.turns import PERFECT, REFIT_NOTE
 
@@ -88,6 +88,26 @@ def test_the_later_stage_ends_once_the_emitted_score_stops_gaining():
     assert took < 10.0 + 6.0, logs  # STALE_MIN, and not the 30 s budget
     assert any("no hold-out gain of 0.0001" in line for line in logs), logs
     assert holdout_nauc(test.load().labels, preds[-1].test) is not None
+
+
+class _Tired(_Steady):
+    """A `_Steady` that converges after five turns (about a second)."""
+
+    @property
+    def done(self) -> bool:
+        return self._fits >= 5
+
+
+def test_a_later_learner_gets_its_turns_however_long_ago_the_last_gain_was(monkeypatch):
+    # issue 14: on spokendigits a gain at 0.1 s ended the run as the later extra trees
+    # started, 21 s in, before their first turn (they reached top-1 1.000 against 0.963)
+    monkeypatch.setattr(turns, "STALE_MIN", 0.3)  # the plan outlasts it without a gain
+    train, test = splits("tabular")
+    table = _table(train)
+    plan = [Oracle(table=table, quality=0.15), _Tired(table=table, quality=0.15, unknown=0.5)]
+    later = [Lookup(table=table, quality=0.6, unknown=0.5, noise_seed=0, name="strong")]
+    preds, _, logs = _run(train, test, plan, later=later)
+    assert preds[-1].learner == "strong", logs
 
 
 @pytest.mark.slow
