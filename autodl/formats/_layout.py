@@ -185,10 +185,3 @@ def locate(path: str | Path) -> Layout:
         for z in archives:
             z.close()
         raise
-
-
-def file_size(node: Node) -> int:
-    """Size in bytes of a file (uncompressed size for a zip member)."""
-    if isinstance(node, zipfile.Path):
-        return node.root.getinfo(node.at).file_size
-    return node.stat().st_size

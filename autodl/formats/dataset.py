@@ -49,7 +49,7 @@ from autodl.formats._arrays import (  # noqa: E402,F401 - the reader's public he
     labels_of,
     sparse_x,
 )
-from autodl.formats._layout import Layout, Node, file_size, locate
+from autodl.formats._layout import Layout, Node, locate
 from autodl.formats.names import layout_name_problem
 from autodl.formats.solution import parse_solution, read_solution  # noqa: E402,F401
 from autodl.formats.spec import Metadata, parse_metadata, spec_from_metadata
@@ -109,7 +109,7 @@ class TFRecordSplit(Split):
 
     def stored_bytes(self) -> int:
         """The size of the split's record files as stored (uncompressed, in a zip)."""
-        return sum(file_size(f) for f in self.files)
+        return sum(limits.file_size(f) for f in self.files)
 
     def _too_many_records(self, f: Node) -> FormatError:
         return limits.exceeded(

@@ -187,7 +187,7 @@ def read_bounded(node: Any, name: str, file: str) -> bytes:
     """The bytes of a file (a path or a zip member), refused past cap ``name`` before reading."""
     limit = getattr(current(), name)
     try:
-        size = _size(node)
+        size = file_size(node)
         if size > limit:
             raise exceeded(name, f"the file ({size:,} bytes)", file=file, unit=" bytes")
         with node.open("rb") as f:
@@ -205,7 +205,8 @@ def read_bounded(node: Any, name: str, file: str) -> bytes:
     return data
 
 
-def _size(node: Any) -> int:
+def file_size(node: Any) -> int:
+    """Size in bytes of a file (uncompressed size for a zip member)."""
     if isinstance(node, zipfile.Path):
         return node.root.getinfo(node.at).file_size
     return node.stat().st_size
@@ -219,6 +220,7 @@ __all__ = [
     "configure",
     "current",
     "exceeded",
+    "file_size",
     "read_bounded",
     "using",
 ]
