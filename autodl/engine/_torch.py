@@ -81,6 +81,7 @@ def one_cycle(lr: float, step: int, total: int) -> float:
 class TorchLearner(Learner):
     """A network trained by the shared loop (see the module doc)."""
 
+    network: ClassVar[bool] = True
     _rules: ClassVar[dict[str, Any]] = {
         "features": Instance(Features),
         "epochs": Interval(int, 1),

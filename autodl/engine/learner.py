@@ -246,6 +246,8 @@ class Learner:
     _rules: ClassVar[dict[str, Any]] = {}
     # seed copies averaged when the loop refits the converged learner on all rows
     refit_copies: ClassVar[int] = 1
+    #: a torch network (its first turns on a GPU pay CUDA's set-up: `warm.warm_networks`)
+    network: ClassVar[bool] = False
     #: the loop's thread count (the loop sets it before each ``fit``); None: every core
     threads: int | None = None
 

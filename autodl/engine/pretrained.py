@@ -157,6 +157,7 @@ class EfficientNetLite(Learner):
     """Pretrained EfficientNet-Lite0: linear probe on frozen features, then fine-tuning
     (see the module doc). ``size`` None: chosen at the first ``fit``."""
 
+    network: ClassVar[bool] = True
     _rules: ClassVar[dict[str, Any]] = {
         "size": OrNone(Interval(int, 16, 512)),
         "flip": Instance(bool),

@@ -243,6 +243,7 @@ class SentenceLinear(Learner):
     for thousands of texts (measured on convention2012: 16-40 texts/s under load), on
     CUDA it always can."""
 
+    network: ClassVar[bool] = True
     _rules: ClassVar[dict[str, Any]] = {
         "features": Instance(Features),
         "max_tokens": Interval(int, 8, 512),

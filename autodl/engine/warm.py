@@ -115,7 +115,7 @@ def warm_networks(
     data, x = train.load(), test.load().x
     done = 0
     for learner in PLANS[spec.domain](spec, seed):
-        if getattr(sys.modules[type(learner).__module__], "torch", None) is not torch:
+        if not learner.network:
             continue  # no network: the CPU warm-up above covered it
         if budget.remaining() < 1.0:
             break
