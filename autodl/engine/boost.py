@@ -82,7 +82,6 @@ BAGGING = 0.9  # share of the rows each round draws
 THREAD_ROWS = 100_000
 BINNED_MEMO = 4  # binned Datasets kept: the quick prefix's, the fit split's, all rows'
 _BINNED: dict[tuple[int, str], tuple[Any, lgb.Dataset, list[int]]] = {}
-_LIB_THREADS = [-1]  # LightGBM's global thread cap as `_cap_threads` last set it
 
 
 def binned(raw: Any, categorical: str) -> tuple[lgb.Dataset, list[int]]:
@@ -113,9 +112,7 @@ def _cap_threads(n: int) -> None:
     count is one global, which every ``Dataset`` or ``Booster`` built without
     ``num_threads`` resets to all cores (the plan's second configuration undid the
     first's one thread)."""
-    if _LIB_THREADS[0] != n:
-        lgb.basic._LIB.LGBM_SetMaxThreads(ctypes.c_int(n))
-        _LIB_THREADS[0] = n
+    lgb.basic._LIB.LGBM_SetMaxThreads(ctypes.c_int(n))
 
 
 def categorical_columns(x: np.ndarray, max_values: int = 32) -> list[int]:

@@ -68,7 +68,7 @@
    (`Schedule.refit_copy`, `Schedule.refit_turn`). An emitted ensemble holding an
    earlier state of that learner (taken before it converged) takes the converged,
    refitted state in its place unless that makes it worse on the hold-out by more
-   than the noise (`Schedule.replace_snapshots`: cityweather's final top-1 0.971 ->
+   than the noise (`Schedule.refitted_ensemble`: cityweather's final top-1 0.971 ->
    0.985, NAUC 0.9971 -> 0.9987 at 60 s). We
    refit because the sample datasets are small (a fifth more rows is worth more than
    the risk of an unvalidated refit: on cityweather, emailspam and moviegenres a

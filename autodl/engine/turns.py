@@ -116,7 +116,7 @@ class Schedule:
     pool: dict[int, blend.Member] = field(default_factory=dict)
     gained_at: float = 0.0  # seconds into the run of the last gain of GAIN (step 7)
     gained: float | None = None  # the emitted score at that time
-    later_at: float = 0.0  # seconds into the run when the first later learner started
+    later_at: float | None = None  # seconds into the run when the first later learner started
     converged: str = ""  # why the run ended before its deadline (step 7); "" if it did not
     multiclass: bool = False  # every training row has one class: users' rows sum to 1
     behind: dict[int, int] = field(default_factory=dict)  # consecutive dominated turns
@@ -202,16 +202,14 @@ class Schedule:
         active, waiting = list(plan), list(later)
         self.pool = {}
         refits: dict[int, int] = {}  # id(clone refitted on full) -> id(its hold-out learner)
-        later_started = False
         while active or waiting:
             if not active:  # step 6
                 active.append(waiting.pop(0))
-                if not later_started:
+                if self.later_at is None:
                     self.later_at = self.budget.elapsed()
-                later_started = True
             for learner in list(active):
                 left = self.budget.remaining()
-                if left < MIN_STEP or (later_started and self.stale()):
+                if left < MIN_STEP or (self.later_at is not None and self.stale()):
                     return
                 if len(valid.labels) >= PERFECT_ROWS and self.settle(active, waiting, refits):
                     break  # ``active`` changed: the next round goes over what is left
@@ -421,29 +419,29 @@ class Schedule:
         if best.learner is not None and id(best.learner) == key:
             model = export.Recipe.of([fresh], [fresh.name])
             yield self.calibrated(Prediction(test, unl, fresh.name, best.score, REFIT_NOTE, model))
-        elif any(m is member for m in best.members):
-            test, unl = blend.mean(best.members)
-            name = blend.name(best.members)
-            model = self.recipe(best.members)
-            yield self.calibrated(Prediction(test, unl, name, best.score, REFIT_NOTE, model))
-        else:
-            yield from self.replace_snapshots(key, member)
+        elif any(self.owner.get(id(m)) == key for m in best.members):
+            yield from self.refitted_ensemble(key, member)
 
-    def replace_snapshots(self, key: int, member: blend.Member) -> Iterator[Prediction]:
-        """Step 5: the emitted ensemble holds earlier states of learner ``key`` (taken
-        before it converged) and ``member``, its converged state, has been refitted on
-        all rows: the ensemble with ``member`` in their place is emitted unless it is
-        worse on the hold-out by more than the noise (`holdout.prefer` of the emitted
-        one over it). A tie goes to the converged model refitted on all rows: it has
-        seen a fifth more rows and trained to its early-stopping point (issue 14:
-        cityweather kept an ensemble of a 20-round LightGBM, top-1 0.971 on the test
-        set against a single converged LightGBM's 0.987)."""
+    def refitted_ensemble(self, key: int, member: blend.Member) -> Iterator[Prediction]:
+        """Step 5: the emitted ensemble holds states of learner ``key``, and ``member``,
+        its converged state, has been refitted on all rows: the ensemble with ``member``
+        in their place. Where it held ``member`` alone, nothing changes on the hold-out:
+        it is emitted again with the refitted predictions and the same score. Where it
+        held earlier states (taken before the learner converged), it is emitted unless
+        it is worse on the hold-out by more than the noise (`holdout.prefer` of the
+        emitted one over it). A tie goes to the converged model refitted on all rows: it
+        has seen a fifth more rows and trained to its early-stopping point (issue 14:
+        cityweather kept an ensemble of a 20-round LightGBM, top-1 0.971 on the test set
+        against a single converged LightGBM's 0.987)."""
         best = self.best
+        members = tuple(member if self.owner.get(id(m)) == key else m for m in best.members)
+        if all(a is b for a, b in zip(members, best.members, strict=True)):
+            test, unl = blend.mean(members)
+            name, model = blend.name(members), self.recipe(members)
+            yield self.calibrated(Prediction(test, unl, name, best.score, REFIT_NOTE, model))
+            return
         if best.judged is None or member.judged is None:
             return
-        if not any(self.owner.get(id(m)) == key and m is not member for m in best.members):
-            return
-        members = tuple(member if self.owner.get(id(m)) == key else m for m in best.members)
         labels = member.judged.labels
         p_valid = sum(m.valid for m in members) / len(members)
         score = holdout_nauc(labels, p_valid)
@@ -545,7 +543,7 @@ class Schedule:
         counted from the later learners' start at the earliest (they are what the rest
         of the time is for: on spokendigits a gain at 0.1 s ended the run as the first
         one started, before its first turn), then ``converged`` says so."""
-        since = max(self.gained_at, self.later_at)
+        since = max(self.gained_at, self.later_at or 0.0)
         if self.budget.elapsed() - since < STALE * max(self.gained_at, STALE_MIN):
             return False
         self.converged = f"no hold-out gain of {GAIN:g} since {self.gained_at:.1f}s"
@@ -603,8 +601,7 @@ class Schedule:
         for key in [k for k in self.sources if k not in live]:
             del self.sources[key]
             self.taken.pop(key, None)
-        for key in [k for k in self.owner if k not in live]:
-            del self.owner[key]
+            self.owner.pop(key, None)
 
     def predict(self, learner: Learner) -> tuple[np.ndarray, np.ndarray | None]:
         """Test and unlabelled probabilities, checked for shape and finiteness, in [0, 1]."""

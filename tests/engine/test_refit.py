@@ -105,7 +105,7 @@ def test_a_refitted_converged_learner_replaces_its_early_state_in_the_emitted_en
     # issue 14: cityweather kept an ensemble holding a 20-round LightGBM (top-1 0.971 on
     # the test set) after LightGBM had converged and been refitted on all rows
     state, conv, other, logs = _state_with_an_ensemble_of_a_snapshot(0.5)
-    (pred,) = state.replace_snapshots(1, conv)
+    (pred,) = state.refitted_ensemble(1, conv)
     assert pred.note == REFIT_NOTE
     assert state.best.members == (conv, conv, other)
     assert pred.valid_score == state.best.score > 0
@@ -115,5 +115,5 @@ def test_a_refitted_converged_learner_replaces_its_early_state_in_the_emitted_en
 def test_a_converged_state_clearly_worse_on_the_hold_out_does_not_replace_it():
     state, conv, _, logs = _state_with_an_ensemble_of_a_snapshot(0.0)  # noise alone
     before = state.best
-    assert list(state.replace_snapshots(1, conv)) == []
+    assert list(state.refitted_ensemble(1, conv)) == []
     assert state.best is before and logs == []
