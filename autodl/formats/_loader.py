@@ -101,8 +101,13 @@ def _shrunk(x: np.ndarray | list, max_side: int | None) -> np.ndarray | list:
 def load_arrays(split: TFRecordSplit, limit: int | None, max_side: int | None) -> Arrays:
     """DENSE and SPARSE splits as `Arrays` (see the module doc)."""
     ids, ys, xs = [], [], []
+    t, h, w, c = split.spec.shape
+    room = None  # records of one known shape, not shrunk: decoded into one array
+    if t > 0 and h > 0 and w > 0 and c > 0 and images.shrunk_size(h, w, max_side) == (h, w):
+        room = Preallocated(split, limit, count=False)
     for file, chunk, n in chunks(split, limit):
-        bulk = _bulk.decode_chunk(chunk, split.spec.format, split.spec)
+        into = room.take(len(chunk), (t, h, w, c)) if room is not None else None
+        bulk = _bulk.decode_chunk(chunk, split.spec.format, split.spec, into)
         x = bulk.x if bulk.x is not None else [None] * len(chunk)  # all to the general path
         rid = np.where(bulk.has_id, bulk.ids, n + np.arange(len(chunk)))
         y = bulk.labels
@@ -118,7 +123,8 @@ def load_arrays(split: TFRecordSplit, limit: int | None, max_side: int | None) -
         xs.append(_shrunk(x, max_side))
     labels = np.concatenate(ys) if ys else np.zeros((0, split.spec.output_dim), np.float32)
     ids_arr = np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, np.int64)
-    return Arrays(ids_arr, joined(xs), labels)
+    whole = room.whole(xs) if room is not None else None
+    return Arrays(ids_arr, whole if whole is not None else joined(xs), labels)
 
 
 def joined(blocks: list[np.ndarray | list]) -> np.ndarray | list:
@@ -180,17 +186,34 @@ def png_block(
 
 
 class Preallocated:
-    """One float32 array for the x of a whole `TFRecordSplit.load`, which the block path
-    (`frames_chunk`) fills chunk after chunk: no concatenation of the chunks' blocks
-    (a second pass over every pixel) when all of them took that path."""
+    """One float32 array for the x of a whole `TFRecordSplit.load`, which the block paths
+    fill chunk after chunk (`frames_chunk`, `load_arrays`): no concatenation of the
+    chunks' blocks (a second pass over every value, into fresh pages) when all of them
+    took that path.
 
-    def __init__(self, split: TFRecordSplit, limit: int | None):
+    Its size is the split's record count: counted (headers only, seeks) for frames,
+    where a record is large; for DENSE and SPARSE, whose records are small and many
+    (counting 100k of them costs a tenth of reading them), the metadata's
+    ``sample_count`` when it is at most what the files could hold (16 bytes of framing a
+    record), else no array. Either way it is a guess that the read checks: more
+    records than room, or fewer, and `whole` declines (the blocks are joined)."""
+
+    def __init__(self, split: TFRecordSplit, limit: int | None, count: bool = True):
         self.total: int | None = None
-        if split._len is not None or all(isinstance(f, Path) for f in split.files):
+        if split._len is not None or (count and all(isinstance(f, Path) for f in split.files)):
             try:  # plain files: the count walks the headers only (seeks)
-                self.total = len(split) if limit is None else min(limit, len(split))
+                self.total = len(split)
             except FormatError:
                 self.total = None  # the read itself reports it, where it meets it
+        elif split.expected is not None and split.expected >= 0:
+            try:
+                room = split.stored_bytes() // 16
+            except FormatError:
+                room = 0
+            if split.expected <= min(room, limits.current().max_records):
+                self.total = split.expected
+        if self.total is not None and limit is not None:
+            self.total = min(limit, self.total)
         self.array: np.ndarray | None = None
         self.used = 0
 
@@ -201,7 +224,11 @@ class Preallocated:
         if self.array is None:
             if self.used:
                 return None
-            self.array = np.empty((self.total, *shape), np.float32)
+            try:  # zeros: fresh pages from the system, zero until written (no pass)
+                self.array = np.zeros((self.total, *shape), np.float32)
+            except MemoryError:
+                self.total = None
+                return None
         if self.array.shape[1:] != shape or self.used + m > self.total:
             self.total = None  # another shape or more records than counted: no more
             return None

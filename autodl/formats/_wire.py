@@ -113,11 +113,16 @@ def decode_varints(data: np.ndarray) -> np.ndarray:
     lengths = ends - starts + 1
     if lengths.max() > 10:
         raise WireError("varint longer than 10 bytes")
-    out = np.zeros(ends.size, np.uint64)
-    for j in range(int(lengths.max())):
-        m = lengths > j
-        out[m] |= (data[starts[m] + j] & 0x7F).astype(np.uint64) << np.uint64(7 * j)
-    return out.view(np.int64)
+    # byte j of every varint at once, masked by multiplying (boolean indexing copies
+    # three times over: 3x slower); int64 shifts keep uint64's bits
+    out = (data[starts] & 0x7F).astype(np.int64)
+    for j in range(1, int(lengths.max())):
+        b = data.take(starts + j, mode="clip").astype(np.int64)
+        b &= 0x7F
+        b <<= 7 * j
+        b *= lengths > j
+        out |= b
+    return out
 
 
 def decode_feature(buf: bytes, start: int, end: int, max_values: int = _NO_CAP) -> FeatureValue:

@@ -95,6 +95,9 @@ class TFRecordSplit(Split):
         #: decoder on every record (the bulk path's baseline in tests and benches).
         self.bulk = True
         self._len: int | None = None
+        #: the metadata's ``sample_count``: a hint for sizing `load`'s output, never
+        #: trusted (records are counted as they are read)
+        self.expected: int | None = None
 
     def display(self, f: Node) -> str:
         return f"{self.name}/{f.name}"
@@ -459,6 +462,7 @@ def open_dataset(
                     "Each split folder needs its sample-*.tfrecord files.",
                     file=f"{split}/",
                 )
+            s.expected = meta.sample_count
             return s
 
         train = make("train", lay.data_dir / "train", tm)

@@ -239,3 +239,41 @@ def test_splits_share_the_vocabulary_parsed_once(tiny_datasets):
     assert ds.spec.vocabulary and ds.train.spec == ds.spec
     assert ds.test.spec.vocabulary is ds.spec.vocabulary
     assert ds.test.spec.domain == ds.spec.domain == "text"
+
+
+@pytest.mark.parametrize("fmt", ["DENSE", "SPARSE"])
+def test_loads_into_one_array_sized_by_sample_count_a_hint_never_trusted(
+    tmp_path, fmt, monkeypatch
+):
+    """DENSE and SPARSE rows are decoded into one array sized by the metadata's
+    sample_count (no concatenation of the chunks: a second copy of x at the peak); a
+    wrong count, or an absurd one, changes nothing but that."""
+    rng = np.random.default_rng(3)
+    x = np.zeros((30_000, 1, 1, 40, 1), np.float32)
+    mask = rng.random(x.shape) < 0.2
+    x[mask] = rng.normal(size=int(mask.sum()))
+    labels = np.eye(4, dtype=np.float32)[rng.integers(0, 4, len(x))]
+    root = _write(tmp_path, fmt, (1, 1, 40, 1), x, labels)
+    meta = root / "gen.data" / "train" / "metadata.textproto"
+    text = meta.read_text()
+    assert "sample_count: 30000" in text
+    joins = []
+    real = _loader.joined
+    monkeypatch.setattr(_loader, "joined", lambda blocks: joins.append(len(blocks)) or real(blocks))
+    split = open_dataset(root).train
+    assert split.expected == 30_000
+    assert _loader.Preallocated(split, None, count=False).total == 30_000
+    got = split.load()
+    assert not joins  # the chunks were decoded into the one array
+    assert np.array_equal(got.x, x)
+    assert np.array_equal(split.load(limit=12_345).x, x[:12_345])
+    assert not joins
+    for count, total in ((29_999, 29_999), (30_001, 30_001), (2_000_000_000, None), (0, 0)):
+        meta.write_text(text.replace("sample_count: 30000", f"sample_count: {count}"))
+        split = open_dataset(root).train
+        assert _loader.Preallocated(split, None, count=False).total == total  # bounded
+        joins.clear()
+        got = split.load()
+        assert joins and joins[0] > 1  # wrong count: the chunks' blocks are joined
+        assert np.array_equal(got.x, x)
+        _same(got, _both(split)[1])
