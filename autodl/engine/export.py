@@ -75,6 +75,9 @@ TRANSIENT = frozenset(
         "_t",
         "_weight",
         "_gen",
+        "shared",
+        "_cache",
+        "_memo",
     }
 )
 #: the libraries whose objects the parts pickle: their major.minor must match to load

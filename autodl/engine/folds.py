@@ -56,7 +56,10 @@ class Folds(Learner):
 
     @property
     def name(self) -> str:
-        return self.base.name
+        """The name of copy 0 once fitted (a learner's name may say its state: the
+        template, never fitted, would say its first state forever), else the template's."""
+        models = getattr(self, "_models", None)
+        return models[0].name if models and self._calls[0] else self.base.name
 
     @property
     def progress(self) -> str:
@@ -70,6 +73,9 @@ class Folds(Learner):
                 f"{self.name}: fold assignment has {len(self.assign)} rows, data {len(data)}."
             )
         self._models = [clone(self.base) for _ in range(self.k)]
+        shared: dict = {}  # what the copies compute alike, made once (`Learner.share`)
+        for m in self._models:
+            m.shared = shared
         # per fold: (rows to fit on, held-out rows, their indices); ``_sub`` is training
         # data, which a saved model leaves out (`export.TRANSIENT`)
         self._sub = [

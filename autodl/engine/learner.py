@@ -15,6 +15,10 @@ A learner is a scikit-learn-style estimator on raw AutoDL data:
   attribute before each ``fit``; None: every core). Learners give it to their
   libraries (LightGBM's ``num_threads``, scikit-learn's ``n_jobs``) rather than read
   the libraries' settings back; wrappers (`bag.Bag`) pass it to what they wrap;
+- ``shared``: a dict the copies of one learner share (`folds.Folds` gives its k copies
+  one): what every copy would compute alike from the same rows (a pretrained
+  network's features of an image) is made once, by whichever copy needs it first
+  (`Learner.share`); None (each copy on its own) outside k-fold;
 - learners that grow by steps stop one ``fit`` call by one rule, `Learner._room`: a
   next step is started only when, costing ``growth`` times the last one, it ends
   within the call's ``seconds``.
@@ -250,6 +254,8 @@ class Learner:
     network: ClassVar[bool] = False
     #: the loop's thread count (the loop sets it before each ``fit``); None: every core
     threads: int | None = None
+    #: a dict shared with the other copies of this learner (`folds.Folds`), or None
+    shared: dict[Any, Any] | None = None
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -294,6 +300,15 @@ class Learner:
             self._data = data
         self._fit(data, start, seconds)
         return self
+
+    def share(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()``, made once for all the copies that share ``shared`` (the first to
+        ask makes it, the others get the same object); without ``shared``, ``make()``."""
+        if self.shared is None:
+            return make()
+        if key not in self.shared:
+            self.shared[key] = make()
+        return self.shared[key]
 
     def _n_threads(self) -> int:
         """The thread count to give a library: ``threads``, else every core."""

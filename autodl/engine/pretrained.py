@@ -45,6 +45,7 @@ when it is not given a path.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import math
 import time
@@ -78,6 +79,7 @@ MAP_CHANNELS = 112  # channels entering block SPLIT
 CPU_SIZES = (32, 48, 64, 96, 128)
 CUDA_SIZES = (64, 96, 128, 160, 192, 224)
 MAP_BYTES = 1 << 30  # at most this much of cached training maps (else no fine-tuning)
+MEMO = 12  # whole splits memoised (`_encode_all`): k-fold copies' hold-outs, test, ...
 UNSEEN = 1.5  # hold-out + test images per training image assumed when picking the side
 # seconds per image at 32 px: measured 1 ms on 2 idle CPU cores, taken as 2 ms (a busy
 # machine); on CUDA (bfloat16, batches of 256) far less
@@ -151,6 +153,20 @@ class _Tail(nn.Module):
 
 def _identity(z: np.ndarray) -> np.ndarray:
     return z
+
+
+def _digest(e: np.ndarray) -> bytes:
+    """A 16-byte digest of an example's shape, type and values (`EfficientNetLite._cache`)."""
+    e = np.ascontiguousarray(e)
+    h = hashlib.blake2b(f"{e.shape}{e.dtype.str}".encode(), digest_size=16)
+    h.update(memoryview(e).cast("B"))
+    return h.digest()
+
+
+def _stack(maps: list, v: int, rows) -> torch.Tensor:
+    """View ``v`` of the maps of ``rows`` (a list of (views, 112, h, w) tensors) as one
+    float batch on DEVICE."""
+    return torch.stack([maps[i][v] for i in rows]).to(DEVICE).float()
 
 
 class EfficientNetLite(Learner):
@@ -244,21 +260,40 @@ class EfficientNetLite(Learner):
         maps = h.half().cpu().view(views, n, *h.shape[1:]) if self._keep_maps else None
         return np.nan_to_num(feats), maps
 
-    def _encode_all(self, x: RawX) -> tuple[np.ndarray, torch.Tensor | None]:
-        """Every example of ``x``, memoised by identity (the loop reuses its splits)."""
+    def _rows_of(self, x: RawX, idx: np.ndarray) -> tuple[np.ndarray, list | None]:
+        """Features (len(idx), dim) of examples ``idx`` of ``x`` and their maps, a list of
+        (views, 112, h, w) tensors (None without fine-tuning), through `_cache`: an
+        example already encoded, by this copy or another (`Learner.shared`: the k-fold
+        copies see the same images as training, hold-out and test rows), is not encoded
+        again. Keyed by a digest of the example's values, so copies and splits that hold
+        the same image as different arrays find it."""
+        keys = [_digest(x[i]) for i in idx]
+        todo = [j for j, k in enumerate(keys) if k not in self._cache]
+        if todo:
+            firsts = {keys[j]: j for j in todo}  # an image twice in the batch: once
+            new = list(firsts.values())
+            feats, maps = self._encode(x, np.asarray(idx)[new])
+            for r, j in enumerate(new):  # views of the batch's arrays: no copies
+                self._cache[keys[j]] = (feats[r], maps[:, r] if maps is not None else None)
+        got = [self._cache[k] for k in keys]
+        dim = 1280 * (2 if self.frames > 1 else 1)
+        feats = np.stack([g[0] for g in got]) if got else np.zeros((0, dim), np.float32)
+        return feats, ([g[1] for g in got] if self._keep_maps else None)
+
+    def _encode_all(self, x: RawX) -> tuple[np.ndarray, list | None]:
+        """`_rows_of` every example of ``x``, memoised by identity (the loop reuses its
+        splits; the copies share the memo, so the test split is looked up once)."""
         hit = self._memo.get(id(x))
         if hit is not None and hit[0] is x:
             return hit[1]
         parts = [
-            self._encode(x, np.arange(i, min(i + self._batch, len(x))))
+            self._rows_of(x, np.arange(i, min(i + self._batch, len(x))))
             for i in range(0, len(x), self._batch)
         ]
         dim = 1280 * (2 if self.frames > 1 else 1)
         feats = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, dim), np.float32)
-        maps = (
-            torch.cat([p[1] for p in parts], dim=1) if parts and parts[0][1] is not None else None
-        )
-        if len(self._memo) >= 4:
+        maps = [m for p in parts for m in p[1]] if self._keep_maps else None
+        if len(self._memo) >= MEMO:
             self._memo.pop(next(iter(self._memo)))
         self._memo[id(x)] = (x, (feats, maps))
         return feats, maps
@@ -295,19 +330,26 @@ class EfficientNetLite(Learner):
         self._rows, self._y = rows, y[rows]
         self._coding = LabelCoding.fit(self._y)
         self._trainable = bool(self._coding.targets(self._y))
-        self._net = backbone()
-        self._frozen = _Tail(self._net, 1).to(DEVICE).eval()
+        # the frozen network, the scale and the side: one for every k-fold copy
+        # (`Learner.share`), so that the copies' features are the same and made once
+        self._net = self.share("net", backbone)
+        self._frozen = self.share("frozen", lambda: _Tail(self._net, 1).to(DEVICE).eval())
         self._batch = 256 if DEVICE.type == "cuda" else 64
         peek = [np.max(data.x[i]) for i in rows[:64]]
-        self._scale = 1.0 / 255.0 if peek and max(peek) > 1.5 else 1.0
-        self._size = self.size or self._pick_size(data.x, len(rows), seconds)
+        self._scale = self.share("scale", lambda: 1.0 / 255.0 if peek and max(peek) > 1.5 else 1.0)
+        self._size = self.size or self.share(
+            "size", lambda: self._pick_size(data.x, len(rows), seconds)
+        )
         # float16 maps of the training rows (the test's come on top): past MAP_BYTES,
         # no fine-tuning, the probe only
         map_bytes = len(rows) * self._views() * MAP_CHANNELS * (self._size / 16) ** 2 * 2
         self._keep_maps = (
             self.epochs > 0 and self.frames == 1 and self._trainable and map_bytes <= MAP_BYTES
         )
-        self._memo: dict[int, tuple[Any, Any]] = {}
+        config = (self._size, self._scale, self._keep_maps)
+        self._cache: dict[bytes, tuple[np.ndarray, torch.Tensor | None]]
+        self._cache = self.share(("rows", config), dict)
+        self._memo: dict[int, tuple[Any, Any]] = self.share(("memo", config), dict)
         self._feats: list[np.ndarray] = []
         self._maps: list[torch.Tensor] = []
         self._cursor = 0
@@ -322,15 +364,15 @@ class EfficientNetLite(Learner):
         if self._phase == "extract":
             while self._cursor < len(self._rows):
                 idx = self._rows[self._cursor : self._cursor + self._batch]
-                feats, maps = self._encode(data.x, idx)
+                feats, maps = self._rows_of(data.x, idx)
                 self._feats.append(feats)
                 if maps is not None:
-                    self._maps.append(maps)
+                    self._maps.extend(maps)
                 self._cursor += len(idx)
                 if time.monotonic() > deadline:
                     return
             self._train_feats = np.concatenate(self._feats)
-            self._train_maps = torch.cat(self._maps, dim=1) if self._maps else None
+            self._train_maps = self._maps if self._keep_maps else None  # (views, 112, h, w) each
             self._feats, self._maps = [], []
             self._probe = Linear(features=Features("lite0", _identity), C=self.C, seed=self.seed)
             self._probe_data = Arrays(data.ids[self._rows], self._train_feats, self._y)
@@ -357,6 +399,8 @@ class EfficientNetLite(Learner):
             if c.multilabel:
                 return c.expand([np.full(n, q) for q in prior], n)
             return c.expand([np.tile(prior / max(prior.sum(), 1e-12), (n, 1))], n)
+        if "_cache" not in vars(self):  # thawed (`export.TRANSIENT`): caches start empty
+            self._cache, self._memo = {}, {}
         feats, maps = self._encode_all(x)
         if self._tail is None or maps is None:
             return self._probe.predict_proba(feats)
@@ -369,16 +413,16 @@ class EfficientNetLite(Learner):
         features (L-BFGS, a little L2), so tuning starts from the probe's solution."""
         self._t, self._weight = targets(self._coding, self._y)
         tail = _Tail(self._net, len(self._coding.classes)).to(DEVICE)
-        maps = self._train_maps
+        maps, n = self._train_maps, len(self._train_maps)
         with torch.inference_mode(), autocast():
             per_view = [
                 torch.cat(
                     [
-                        tail.features(maps[v, i : i + 256].to(DEVICE).float()).float()
-                        for i in range(0, maps.shape[1], 256)
+                        tail.features(_stack(maps, v, range(i, min(i + 256, n)))).float()
+                        for i in range(0, n, 256)
                     ]
                 )
-                for v in range(maps.shape[0])
+                for v in range(self._views())
             ]
         f = torch.cat(per_view).clone()
         t = torch.cat([self._t] * len(per_view)).to(DEVICE)
@@ -413,8 +457,9 @@ class EfficientNetLite(Learner):
             if len(self._order) == 0:
                 self._order = torch.randperm(len(self._t), generator=self._gen)
             idx, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
-            view = torch.randint(0, maps.shape[0], (len(idx),), generator=self._gen)
-            hb = maps[view, idx].to(DEVICE).float().contiguous(memory_format=_FORMAT)
+            view = torch.randint(0, self._views(), (len(idx),), generator=self._gen).tolist()
+            hb = torch.stack([maps[i][v] for i, v in zip(idx.tolist(), view, strict=True)])
+            hb = hb.to(DEVICE).float().contiguous(memory_format=_FORMAT)
             for group in self._opt.param_groups:
                 group["lr"] = one_cycle(self.lr, self._step, self._total)
             with autocast():
@@ -429,14 +474,14 @@ class EfficientNetLite(Learner):
             self._phase = "done"
 
     @torch.inference_mode()
-    def _predict_tuned(self, maps: torch.Tensor) -> np.ndarray:
+    def _predict_tuned(self, maps: list) -> np.ndarray:
         tail = self._tail.eval()
-        n, out = maps.shape[1], []
+        n, out = len(maps), []
         for i in range(0, n, 256):
             ps = []
-            for v in range(maps.shape[0]):  # test-time views: the mirror for photographs
+            for v in range(self._views()):  # test-time views: the mirror for photographs
                 with autocast():
-                    logits = tail(maps[v, i : i + 256].to(DEVICE).float()).float()
+                    logits = tail(_stack(maps, v, range(i, min(i + 256, n)))).float()
                 ps.append(torch.sigmoid(logits) if self._coding.multilabel else logits.softmax(1))
             out.append(torch.stack(ps).mean(0).cpu().numpy().astype(np.float64))
         p = np.concatenate(out) if out else np.zeros((0, len(self._coding.classes)))

@@ -17,8 +17,9 @@ import torch
 from sklearn.datasets import load_digits, load_sample_images
 from torch.utils import model_zoo
 
-from autodl.engine import image, pretrained, video
+from autodl.engine import export, image, pretrained, video
 from autodl.engine.budget import Budget
+from autodl.engine.folds import Folds
 from autodl.engine.holdout import holdout_nauc
 from autodl.engine.loop import PLANS, run
 from autodl.engine.pretrained import EfficientNetLite
@@ -158,3 +159,53 @@ def test_inputs_follow_the_lite_convention(scale):
     assert z.shape == (2, 3, 32, 32)
     np.testing.assert_allclose(z[0].numpy(), -127 / 128, atol=1e-5)
     np.testing.assert_allclose(z[1].numpy(), 1.0, atol=1e-5)
+
+
+def _folds_run(x, y, n_train: int, epochs: int = 1) -> Folds:
+    f = Folds(
+        base=EfficientNetLite(size=32, epochs=epochs, batch_size=16),
+        assign=np.arange(n_train) % 5,
+    )
+    data = _arrays(x[:n_train], y[:n_train])
+    for _ in range(20):
+        f.fit(data, 30.0)
+        f.predict_proba(x[n_train:])
+        if f.done:
+            break
+    assert f.done and all((m._tail is not None) == (epochs > 0) for m in f._models)
+    return f
+
+
+def test_k_fold_copies_encode_each_image_once_and_share_the_network(monkeypatch):
+    """The five copies of a k-fold learner see every training image (as training or
+    hold-out rows) and the same test images: each is encoded once for all of them
+    (it was five times: 4-10 s turns on 82 images), with one frozen network; the
+    probes' predictions are the copies' own (fine-tuning draws from torch's global
+    generator, which each copy's backbone used to draw from too), and a saved model
+    holds none of the caches."""
+    x, y = _digits(150)
+    encoded = []
+    real = EfficientNetLite._encode
+
+    def counted(self, x, idx):
+        encoded.append(len(idx))
+        return real(self, x, idx)
+
+    monkeypatch.setattr(EfficientNetLite, "_encode", counted)
+    f = _folds_run(x, y, 100)
+    unique = len({pretrained._digest(e) for e in x})
+    assert sum(encoded) == unique  # 150 unless two digits are the same image
+    assert unique > 140
+    nets = {id(m._net) for m in f._models}
+    assert len(nets) == 1
+    want = f.predict_proba(x[100:])
+    thawed = export.thaw(export.freeze(f))
+    assert all(not {"_cache", "_memo", "shared"} & set(vars(m)) for m in thawed._models)
+    np.testing.assert_allclose(thawed.predict_proba(x[100:]), want, atol=1e-6)
+
+    probe = _folds_run(x, y, 100, epochs=0).predict_proba(x[100:])
+    encoded.clear()  # each copy on its own, as before: the same probes
+    monkeypatch.setattr(EfficientNetLite, "share", lambda self, key, make: make())
+    alone = _folds_run(x, y, 100, epochs=0)
+    assert sum(encoded) >= 5 * 140
+    np.testing.assert_allclose(alone.predict_proba(x[100:]), probe, atol=1e-4)
