@@ -67,6 +67,7 @@ TRANSIENT = frozenset(
         "_train_maps",
         "_probe_data",
         "_sub",
+        "_parts",
         "_texts",
         "_opt",
         "_feats",

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from autodl.engine import holdout
-from autodl.engine.learner import Instance, Interval, Learner, RawX, clone
+from autodl.engine.learner import Instance, Interval, Learner, RawX, clone, parts_of
 from autodl.formats.types import Arrays
 
 FOLDS = 5  # copies, each trained without one fold
@@ -82,6 +82,9 @@ class Folds(Learner):
             (*holdout.split(data, self.assign == i), np.flatnonzero(self.assign == i))
             for i in range(self.k)
         ]
+        self._parts: list[tuple[RawX, np.ndarray]] = []  # each part of x and its rows
+        for i, (fit, valid, idx) in enumerate(self._sub):
+            self._parts += [(fit.x, np.flatnonzero(self.assign != i)), (valid.x, idx)]
         self._calls = np.zeros(self.k, int)
         self._oof: np.ndarray | None = None
         self._n = len(data)
@@ -107,8 +110,9 @@ class Folds(Learner):
             share = max(start + seconds - time.monotonic(), 0.0) / (len(todo) - j)
             model, (fit, valid, idx) = self._models[i], self._sub[i]
             model.threads = self.threads  # the loop's count (`Learner.threads`)
-            model.fit(fit, share)
-            p = np.asarray(model.predict_proba(valid.x), np.float64)
+            with parts_of(data.x, self._parts):  # each row featurised once for every copy
+                model.fit(fit, share)
+                p = np.asarray(model.predict_proba(valid.x), np.float64)
             if self._oof is None:
                 self._oof = np.full((self._n, p.shape[1]), np.nan)
             self._oof[idx] = p

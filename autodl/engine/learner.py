@@ -37,7 +37,9 @@ from __future__ import annotations
 import inspect
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -121,13 +123,17 @@ class OrNone:
 
 
 class Features:
-    """A named, stateless map raw examples -> 2-D feature matrix (dense or scipy sparse).
+    """A named, stateless map raw examples -> 2-D feature matrix (dense or scipy sparse),
+    each example mapped on its own (a list of examples of varying shapes may be sized
+    by the list: the widest row, the most channels).
 
     Results are memoised by the identity of the input (a reference to it is kept, so
     the id cannot be reused while cached): the engine passes the same split objects to
     every learner of a plan, which then featurise each split once. The least recently
     used entry goes first (a run meets 7-9 splits: the quick prefix's, the full
     split's, test and unlabelled; the test split is used after every improvement).
+    Within `parts_of` (the k-fold copies' turns), a part of a split is not featurised
+    on its own: the whole split is, once, and the part's rows are taken from it.
     """
 
     def __init__(self, name: str, fn: Callable[..., Any], memo: int = 6, **kwargs: Any):
@@ -143,6 +149,10 @@ class Features:
         if hit is not None and hit[0] is x:
             self._memo[id(x)] = hit  # least recently used last: the test split stays
             return hit[1]
+        part = (_PARTS.get() or {}).get(id(x))
+        if part is not None and part[0] is x:  # rows of a larger split: taken from it
+            whole, idx = self(part[1]), part[2]
+            return [whole[i] for i in idx] if isinstance(whole, list) else whole[idx]
         out = self.fn(x, **self.kwargs)
         self.calls += 1
         if len(self._memo) >= self._size:
@@ -152,6 +162,26 @@ class Features:
 
     def __repr__(self) -> str:
         return f"Features({self.name!r})"
+
+
+#: id(part) -> (part, the split it was taken from, its rows there) inside `parts_of`
+_PARTS: ContextVar[dict[int, tuple[RawX, RawX, np.ndarray]] | None] = ContextVar(
+    "parts", default=None
+)
+
+
+@contextmanager
+def parts_of(whole: RawX, parts: list[tuple[RawX, np.ndarray]]) -> Iterator[None]:
+    """Within it, `Features` of a part (examples ``whole[idx]`` for ``(part, idx)`` in
+    ``parts``) are rows of the features of ``whole``, featurised once: the k-fold copies
+    (`folds.Folds`) fit on four fifths of the rows and predict the fifth, so that each
+    copy featurising its own parts featurised every row five times (ROCKET's 1,000
+    kernels, log-mel spectrograms), and more, as the memo forgot the parts."""
+    token = _PARTS.set({id(p): (p, whole, idx) for p, idx in parts})
+    try:
+        yield
+    finally:
+        _PARTS.reset(token)
 
 
 # ---- labels ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ better one is; the first prediction still comes from one fold's fit."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -156,3 +157,36 @@ def test_a_clearly_better_candidate_is_emitted(order):
     preds, _ = _run(train, test, plan)
     assert preds[-1].learner == "q0.5-s2"
     assert preds[-1].note in ("", FOLDS_NOTE)
+
+
+def test_the_copies_featurise_each_row_once_and_predict_as_before(monkeypatch):
+    """Five copies fitted on four fifths and predicting the fifth featurised every row
+    five times (and again whenever the memo had forgotten a part); within `parts_of`
+    the whole split is featurised once and each part's rows are taken from it."""
+    from autodl.engine.learner import Features
+    from autodl.engine.linear import Linear
+    from autodl.engine.speech import envelope
+
+    train, test = splits("speech", n_train=100, output_dim=3)
+    data, x_test = train.load(), test.load().x
+    assign = holdout.folds(data.labels, 5, np.random.default_rng(0))
+    rows: list[int] = []
+
+    def counted(x):
+        rows.append(len(x))
+        return envelope(x)
+
+    def fitted():
+        f = folds.Folds(base=Linear(features=Features("env", counted), seed=0), assign=assign)
+        for _ in range(4):
+            f.fit(data, 5.0)
+        assert f.complete
+        return f.predict_proba(x_test)
+
+    shared = fitted()
+    assert rows == [100, 80]  # the split once, then the test split
+    rows.clear()
+    monkeypatch.setattr(folds, "parts_of", lambda whole, parts: contextlib.nullcontext())
+    alone = fitted()
+    assert sum(rows) >= 5 * 100 + 80  # each copy its 80 rows and its 20
+    np.testing.assert_allclose(shared, alone, atol=1e-6)
