@@ -451,8 +451,9 @@ class Schedule:
             return
         name = blend.name(members)
         self.say(
-            f"{name}: the emitted ensemble with {member.name}'s converged state "
-            f"(valid NAUC {_fmt(best.score)} -> {score:.4f}, {judged.summary()})"
+            f"{name}: the emitted ensemble, the learner's earlier states replaced by "
+            f"{member.name} (its converged state on all rows; valid NAUC "
+            f"{_fmt(best.score)} -> {score:.4f}, {judged.summary()})"
         )
         test, unl = blend.mean(members)
         yield from self.emit(
