@@ -311,12 +311,13 @@ def main() -> None:
     )
     paths = [p for p in paths if p.is_dir() and (a.only is None or p.name in a.only)]
     cols = "dataset engine domain first_t first_nauc final_nauc alc top1 log_loss ece peak_mb vs_best_peer"
-    print(
-        f"# budget {a.budget:g} s; "
-        + ("| " + " | ".join(cols.split()) + " |" if a.markdown else cols)
-    )
+    print(f"# budget {a.budget:g} s")  # a line of its own: the table's header follows
     if a.markdown:
+        print()
+        print("| " + " | ".join(cols.split()) + " |")
         print("|" + "---|" * len(cols.split()))
+    else:
+        print(cols)
     sums: dict[str, list[float]] = {}
     for p in paths:
         rows = []

@@ -213,3 +213,18 @@ def test_every_link_between_pages_works(page):
             if anchor not in {_anchor(h) for h in headings}:
                 broken.append(target)
     assert not broken, f"{page}: broken links {broken}"
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_every_table_has_its_header_row(page):
+    """A table's separator row follows its header row (a benchmark pasted with the
+    header on the line of a comment rendered as text: the 300 s table lost its columns)."""
+    text = re.sub(r"^```.*?^```", "", PAGES[page], flags=re.S | re.M)
+    lines = text.splitlines()
+    headless = [
+        n + 1
+        for n, line in enumerate(lines)
+        if re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", line.strip())
+        and (n == 0 or not lines[n - 1].lstrip().startswith("|"))
+    ]
+    assert not headless, f"{page}: table separators without a header row at lines {headless}"
