@@ -141,6 +141,10 @@ class Folds(Learner):
     def predict_proba(self, x: RawX) -> np.ndarray:
         if not hasattr(self, "_models") or not self._calls.any():
             raise RuntimeError(f"{self.name}: call fit before predict_proba.")
+        if all(m.shared is None for m in self._models):  # a saved model, loaded: share again
+            shared: dict = {}  # (`export.TRANSIENT`: the copies' caches are not saved)
+            for m in self._models:
+                m.shared = shared
         ready = [m for m, c in zip(self._models, self._calls, strict=True) if c > 0]
         return np.mean([np.asarray(m.predict_proba(x), np.float64) for m in ready], axis=0)
 

@@ -399,8 +399,10 @@ class EfficientNetLite(Learner):
             if c.multilabel:
                 return c.expand([np.full(n, q) for q in prior], n)
             return c.expand([np.tile(prior / max(prior.sum(), 1e-12), (n, 1))], n)
-        if "_cache" not in vars(self):  # thawed (`export.TRANSIENT`): caches start empty
-            self._cache, self._memo = {}, {}
+        if "_cache" not in vars(self):  # thawed (`export.TRANSIENT`): caches start empty,
+            config = (self._size, self._scale, self._keep_maps)  # shared again by `Folds`
+            self._cache = self.share(("rows", config), dict)
+            self._memo = self.share(("memo", config), dict)
         feats, maps = self._encode_all(x)
         if self._tail is None or maps is None:
             return self._probe.predict_proba(feats)

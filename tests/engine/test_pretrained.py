@@ -201,7 +201,9 @@ def test_k_fold_copies_encode_each_image_once_and_share_the_network(monkeypatch)
     want = f.predict_proba(x[100:])
     thawed = export.thaw(export.freeze(f))
     assert all(not {"_cache", "_memo", "shared"} & set(vars(m)) for m in thawed._models)
+    encoded.clear()
     np.testing.assert_allclose(thawed.predict_proba(x[100:]), want, atol=1e-6)
+    assert sum(encoded) == 50  # a loaded model's copies share their encodings again
 
     probe = _folds_run(x, y, 100, epochs=0).predict_proba(x[100:])
     encoded.clear()  # each copy on its own, as before: the same probes
