@@ -73,9 +73,7 @@ class Folds(Learner):
                 f"{self.name}: fold assignment has {len(self.assign)} rows, data {len(data)}."
             )
         self._models = [clone(self.base) for _ in range(self.k)]
-        shared: dict = {}  # what the copies compute alike, made once (`Learner.share`)
-        for m in self._models:
-            m.shared = shared
+        self._share_among_copies()
         # per fold: (rows to fit on, held-out rows, their indices); ``_sub`` is training
         # data, which a saved model leaves out (`export.TRANSIENT`)
         self._sub = [
@@ -88,6 +86,12 @@ class Folds(Learner):
         self._calls = np.zeros(self.k, int)
         self._oof: np.ndarray | None = None
         self._n = len(data)
+
+    def _share_among_copies(self) -> None:
+        """One `Learner.shared` dict for every copy: what they compute alike is made once."""
+        shared: dict = {}
+        for m in self._models:
+            m.shared = shared
 
     def _todo(self) -> list[int]:
         """Copy 0 alone on the first call; then the copies not converged with the fewest calls."""
@@ -141,10 +145,8 @@ class Folds(Learner):
     def predict_proba(self, x: RawX) -> np.ndarray:
         if not hasattr(self, "_models") or not self._calls.any():
             raise RuntimeError(f"{self.name}: call fit before predict_proba.")
-        if all(m.shared is None for m in self._models):  # a saved model, loaded: share again
-            shared: dict = {}  # (`export.TRANSIENT`: the copies' caches are not saved)
-            for m in self._models:
-                m.shared = shared
+        if all(m.shared is None for m in self._models):  # a saved model, loaded
+            self._share_among_copies()  # (`export.TRANSIENT`: ``shared`` is not saved)
         ready = [m for m, c in zip(self._models, self._calls, strict=True) if c > 0]
         return np.mean([np.asarray(m.predict_proba(x), np.float64) for m in ready], axis=0)
 

@@ -217,6 +217,11 @@ class EfficientNetLite(Learner):
 
     # ---- images -> network inputs and features
 
+    @property
+    def _dim(self) -> int:
+        """Features per example: 1280 pooled, twice for videos (mean, late minus early)."""
+        return 1280 * (2 if self.frames > 1 else 1)
+
     def _views(self) -> int:
         return 2 if self.flip else 1
 
@@ -276,8 +281,7 @@ class EfficientNetLite(Learner):
             for r, j in enumerate(new):  # views of the batch's arrays: no copies
                 self._cache[keys[j]] = (feats[r], maps[:, r] if maps is not None else None)
         got = [self._cache[k] for k in keys]
-        dim = 1280 * (2 if self.frames > 1 else 1)
-        feats = np.stack([g[0] for g in got]) if got else np.zeros((0, dim), np.float32)
+        feats = np.stack([g[0] for g in got]) if got else np.zeros((0, self._dim), np.float32)
         return feats, ([g[1] for g in got] if self._keep_maps else None)
 
     def _encode_all(self, x: RawX) -> tuple[np.ndarray, list | None]:
@@ -290,13 +294,22 @@ class EfficientNetLite(Learner):
             self._rows_of(x, np.arange(i, min(i + self._batch, len(x))))
             for i in range(0, len(x), self._batch)
         ]
-        dim = 1280 * (2 if self.frames > 1 else 1)
-        feats = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, dim), np.float32)
+        feats = (
+            np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, self._dim), np.float32)
+        )
         maps = [m for p in parts for m in p[1]] if self._keep_maps else None
         if len(self._memo) >= MEMO:
             self._memo.pop(next(iter(self._memo)))
         self._memo[id(x)] = (x, (feats, maps))
         return feats, maps
+
+    def _open_caches(self) -> None:
+        """`_cache` (encoded examples) and `_memo` (whole splits), shared with the other
+        k-fold copies (`Learner.share`) that encode alike: same side, scale and maps."""
+        config = (self._size, self._scale, self._keep_maps)
+        self._cache: dict[bytes, tuple[np.ndarray, torch.Tensor | None]]
+        self._cache = self.share(("rows", config), dict)
+        self._memo: dict[int, tuple[Any, Any]] = self.share(("memo", config), dict)
 
     # ---- setup
 
@@ -346,10 +359,7 @@ class EfficientNetLite(Learner):
         self._keep_maps = (
             self.epochs > 0 and self.frames == 1 and self._trainable and map_bytes <= MAP_BYTES
         )
-        config = (self._size, self._scale, self._keep_maps)
-        self._cache: dict[bytes, tuple[np.ndarray, torch.Tensor | None]]
-        self._cache = self.share(("rows", config), dict)
-        self._memo: dict[int, tuple[Any, Any]] = self.share(("memo", config), dict)
+        self._open_caches()
         self._feats: list[np.ndarray] = []
         self._maps: list[torch.Tensor] = []
         self._cursor = 0
@@ -399,10 +409,8 @@ class EfficientNetLite(Learner):
             if c.multilabel:
                 return c.expand([np.full(n, q) for q in prior], n)
             return c.expand([np.tile(prior / max(prior.sum(), 1e-12), (n, 1))], n)
-        if "_cache" not in vars(self):  # thawed (`export.TRANSIENT`): caches start empty,
-            config = (self._size, self._scale, self._keep_maps)  # shared again by `Folds`
-            self._cache = self.share(("rows", config), dict)
-            self._memo = self.share(("memo", config), dict)
+        if "_cache" not in vars(self):  # thawed (`export.TRANSIENT`): caches start empty
+            self._open_caches()
         feats, maps = self._encode_all(x)
         if self._tail is None or maps is None:
             return self._probe.predict_proba(feats)

@@ -208,7 +208,7 @@ class Preallocated:
         elif split.expected is not None and split.expected >= 0:
             try:
                 room = split.stored_bytes() // 16
-            except FormatError:
+            except limits.READ_ERRORS:  # a file that cannot be sized: the read says why
                 room = 0
             if split.expected <= min(room, limits.current().max_records):
                 self.total = split.expected
