@@ -12,7 +12,9 @@ ALC 0.994 alone, 0.942-0.981 while other jobs ran: the first prediction moved fr
 - ``other_cpu``: the share of the machine's CPU time that *other* processes used during
   the run (``/proc/stat`` busy time minus the engine's own, from ``/proc/<pid>/stat``);
   ``cpu_available`` = 1 - ``other_cpu``, what was left for the engine. None where
-  ``/proc`` is not readable (not Linux);
+  ``/proc`` is not readable (not Linux), or when the run was too short for a clock
+  tick to pass (``/proc/stat`` counts in ticks of 10 ms: an engine that ends within
+  milliseconds);
 - ``other_jobs``: the most jobs of the same service seen running beside this one
   (asked of the caller's ``others`` at the start, then every `OTHERS_EVERY` seconds);
   None outside the service (``autodl run``).

@@ -33,6 +33,13 @@ def quick(train, test, unlabelled, budget, *, seed=0, log=None, threads=None):
         yield Prediction(t, u, f"quick-{k}", 0.1 * k)
 
 
+def brief(train, test, unlabelled, budget, *, seed=0, log=None, threads=None):
+    """`quick`, ending 0.3 s later: a run long enough for the load meter's CPU figure
+    (``/proc/stat`` counts in clock ticks; a run of a few ms may see none pass)."""
+    yield from quick(train, test, unlabelled, budget, seed=seed, log=log, threads=threads)
+    time.sleep(0.3)
+
+
 def report_threads(train, test, unlabelled, budget, *, seed=0, log=None, threads=None):
     """Logs the ``threads`` argument it got and what sizes its process's native pools."""
     import os

@@ -32,7 +32,7 @@ def test_an_engine_stopped_at_the_deadline_is_not_converged(tabular_dataset, tmp
 
 @pytest.mark.slow
 def test_the_machine_load_is_recorded(tabular_dataset, tmp_path):
-    res = ingest(tabular_dataset[0], tmp_path / "out", 30, engine=f"{ENGINES}:quick", threads=1)
+    res = ingest(tabular_dataset[0], tmp_path / "out", 30, engine=f"{ENGINES}:brief", threads=1)
     load = res.load
     assert load is not None
     assert load.cores == len(os.sched_getaffinity(0)) and load.threads == 1

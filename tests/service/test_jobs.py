@@ -158,7 +158,7 @@ def test_a_run_that_converged_early_says_so_and_how_busy_the_machine_was(world, 
     other, job_id = new_job(), new_job(budget=30)
     with db.session() as s:  # another worker's job runs beside it (issue 13, point 8)
         J.set_state(s, s.get(Job, other), "running")
-    assert run_job(job_id, replace(settings, engine="tests.ingestion.engines:quick")) == (
+    assert run_job(job_id, replace(settings, engine="tests.ingestion.engines:brief")) == (
         "finished"
     )
     job = state(db, job_id)
