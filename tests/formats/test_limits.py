@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from autodl.errors import FormatError
-from autodl.formats import _records, _wire, archive, images, limits, samples
+from autodl.formats import _records, _wire, archive, images, limits, samples, solution
 from autodl.formats.check import check_dataset
 from autodl.formats.dataset import open_dataset, read_solution
 from autodl.formats.limits import LimitExceeded
@@ -327,18 +327,38 @@ def test_validating_forty_9000_pixel_frames_is_bounded(tmp_path):
 
 
 @pytest.mark.slow
-def test_read_solution_parses_with_numpy_in_bounded_memory(tmp_path):
+@pytest.mark.parametrize("fmt", ["%d", "%.1f", "%.2f"])  # the byte grid; numpy's text reader
+def test_read_solution_parses_with_numpy_in_bounded_memory(tmp_path, fmt):
     rng = np.random.default_rng(0)
     y = (rng.random((200_000, 10)) < 0.3).astype(np.int64)
     path = tmp_path / "x.solution"
-    np.savetxt(path, y, fmt="%d")
-    size = path.stat().st_size  # 4 MB of text, 2M values (16 MB as float64)
+    np.savetxt(path, y, fmt=fmt)
+    size = path.stat().st_size  # 4-9 MB of text, 2M values (16 MB as float64)
     peak, sol = _peak(lambda: read_solution(path))
     assert isinstance(sol, np.ndarray) and (sol == y).all()
     assert peak < 2 * y.size * 8 + size  # before: Python float lists, ~16x the text
     with limits.using(max_solution_bytes=size - 1), pytest.raises(LimitExceeded) as e:
         read_solution(path)
     assert e.value.setting == "AUTODL_MAX_SOLUTION_BYTES"
+
+
+def test_zeros_and_ones_read_as_numpy_reads_them():
+    """The byte-grid reader of 0/1 tables gives numpy's text reader's array, or leaves
+    the text to it (None) where the layout is anything else."""
+    rng = np.random.default_rng(4)
+    texts = [b"1\n", b"0 1\n1 0", b"0.0 1.0\n1.0 0.0\n", b"0 1\r\n1 0\r\n", b"0\t1\n1\t0\n"]
+    for rows, cols, fmt in ((1, 1, "%d"), (300, 7, "%d"), (50, 3, "%.1f"), (9, 40, "%d")):
+        buf = io.BytesIO()
+        np.savetxt(buf, (rng.random((rows, cols)) < 0.5).astype(int), fmt=fmt)
+        texts.append(buf.getvalue())
+    odd = [b"0 1\n\n1 0\n", b"0  1\n1 0\n", b"0 1\n1 2\n", b"0.0 1.0\n1.0 0.5\n", b"1e0 0\n",
+           b"0 1\r1 0", b"0 1\n1 10\n", b" 0 1\n1 0 \n", b"00 1\n01 0\n", b"1.00 0\n"]  # fmt: skip
+    for text in texts:
+        fast = solution._zeros_and_ones(text)
+        assert fast is not None and fast.dtype == np.float64
+        assert np.array_equal(fast, np.loadtxt(io.BytesIO(text), ndmin=2))
+        assert np.array_equal(solution.parse_solution(text), fast)
+    assert all(solution._zeros_and_ones(text) is None for text in odd)
 
 
 @pytest.mark.parametrize(
