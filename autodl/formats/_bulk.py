@@ -333,59 +333,84 @@ def _dense_long(w: _Walk, rows, s, e, steps, head, stride, hwc) -> list:
     return parts
 
 
+def _varint_steps(w: _Walk, r, ps, pe) -> tuple[np.ndarray, np.ndarray]:
+    """The packed varints of each step's span [ps, pe) (steps of records ``r``): their
+    values in step order (uint8 when every one is a single byte) and each step's count.
+    A span that does not end on a complete varint marks its record not ok (count 0)."""
+    n = pe - ps
+    broken = (n > 0) & (w.arr[np.maximum(pe - 1, 0)] >= 0x80)
+    if broken.any():
+        w.ok[r[broken]] = False
+        n = np.where(broken, 0, n)
+        pe = ps + n
+    raw, n = _gather(w.arr, ps, pe)
+    term = raw < 0x80
+    if term.all():  # the common case: indices under 128
+        return raw, n
+    ends = np.flatnonzero(term)  # every span ends on one: no varint crosses two spans
+    stop = np.cumsum(n)
+    counts = np.searchsorted(ends, stop) - np.searchsorted(ends, stop - n)
+    try:
+        return _wire.decode_varints(raw, ends), counts
+    except _wire.WireError:  # a varint over 10 bytes somewhere: all to the general path
+        w.ok[r] = False
+        return np.zeros(0, np.int64), np.zeros(len(n), np.int64)
+
+
 def _sparse(w: _Walk, rows, vs, ve, shape, max_frames: int, into=None) -> np.ndarray:
     """SPARSE records scattered into zeros (n, T, H, W, C) (``into`` when given), as
-    `_arrays.sparse_x`."""
+    `_arrays.sparse_x`: the values' steps give each value its step; the index lists
+    must hold as many values per record as the values list (their steps may differ).
+
+    Counts are compared per step list, not per value, and a value's place in ``x`` is
+    its step's base offset (one `np.repeat`) plus its indices: when every record is
+    ok, the index lists line up with the values without an owner per value."""
     t, h, wd, c = shape
     n = len(rows)
     w.ok[(vs[0] < 0) | (vs[1] < 0) | (vs[2] < 0)] = False
     with_channel = vs[3] >= 0
     if with_channel.any() and not with_channel.all():
         w.ok[~with_channel] = False  # a chunk that mixes both: the general path
-    lists = {}  # name -> (values, owner record, step number)
-    for k in range(len(_SPARSE)):
-        if k == 3 and not with_channel.any():
-            break
+    most = min(t, MAX_LOCKSTEP)
+    lists = {}  # key -> (record of each step, step number, values, count per step)
+    for k in (2, 0, 1, 3) if with_channel.any() else (2, 0, 1):
         present = w.ok & (vs[k] >= 0)
-        r, num, s, e = w.steps(
-            np.where(present, vs[k], 0), np.where(present, ve[k], 0), min(t, MAX_LOCKSTEP)
-        )
+        r, num, s, e = w.steps(np.where(present, vs[k], 0), np.where(present, ve[k], 0), most)
         sub = _Walk(w.arr, w.ok[r].copy())
         ps, pe = sub.packed(s, e, 0x12 if k == 2 else 0x1A)
         w.ok[r[~sub.ok]] = False
         if k == 2:
             w.ok[r[(pe - ps) % 4 != 0]] = False
-        live = w.ok[r]
+        live = w.ok[r]  # the spans of a record that is not ok may be anything
         r, num, ps, pe = r[live], num[live], ps[live], pe[live]
         if k == 2:
             raw, cnt = _gather(w.arr, ps, pe)
-            vals, cnt = raw.view("<f4"), cnt // 4
+            lists[k] = (r, num, raw.view("<f4"), cnt // 4)
         else:
-            vals, cnt = _varints(w.arr, ps, pe, w.ok, r)
-        lists[k] = (vals, np.repeat(r, cnt), np.repeat(num, cnt))
-
-    def kept() -> dict:
-        if w.ok.all():
-            return lists
-        return {k: tuple(a[w.ok[o]] for a in (v, o, st)) for k, (v, o, st) in lists.items()}
-
-    cur = kept()
-    per_rec = np.bincount(cur[2][1], minlength=n)
-    for k in cur:
-        w.ok[np.bincount(cur[k][1], minlength=n) != per_rec] = False
-    cur = kept()  # every list now holds as many values per record: aligned
+            lists[k] = (r, num, *_varint_steps(w, r, ps, pe))
+    r, num, vals, cnt = lists[2]
+    per_rec = np.bincount(r, cnt, minlength=n)
+    w.ok[r[(num >= min(t, max_frames)) & (cnt > 0)]] = False
     bounds = {0: h, 1: wd, 3: c}
     for k, lim in bounds.items():
-        if k in cur:
-            v, o, _ = cur[k]
-            w.ok[o[(v < 0) | (v >= lim)]] = False
-    vals, owner, step = cur[2]
-    w.ok[owner[step >= min(t, max_frames)]] = False
-    cur = kept()
-    vals, owner, step = cur[2]
-    chan = cur[3][0] if 3 in cur else np.zeros(len(vals), np.int64)
+        if k in lists:
+            rk, _, v, ck = lists[k]
+            w.ok[np.bincount(rk, ck, minlength=n) != per_rec] = False
+            bad = v >= lim if v.dtype == np.uint8 else (v < 0) | (v >= lim)
+            if bad.any():
+                w.ok[np.repeat(rk, ck)[bad]] = False
+    per_step = h * wd * c
+    base = (r * t + num) * per_step
+    if not w.ok.all():  # drop the values of records left to the general path
+        lists = {k: (rk, _, v[np.repeat(w.ok[rk], ck)], ck) for k, (rk, _, v, ck) in lists.items()}
+        vals = lists[2][2]
+        live = w.ok[r]
+        base, cnt = base[live], cnt[live]
+    flat = np.repeat(base, cnt)
+    for k, scale in ((0, wd * c), (1, c), (3, 1)):
+        if k in lists and (k != 0 or h > 1):  # one row: every row index is 0 (checked)
+            flat += np.multiply(lists[k][2], scale, dtype=np.int64)
     out = into if into is not None else np.zeros((n, t, h, wd, c), np.float32)
-    flat = (((owner * t + step) * h + cur[0][0]) * wd + cur[1][0]) * c + chan
     out.reshape(-1)[flat] = vals
     return out
 

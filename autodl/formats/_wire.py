@@ -91,8 +91,9 @@ def _fields(buf: bytes, start: int, end: int):
         raise WireError("message ends inside a field")
 
 
-def decode_varints(data: np.ndarray) -> np.ndarray:
-    """Packed varints (uint8 array) -> int64 array, vectorised."""
+def decode_varints(data: np.ndarray, ends: np.ndarray | None = None) -> np.ndarray:
+    """Packed varints (uint8 array) -> int64 array, vectorised. ``ends``: the positions
+    of the bytes under 0x80 (the last of each varint), when the caller has them."""
     if data.size == 0:
         return np.zeros(0, np.int64)
     if data.size <= 16:  # ids and label lists: a Python loop beats numpy's overhead
@@ -101,10 +102,11 @@ def decode_varints(data: np.ndarray) -> np.ndarray:
             v, pos = _varint(raw, pos)
             vals.append(v)
         return np.array(vals, np.uint64).view(np.int64)
-    term = data < 0x80
-    if term.all():
-        return data.astype(np.int64)
-    ends = np.flatnonzero(term)
+    if ends is None:
+        term = data < 0x80
+        if term.all():
+            return data.astype(np.int64)
+        ends = np.flatnonzero(term)
     if ends.size == 0 or ends[-1] != data.size - 1:
         raise WireError("truncated packed varint")
     starts = np.empty_like(ends)
