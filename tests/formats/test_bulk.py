@@ -92,6 +92,72 @@ def test_sparse_and_multilabel_read_the_same(tmp_path):
     assert np.array_equal(open_dataset(root).train.load().x, x)
 
 
+def _sparse_records() -> tuple[list[bytes], list[bool]]:
+    """SPARSE records for a (2, 2, 300, 1) matrix, and whether the bulk path takes each:
+    indices of one, two and three bytes, steps of another list's layout, bad counts,
+    indices out of range (negative ones are ten-byte varints), too many steps."""
+    f = _wire.encode_feature
+    ctx = {"id": f("int64", [3]), "label_index": f("int64", [1]), "label_score": f("float", [1])}
+
+    def rec(rows, cols, vals, steps=None, ctx=ctx):
+        steps = steps or [len(vals)]  # values per step
+        at = np.cumsum([0, *steps])
+
+        def parts(values):  # a list longer than the values: the rest in its last step
+            return [values[a : (b if k < len(steps) - 1 else None)] for k, (a, b) in
+                    enumerate(zip(at[:-1], at[1:]))]  # fmt: skip
+
+        lists = {
+            "0_sparse_col_index": parts(cols),
+            "0_sparse_row_index": parts(rows),
+            "0_sparse_value": parts(vals),
+        }
+        return _record(ctx, {
+            k: _wire.encode_feature_list(f("float" if k.endswith("value") else "int64", part)
+                                         for part in parts)
+            for k, parts in sorted(lists.items())})  # fmt: skip
+
+    cases = [
+        (rec([0, 1, 0], [5, 200, 299], [1.5, -2, 3]), True),  # two-byte columns
+        (rec([1, 1], [0, 127], [0.25, 8], steps=[1, 1]), True),  # two steps
+        (rec([], [], []), True),  # no value at all
+        (rec([0, 0, 0], [1, 2, 3], [1, 2, 3], steps=[0, 3]), True),  # an empty first step
+        (rec([0, 1], [4, 7], [1.0]), False),  # more indices than values
+        (rec([0], [300], [1.0]), False),  # column out of range
+        (rec([2], [3], [1.0]), False),  # row out of range
+        (rec([-1], [3], [1.0]), False),  # negative row: a ten-byte varint
+        (rec([0], [70_000], [1.0]), False),  # a three-byte column, out of range
+        (rec([0, 0, 0], [1, 2, 3], [1, 2, 3], steps=[1, 1, 1]), False),  # 3 steps of 2
+        (rec([0, 1], [9, 9], [4.0, 5.0]), True),
+    ]
+    return [r for r, _ in cases], [ok for _, ok in cases]
+
+
+def test_odd_sparse_records_read_as_the_general_decoder_reads_them(tmp_path):
+    records, takes = _sparse_records()
+    spec = DatasetSpec("gen", (2, 2, 300, 1), 4, "SPARSE", [f"c{i}" for i in range(4)])
+    root = DatasetWriter(tmp_path, spec).write(
+        (np.zeros((2, 2, 2, 300, 1), np.float32), np.eye(4)[[0, 1]]),
+        (np.zeros((1, 2, 2, 300, 1), np.float32), np.eye(4)[[0]]),
+    )
+    with TFRecordWriter(next((root / "gen.data" / "train").glob("sample*"))) as w:
+        w.write_all([r for r, ok in zip(records, takes, strict=True) if ok])
+    split = open_dataset(root).train
+    fast, slow = _both(split)
+    _same(fast, slow)
+    assert np.count_nonzero(fast.x) == 10 and fast.x[0, 0, 1, 200, 0] == -2
+    assert _bulk.decode_chunk(next(_loader.chunks(split, None))[1], "SPARSE", split.spec).ok.all()
+    for record, ok in zip(records, takes, strict=True):  # each bad one after a good one
+        if ok:
+            continue
+        with TFRecordWriter(next((root / "gen.data" / "train").glob("sample*"))) as w:
+            w.write_all([records[0], record, records[1]])
+        split = open_dataset(root).train
+        got = _bulk.decode_chunk(next(_loader.chunks(split, None))[1], "SPARSE", split.spec)
+        assert got.ok.tolist() == [True, False, True], record
+        assert _error(split, True) == _error(split, False)
+
+
 def test_dense_with_many_ids_and_classes_reads_the_same(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(20_000, 1, 1, 7, 1)).astype(np.float32)
