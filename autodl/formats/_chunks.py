@@ -15,7 +15,9 @@ file must be reported first, as the record-at-a-time reader would).
 
 from __future__ import annotations
 
+import functools
 import struct
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -118,7 +120,7 @@ def _frame(
     h, n = h[:k], n[:k].astype(np.int64)
     end = int(h[-1] + 16 + n[-1]) if k else 0
     error = None
-    if verify and k:
+    if verify and k and not _data_crcs_hold(arr, h, n):
         crc = google_crc32c.value
         starts, ends = (h + 12).tolist(), (h + 12 + n).tolist()
         raw = np.array([crc(buf[a:b]) for a, b in zip(starts, ends, strict=True)], np.uint32)
@@ -153,6 +155,49 @@ def _frame(
             "12 header bytes (length and its CRC)",
         )  # fmt: skip
     return h, n, end, error
+
+
+_SCRATCH = threading.local()  # a reused buffer per thread: fresh 8 MB pages cost more
+
+
+@functools.lru_cache(maxsize=4096)
+def _crc_of_zeros(length: int) -> int:
+    return google_crc32c.value(bytes(length))
+
+
+def _data_crcs_hold(arr: np.ndarray, h: np.ndarray, n: np.ndarray) -> bool:
+    """Whether the data CRC of every record at header offsets ``h`` holds, in two
+    passes of the C CRC over the chunk (20 GB/s) instead of a call per record (0.2 us
+    each: 30 ms for 150,000 rows). False sends the caller to the per-record check,
+    which finds the first bad record.
+
+    CRC32C is affine over GF(2): crc(X) = L(X) ^ K(len X) with L linear. A record's
+    data D with its true CRC c appended gives the constant residue, crc(D || c) =
+    0x48674BC7, whatever D; so two records of one length that both hold have equal
+    L(D || c). Every record holding is therefore the same as the chunk having the L
+    of the chunk where each D is replaced by zeros (and c by the CRC of those zeros):
+    L(W) = 0 for W = the chunk with every header zeroed and every stored CRC replaced
+    by (its unmasked value) ^ crc(zeros of the record's length). One damaged record
+    always shows (A^k, the shift past the bytes after it, is invertible); damage in
+    two records cancels only when the two errors do, with odds of 2^-32 for random
+    damage (the same odds as one record's damage matching its CRC)."""
+    first, last = int(h[0]), int(h[-1] + 16 + n[-1])
+    size = last - first
+    w = getattr(_SCRATCH, "buf", None)
+    if w is None or len(w) < size or len(w) > 4 * max(size, CHUNK_BYTES):
+        w = np.empty(max(size, CHUNK_BYTES), np.uint8)
+        _SCRATCH.buf = w
+    w = w[:size]
+    w[:] = arr[first:last]
+    rel = h - first
+    w[rel[:, None] + np.arange(12)] = 0
+    stored = arr[(h + 12 + n)[:, None] + np.arange(4)].view("<u4")[:, 0] - _MASK_DELTA
+    crc = (stored << np.uint32(15)) | (stored >> np.uint32(17))  # unmasked
+    lengths, which = np.unique(n, return_inverse=True)
+    zeros = np.array([_crc_of_zeros(int(m)) for m in lengths], np.uint32)[which]
+    w[(rel + 12 + n)[:, None] + np.arange(4)] = (crc ^ zeros).astype("<u4").view(np.uint8).reshape(-1, 4)
+    # extend() from 0xFFFFFFFF starts from a zero register: it gives L(W) ^ 0xFFFFFFFF
+    return google_crc32c.extend(0xFFFFFFFF, w) == 0xFFFFFFFF
 
 
 def _heads(buf: bytes, size: int, arr: np.ndarray, most: int) -> list[int]:

@@ -291,6 +291,29 @@ def test_chunks_frame_what_read_records_reads(tmp_path):
         assert got == list(read_records(path, limit=limit))
 
 
+def test_the_chunk_wide_crc_check_sees_any_damaged_record(tmp_path):
+    """`_chunks._data_crcs_hold` (two CRC passes per chunk) agrees with the per-record
+    check: true on clean records of many lengths, false after any one flipped bit in
+    a record's data or its stored CRC, and false with two records damaged."""
+    rng = np.random.default_rng(5)
+    records = [bytes(rng.integers(0, 255, int(rng.integers(0, 400)), dtype=np.uint8))
+               for _ in range(500)]  # fmt: skip
+    data = b"".join(frame_record(r) for r in records)
+    clean = np.frombuffer(data + bytes(16), np.uint8)
+    h = np.cumsum([0] + [len(r) + 16 for r in records[:-1]])
+    n = np.array([len(r) for r in records], np.int64)
+    assert _chunks._data_crcs_hold(clean, h, n)
+    for _ in range(200):
+        k = int(rng.integers(0, len(records)))
+        at = int(h[k]) + 12 + int(rng.integers(0, n[k] + 4))  # data or stored CRC
+        bad = clean.copy()
+        bad[at] ^= 1 << int(rng.integers(0, 8))
+        assert not _chunks._data_crcs_hold(bad, h, n)
+        other = int(h[(k + 7) % len(records)]) + 12
+        bad[other] ^= 0x40
+        assert not _chunks._data_crcs_hold(bad, h, n)
+
+
 def test_a_chunk_the_bulk_path_cannot_take_at_all(tmp_path):
     """DENSE data whose metadata gives no matrix size: every record to the general path."""
     root = _odd_dataset(tmp_path, _odd_records()[:1])
