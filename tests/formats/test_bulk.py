@@ -323,6 +323,16 @@ def test_a_chunk_the_bulk_path_cannot_take_at_all(tmp_path):
     assert _error(split, True) == _error(split, False)
 
 
+def test_a_matrix_larger_than_the_chunk_is_the_general_decoders_error(tmp_path):
+    """A step size from the metadata larger than the whole chunk: the bulk path raised
+    numpy's "window shape cannot be larger than input array shape"."""
+    root = _odd_dataset(tmp_path, _odd_records()[:1])
+    meta = root / "gen.data" / "train" / "metadata.textproto"
+    meta.write_text(meta.read_text().replace("col_count: 3", "col_count: 3000000"))
+    split = open_dataset(root).train
+    assert "expected 3000000 = row_count" in _error(split, True) == _error(split, False)
+
+
 def test_splits_share_the_vocabulary_parsed_once(tiny_datasets):
     ds = open_dataset(tiny_datasets["text"])
     assert ds.spec.vocabulary and ds.train.spec == ds.spec
