@@ -180,12 +180,17 @@ def _data_crcs_hold(arr: np.ndarray, h: np.ndarray, n: np.ndarray) -> bool:
     by (its unmasked value) ^ crc(zeros of the record's length). One damaged record
     always shows (A^k, the shift past the bytes after it, is invertible); damage in
     two records cancels only when the two errors do, with odds of 2^-32 for random
-    damage (the same odds as one record's damage matching its CRC)."""
+    damage (the same odds as one record's damage matching its CRC).
+
+    False, too, for a chunk over 2 x `CHUNK_BYTES` (a few large records, where the
+    per-record check costs nothing and needs no copy of a large chunk)."""
     first, last = int(h[0]), int(h[-1] + 16 + n[-1])
     size = last - first
+    if size > 2 * CHUNK_BYTES:
+        return False
     w = getattr(_SCRATCH, "buf", None)
-    if w is None or len(w) < size or len(w) > 4 * max(size, CHUNK_BYTES):
-        w = np.empty(max(size, CHUNK_BYTES), np.uint8)
+    if w is None or len(w) < size:
+        w = np.empty(2 * CHUNK_BYTES if size > CHUNK_BYTES else CHUNK_BYTES, np.uint8)
         _SCRATCH.buf = w
     w = w[:size]
     w[:] = arr[first:last]

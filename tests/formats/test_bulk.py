@@ -291,7 +291,7 @@ def test_chunks_frame_what_read_records_reads(tmp_path):
         assert got == list(read_records(path, limit=limit))
 
 
-def test_the_chunk_wide_crc_check_sees_any_damaged_record(tmp_path):
+def test_the_chunk_wide_crc_check_sees_any_damaged_record(tmp_path, monkeypatch):
     """`_chunks._data_crcs_hold` (two CRC passes per chunk) agrees with the per-record
     check: true on clean records of many lengths, false after any one flipped bit in
     a record's data or its stored CRC, and false with two records damaged."""
@@ -312,6 +312,18 @@ def test_the_chunk_wide_crc_check_sees_any_damaged_record(tmp_path):
         other = int(h[(k + 7) % len(records)]) + 12
         bad[other] ^= 0x40
         assert not _chunks._data_crcs_hold(bad, h, n)
+    # a chunk over twice the chunk size is left to the per-record check (no copy of
+    # a few large records), which still names a damaged one
+    monkeypatch.setattr(_chunks, "CHUNK_BYTES", 1000)
+    assert not _chunks._data_crcs_hold(clean, h, n)
+    path = tmp_path / "sample-x.tfrecord"
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with open(path, "rb") as f:
+        last = list(_chunks.iter_chunks(f, path, chunk_bytes=200_000))[-1]
+    assert "record 499" in str(last.error) and "data CRC" in str(last.error)
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        assert sum(map(len, _chunks.iter_chunks(f, path, chunk_bytes=200_000))) == 500
 
 
 def test_a_chunk_the_bulk_path_cannot_take_at_all(tmp_path):
