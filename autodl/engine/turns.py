@@ -128,6 +128,7 @@ class Schedule:
     fits: dict[int, int] = field(default_factory=dict)
     owner: dict[int, int] = field(default_factory=dict)  # id(member) -> id(its learner)
     side: int | None = None  # the longest image side the data was loaded at (`loop`)
+    refitting: dict[int, tuple[float, int]] = field(default_factory=dict)  # seconds, turns
 
     # ---- the phases: each a generator of predictions
 
@@ -396,10 +397,15 @@ class Schedule:
                 fresh.threads = self.n_threads
                 fresh.fit(full, seconds)
             done = fresh.done
-            self.say(
-                f"{fresh.name}: refit on all {len(full)} rows, fit {time.monotonic() - t0:.2f}s"
-                + (" (done)" if done else "")
-            )
+            took, turns = self.refitting.get(id(fresh), (0.0, 0))
+            took, turns = took + time.monotonic() - t0, turns + 1
+            self.refitting[id(fresh)] = (took, turns)
+            if turns == 1 or done:  # its first turn and its last: not one line a turn
+                each = f" in {turns} turns" if turns > 1 else ""
+                self.say(
+                    f"{fresh.name}: refit on all {len(full)} rows, fit {took:.2f}s{each}"
+                    + (" (done)" if done else "")
+                )
             if not done:
                 return
             active.remove(fresh)

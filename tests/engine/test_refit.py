@@ -33,6 +33,11 @@ def test_converged_learners_are_refitted_and_re_emitted_with_the_same_score(monk
     assert any(
         line.startswith("bag") and "lightgbm" in line and "refit on all" in line for line in logs
     ), logs
+    # a refit taking many turns says so on its first turn and its last only
+    for name in {line.split(": refit on all")[0] for line in logs if ": refit on all" in line}:
+        said = [line for line in logs if line.startswith(f"{name}: refit on all")]
+        assert len(said) <= 2 and "(done)" in said[-1], said
+        assert len(said) == 1 or " turns (done)" in said[-1], said
 
 
 def test_lightgbm_returns_after_each_doubling_and_keeps_to_the_time():
