@@ -321,7 +321,7 @@ def _context(w: _Walk, vs: np.ndarray, ve: np.ndarray, output_dim: int):
     return ids, has_id & w.ok, labels
 
 
-def _dense(w: _Walk, rows, s, e, shape, max_frames: int, into=None) -> np.ndarray | list:
+def _dense(w: _Walk, rows, s, e, shape, max_frames: int, into=None) -> np.ndarray | list | None:
     """The float steps of DENSE records: each step ``H*W*C`` floats, laid out as
     TensorFlow writes them (a packed FloatList per step, see `_wire._float_step_header`).
     ``into``: zeros (n, T, H, W, C) to write them into, when T is known."""
@@ -335,6 +335,8 @@ def _dense(w: _Walk, rows, s, e, shape, max_frames: int, into=None) -> np.ndarra
     if t > 0:
         w.ok[rows[steps != t]] = False
     live = w.ok[rows]
+    if not live.any():  # every record to the general path: no array (the metadata's
+        return None  # matrix may be far larger than the records)
     steps = np.where(live, steps, 0)
     total = int(steps.sum())
     if t <= 0 and total > LONG_STEPS * max(1, len(rows)):  # audio: few records, long
@@ -396,7 +398,7 @@ def _varint_steps(w: _Walk, r, ps, pe) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, np.int64), np.zeros(len(n), np.int64)
 
 
-def _sparse(w: _Walk, rows, vs, ve, shape, max_frames: int, into=None) -> np.ndarray:
+def _sparse(w: _Walk, rows, vs, ve, shape, max_frames: int, into=None) -> np.ndarray | None:
     """SPARSE records scattered into zeros (n, T, H, W, C) (``into`` when given), as
     `_arrays.sparse_x`: the values' steps give each value its step; the index lists
     must hold as many values per record as the values list (their steps may differ).
@@ -437,6 +439,8 @@ def _sparse(w: _Walk, rows, vs, ve, shape, max_frames: int, into=None) -> np.nda
             bad = v >= lim if v.dtype == np.uint8 else (v < 0) | (v >= lim)
             if bad.any():
                 w.ok[np.repeat(rk, ck)[bad]] = False
+    if not w.ok.any():  # every record to the general path: no array
+        return None
     per_step = h * wd * c
     base = (r * t + num) * per_step
     if not w.ok.all():  # drop the values of records left to the general path
@@ -467,8 +471,8 @@ def decode_chunk(chunk, fmt: str, spec, into: np.ndarray | None = None) -> Bulk:
     t, h, wd, c = spec.shape
     rows = np.arange(n)
     if fmt == "DENSE":
-        if h <= 0 or wd <= 0 or c <= 0:
-            w.ok[:] = False
+        if h <= 0 or wd <= 0 or c <= 0 or 4 * h * wd * c > len(arr):
+            w.ok[:] = False  # no step of that size fits in the chunk: the general path
             return out
         w.ok &= lvs[0] >= 0
         out.x = _dense(

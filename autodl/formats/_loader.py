@@ -226,7 +226,7 @@ class Preallocated:
                 return None
             try:  # zeros: fresh pages from the system, zero until written (no pass)
                 self.array = np.zeros((self.total, *shape), np.float32)
-            except MemoryError:
+            except (MemoryError, ValueError):  # ValueError: a size past what numpy can index
                 self.total = None
                 return None
         if self.array.shape[1:] != shape or self.used + m > self.total:

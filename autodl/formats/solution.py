@@ -77,8 +77,8 @@ def _zeros_and_ones(raw: bytes) -> np.ndarray | None:
     array larger than the text besides the result. None for anything else, which the
     text reader then parses."""
     line = raw.find(b"\n") + 1
-    if line < 2:
-        return None
+    if line < 2 or raw.count(b"\r") != raw.count(b"\r\n"):
+        return None  # a lone carriage return: numpy's reader refuses it, and says so
     tokens = raw[:line].split()
     if not tokens or any(t not in (b"0", b"1", b"0.0", b"1.0") for t in tokens):
         return None

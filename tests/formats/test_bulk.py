@@ -345,6 +345,34 @@ def test_a_matrix_larger_than_the_chunk_is_the_general_decoders_error(tmp_path):
     assert "expected 3000000 = row_count" in _error(split, True) == _error(split, False)
 
 
+@pytest.mark.parametrize("fmt", ["DENSE", "SPARSE"])
+@pytest.mark.parametrize(
+    "lie",
+    [
+        {"col_count: 13": "col_count: 2000000000"},
+        {"row_count: 1": "row_count: 2000000000", "col_count: 13": "col_count: 2000000000"},
+        {"col_count: 13": "col_count: 12"},
+    ],
+)
+def test_a_metadata_matrix_that_lies_gets_the_general_decoders_error(tmp_path, fmt, lie):
+    """Found by a stranger's trial: a matrix of 4e18 values made the DENSE bulk path
+    overflow (OverflowError), and a sample_count with 2e9 columns made the one array
+    of the split past numpy's size (ValueError) instead of the records' clear error."""
+    x = np.random.default_rng(0).random((178, 1, 1, 13, 1)).astype(np.float32)
+    x[x < 0.5] = 0
+    root = _write(tmp_path, fmt, (1, 1, 13, 1), x, np.eye(4)[np.arange(178) % 4])
+    meta = root / "gen.data" / "train" / "metadata.textproto"
+    text = meta.read_text()
+    for a, b in lie.items():
+        text = text.replace(a, b)
+    meta.write_text(text)
+    split = open_dataset(root).train
+    if fmt == "SPARSE" and lie == {"col_count: 13": "col_count: 12"}:
+        assert "out of range" in _error(split, True) == _error(split, False)
+    else:
+        assert _error(split, True) == _error(split, False)
+
+
 def test_splits_share_the_vocabulary_parsed_once(tiny_datasets):
     ds = open_dataset(tiny_datasets["text"])
     assert ds.spec.vocabulary and ds.train.spec == ds.spec

@@ -352,7 +352,7 @@ def test_zeros_and_ones_read_as_numpy_reads_them():
         np.savetxt(buf, (rng.random((rows, cols)) < 0.5).astype(int), fmt=fmt)
         texts.append(buf.getvalue())
     odd = [b"0 1\n\n1 0\n", b"0  1\n1 0\n", b"0 1\n1 2\n", b"0.0 1.0\n1.0 0.5\n", b"1e0 0\n",
-           b"0 1\r1 0", b"0 1\n1 10\n", b" 0 1\n1 0 \n", b"00 1\n01 0\n", b"1.00 0\n"]  # fmt: skip
+           b"0 1\r1 0", b"0 1\r1 0\r0 0\n", b"0\r1\n1\r0\n", b"0 1\n1 10\n", b" 0 1\n1 0 \n", b"00 1\n01 0\n", b"1.00 0\n"]  # fmt: skip
     for text in texts:
         fast = solution._zeros_and_ones(text)
         assert fast is not None and fast.dtype == np.float64
