@@ -180,7 +180,11 @@ def _data_crcs_hold(arr: np.ndarray, h: np.ndarray, n: np.ndarray) -> bool:
     by (its unmasked value) ^ crc(zeros of the record's length). One damaged record
     always shows (A^k, the shift past the bytes after it, is invertible); damage in
     two records cancels only when the two errors do, with odds of 2^-32 for random
-    damage (the same odds as one record's damage matching its CRC).
+    damage (the same odds as one record's damage matching its CRC). Damage made on
+    purpose to cancel (32 linear equations: a stranger's trial did it) is read as data,
+    where the per-record check names it; so is any record its author wrote with a
+    valid CRC: the CRC guards against accidents, not against the file's author, whose
+    records are checked as data by the decoder either way.
 
     False, too, for a chunk over 2 x `CHUNK_BYTES` (a few large records, where the
     per-record check costs nothing and needs no copy of a large chunk)."""

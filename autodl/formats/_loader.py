@@ -34,7 +34,7 @@ def chunks(split: TFRecordSplit, limit: int | None) -> Iterator[tuple[str, Chunk
             return
         with open_file(f) as stream:
             left = None if limit is None else limit - n
-            for chunk in iter_chunks(stream, f, verify=split.verify, limit=left):
+            for chunk in iter_chunks(stream, split.display(f), verify=split.verify, limit=left):
                 error: FormatError | None = chunk.error
                 if n + len(chunk) > most:
                     keep = most - n

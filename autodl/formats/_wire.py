@@ -34,6 +34,7 @@ class TooManySteps(WireError):
 
 
 _NO_CAP = 1 << 62
+_U64 = (1 << 64) - 1
 
 
 # ---------------------------------------------------------------- decoding
@@ -50,7 +51,7 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
         pos += 1
         result |= (b & 0x7F) << shift
         if b < 0x80:
-            return result, pos
+            return result & _U64, pos  # a tenth byte over 1 overflows: protobuf keeps 64 bits
         shift += 7
         if shift > 63:
             raise WireError("varint longer than 10 bytes")

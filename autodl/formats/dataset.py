@@ -138,7 +138,12 @@ class TFRecordSplit(Split):
         most = limits.current().max_records
         for f in self.files:
             for i, data in enumerate(
-                read_records(f, verify=self.verify, limit=None if limit is None else limit - n)
+                read_records(
+                    f,
+                    verify=self.verify,
+                    limit=None if limit is None else limit - n,
+                    name=self.display(f),
+                )
             ):
                 if n >= most:
                     raise self._too_many_records(f)

@@ -204,16 +204,23 @@ def open_file(path: Any) -> BinaryIO:
         ) from e
 
 
-def read_records(path: Any, *, verify: bool = True, limit: int | None = None) -> Iterator[bytes]:
+def read_records(
+    path: Any, *, verify: bool = True, limit: int | None = None, name: str | None = None
+) -> Iterator[bytes]:
     """The records of one TFRecord file (a path or a ``zipfile.Path``), in order.
 
-    Reads the file as a stream, so ``limit`` records cost only their bytes.
+    Reads the file as a stream, so ``limit`` records cost only their bytes (the record
+    after the last one is not read, so damage there is not met). ``name``: the file as
+    errors name it (the path by default; a dataset gives ``train/sample-...``, never a
+    server's folders).
     """
+    if limit is not None and limit <= 0:
+        return
     with open_file(path) as f:
-        for info, data in iter_framed(f, path, verify=verify):
-            if limit is not None and info.index >= limit:
-                return
+        for info, data in iter_framed(f, path if name is None else name, verify=verify):
             yield data
+            if limit is not None and info.index + 1 >= limit:
+                return
 
 
 def count_records(path: Any) -> int:

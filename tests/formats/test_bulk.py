@@ -373,6 +373,65 @@ def test_a_metadata_matrix_that_lies_gets_the_general_decoders_error(tmp_path, f
         assert _error(split, True) == _error(split, False)
 
 
+def _int64_feature(payload: bytes) -> bytes:
+    inner = b"\x0a" + _wire.encode_varint(len(payload)) + payload
+    return b"\x1a" + _wire.encode_varint(len(inner)) + inner
+
+
+@pytest.mark.parametrize("where", ["label_index", "id_in_a_long_record", "sparse_col"])
+def test_a_ten_byte_varint_past_64_bits_keeps_64_as_protobuf_does(tmp_path, where):
+    """Found by a stranger's trial: ``ff x 9, 7f`` (a tenth byte over 1) raised a raw
+    OverflowError on one path and was read as -1 (64 bits kept) on the other."""
+    big = b"\xff" * 9 + b"\x7f"
+    f = _wire.encode_feature
+    ctx = {"id": f("int64", [1]), "label_index": f("int64", [1]), "label_score": f("float", [1])}
+    if where == "label_index":
+        shape, fmt = (1, 1, 3, 1), "DENSE"
+        rec = _record({**ctx, "label_index": _int64_feature(big)},
+                      {"0_dense_input": _wire.encode_float_steps(np.ones((1, 3), np.float32))})  # fmt: skip
+    elif where == "id_in_a_long_record":  # the general decoder's wire codec, not protobuf
+        shape, fmt = (1, 1, 10_000, 1), "DENSE"
+        rec = _record({**ctx, "id": _int64_feature(big)},
+                      {"0_dense_input": _wire.encode_float_steps(np.ones((1, 10_000), np.float32))})  # fmt: skip
+    else:
+        shape, fmt = (1, 1, 5, 1), "SPARSE"
+        rec = _record(ctx, {
+            "0_sparse_col_index": _wire.encode_feature_list([_int64_feature(big)]),
+            "0_sparse_row_index": _wire.encode_feature_list([f("int64", [0])]),
+            "0_sparse_value": _wire.encode_feature_list([f("float", [1.0])])})  # fmt: skip
+    x = np.zeros((2, *shape), np.float32)
+    root = DatasetWriter(tmp_path, DatasetSpec("gen", shape, 4, fmt, list("abcd"))).write(
+        (x, np.eye(4)[[0, 1]]), (x, np.eye(4)[[0, 1]])
+    )
+    with TFRecordWriter(next((root / "gen.data" / "train").glob("sample*"))) as w:
+        w.write(rec)
+    split = open_dataset(root).train
+    if where == "id_in_a_long_record":
+        fast, slow = _both(split)
+        _same(fast, slow)
+        assert fast.ids.tolist() == [-1]
+    else:
+        assert "index -1 is out of range" in _error(split, True) == _error(split, False)
+
+
+def test_a_limited_read_neither_reads_nor_judges_the_record_after_the_limit(tmp_path):
+    """Found by a stranger's trial: the general path read record L (and failed on its
+    damage) when asked for L records; the bulk path stops before it. Both stop now."""
+    x = np.random.default_rng(0).normal(size=(100, 1, 1, 5, 1)).astype(np.float32)
+    root = _write(tmp_path, "DENSE", (1, 1, 5, 1), x, np.eye(4)[[0, 1] * 50])
+    path = next((root / "gen.data" / "train").glob("sample*"))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 100 * 11 - 1] ^= 1  # the data CRC of record 10
+    path.write_bytes(bytes(data))
+    split = open_dataset(root).train
+    fast, slow = _both(split, limit=10)
+    _same(fast, slow)
+    assert len(fast) == 10
+    error = _error(split, True)
+    assert error == _error(split, False) and "record 10" in error
+    assert error.startswith("train/sample-")  # the file as users know it, not the server's path
+
+
 def test_splits_share_the_vocabulary_parsed_once(tiny_datasets):
     ds = open_dataset(tiny_datasets["text"])
     assert ds.spec.vocabulary and ds.train.spec == ds.spec
