@@ -336,3 +336,18 @@ def test_the_apis_label_field_words_become_the_label_option():
     )
     assert "the 'label' field" not in said.message + said.hint
     assert "(--label)" in said.message and "--label" in said.hint
+
+
+def test_a_run_without_a_prediction_says_so_not_that_there_is_no_solution(tab, tmp_path, capsys):
+    """Found by a stranger's trial: a failed run printed "no solution, so no score"
+    beside a dataset that has one."""
+    import autodl as api
+    from autodl.cli.run import _print_run
+
+    report = api.run(
+        tab, tmp_path / "out", time_budget=3, engine="tests.ingestion.engines:crash_at_once"
+    )
+    assert not report.success and report.score is None
+    _print_run(report)
+    said = capsys.readouterr().out
+    assert "0 prediction(s); no prediction to score." in said and "no solution" not in said

@@ -165,7 +165,8 @@ def _print_run(report) -> None:
     if report.score is not None:
         _print_score(report.score)
     else:
-        click.echo(f"{len(ing.predictions)} prediction(s); no solution, so no score.")
+        why = "no prediction to score" if not ing.predictions else "no solution, so no score"
+        click.echo(f"{len(ing.predictions)} prediction(s); {why}.")
     if ing.error:
         click.secho(f"The run failed: {ing.error}", fg="red")
     click.echo(f"Report:      {out / 'report.html'}")

@@ -204,7 +204,9 @@ def _data_crcs_hold(arr: np.ndarray, h: np.ndarray, n: np.ndarray) -> bool:
     crc = (stored << np.uint32(15)) | (stored >> np.uint32(17))  # unmasked
     lengths, which = np.unique(n, return_inverse=True)
     zeros = np.array([_crc_of_zeros(int(m)) for m in lengths], np.uint32)[which]
-    w[(rel + 12 + n)[:, None] + np.arange(4)] = (crc ^ zeros).astype("<u4").view(np.uint8).reshape(-1, 4)
+    w[(rel + 12 + n)[:, None] + np.arange(4)] = (
+        (crc ^ zeros).astype("<u4").view(np.uint8).reshape(-1, 4)
+    )
     # extend() from 0xFFFFFFFF starts from a zero register: it gives L(W) ^ 0xFFFFFFFF
     return google_crc32c.extend(0xFFFFFFFF, w) == 0xFFFFFFFF
 
@@ -301,7 +303,9 @@ def iter_chunks(
             want = 12 if size < 12 else 16 + struct.unpack_from("<Q", data)[0]
             rest = data[:size]
             continue
-        chunk = Chunk(data, np.frombuffer(data, np.uint8), heads + 12, heads + 12 + lengths, index, err)
+        chunk = Chunk(
+            data, np.frombuffer(data, np.uint8), heads + 12, heads + 12 + lengths, index, err
+        )
         if len(chunk) or chunk.error is not None:
             yield chunk
         if chunk.error is not None or (eof and stop == size):
@@ -313,4 +317,3 @@ def iter_chunks(
         want = chunk_bytes
         if eof and not rest:
             return
-

@@ -105,7 +105,7 @@ def _sparse_records() -> tuple[list[bytes], list[bool]]:
 
         def parts(values):  # a list longer than the values: the rest in its last step
             return [values[a : (b if k < len(steps) - 1 else None)] for k, (a, b) in
-                    enumerate(zip(at[:-1], at[1:]))]  # fmt: skip
+                    enumerate(zip(at[:-1], at[1:], strict=True))]  # fmt: skip
 
         lists = {
             "0_sparse_col_index": parts(cols),
