@@ -55,6 +55,7 @@ class SplitScan:
     def __init__(self, c, split: str, folder, spec, fmt: str):  # c: check._Collector
         self.c, self.split, self.folder, self.spec, self.fmt = c, split, folder, spec, fmt
         self.count = 0
+        self.complete = True  # False when damage or a cap stopped a file: count is a floor
         self.ids: dict[int, tuple[str, int]] = {}
         self.label_sums = np.zeros(spec.output_dim if spec else 0)
         self.pending: list[tuple[str, int, list[bytes]]] = []
@@ -88,10 +89,12 @@ class SplitScan:
                         self.count += 1
                         self._record(file, info.index, data)
             except limits.LimitExceeded as e:
+                self.complete = False
                 self.c.add(file, e.record, e.field or "framing", e.message, expected_of(e, None))
                 if e.setting == "AUTODL_MAX_RECORDS":
                     break
             except FormatError as e:
+                self.complete = False
                 self.c.add(
                     file,
                     e.record,
@@ -100,6 +103,7 @@ class SplitScan:
                     "intact TFRecord framing with matching CRCs",
                 )
             except limits.READ_ERRORS as e:  # a damaged zip member
+                self.complete = False
                 self.c.add(file, None, None, f"{file}: cannot be read ({e}).")
         self._flush()
 

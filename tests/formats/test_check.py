@@ -207,6 +207,9 @@ def test_corrupt_and_truncated_records(broken):
     assert p.record == 0 and "CRC" in p.message and "byte 0" in p.message
     p = _find(report, file=f"test/{_test(root).name}", field="framing")
     assert p.record == 5 and "the file ends" in p.message
+    # the damage stopped the count: no second problem saying sample_count is wrong
+    assert not [q for q in report.problems if q.field == "sample_count"], report.problems
+    assert not [q for q in report.problems if "rows but test/" in q.message], report.problems
 
 
 def test_missing_feature_list_and_wrong_value_count(broken):
