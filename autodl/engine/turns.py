@@ -400,6 +400,8 @@ class Schedule:
             took, turns = self.refitting.get(id(fresh), (0.0, 0))
             took, turns = took + time.monotonic() - t0, turns + 1
             self.refitting[id(fresh)] = (took, turns)
+            if done:
+                del self.refitting[id(fresh)]  # forgotten: a later learner may get its id
             if turns == 1 or done:  # its first turn and its last: not one line a turn
                 each = f" in {turns} turns" if turns > 1 else ""
                 self.say(

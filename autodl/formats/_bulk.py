@@ -115,6 +115,7 @@ class _Walk:
         vs = np.full((len(keys), len(rows)), -1, np.int64)
         ve = np.full((len(keys), len(rows)), -1, np.int64)
         heads = [b"\x0a" + _wire.encode_varint(len(k)) + k + b"\x12" for k in keys]
+        size = np.array([len(h) for h in heads])
         pos = start.copy()
         ok = self.ok[rows]
         for _ in range(len(keys) + 1):
@@ -124,7 +125,7 @@ class _Walk:
             p, e = pos[live], end[live]
             es, ee, good = self.field(p, e, 0x0A)
             slot = np.full(len(live), -1, np.int64)
-            first = self.arr[int(es[0]) : int(es[0]) + max(map(len, heads))].tobytes()
+            first = self.arr[int(es[0]) : int(es[0]) + int(size.max())].tobytes()
             order = sorted(range(len(keys)), key=lambda i: not first.startswith(heads[i]))
             for i in order:  # the first record's key first: it usually takes them all
                 m = np.flatnonzero(good & (slot < 0))
@@ -139,7 +140,6 @@ class _Walk:
                 ve[one, live] = np.where(good, v_end, -1)
             else:
                 good &= slot >= 0
-                size = np.array([len(h) for h in heads])
                 s, v_end, g3 = self.length(es + size[np.maximum(slot, 0)], ee)
                 good &= g3 & (v_end == ee)
                 hit = np.flatnonzero(good)
@@ -210,62 +210,52 @@ class _Walk:
         return tuple(a[order][keep] for a in (r, n, s, e))
 
 
-def _gather(arr: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The bytes of every span concatenated, and each span's length."""
-    n = end - start
+def _gather(
+    arr: np.ndarray, start: np.ndarray, end: np.ndarray, item: str = "u1"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The items of every span [start, end) concatenated, and each span's count:
+    bytes (``item`` "u1"), or packed floats ("<f4", span lengths multiples of 4) read
+    four bytes at a time through a view of the buffer with a one-byte stride (a quarter
+    of the positions of reading their bytes: 1.5x faster)."""
+    size = np.dtype(item).itemsize
+    n = (end - start) // size
     total = int(n.sum())
     if not total:
-        return np.zeros(0, np.uint8), n
-    # positions as a running sum of steps: +1 inside a span, a jump between spans
-    # (two passes over the bytes; np.repeat of short spans is several times slower)
+        return np.zeros(0, item), n
+    # positions as a running sum of steps: +size inside a span, a jump between spans
+    # (two passes over the items; np.repeat of short spans is several times slower)
     s, e = start[n > 0], end[n > 0]
     kind = np.int32 if len(arr) < 2**31 else np.int64  # half the memory to touch
-    step = np.ones(total, kind)
+    step = np.full(total, size, kind)
     step[0] = s[0]
-    step[np.cumsum(e - s)[:-1]] = s[1:] - e[:-1] + 1
-    return arr[np.cumsum(step, dtype=kind)], n
+    step[np.cumsum(n[n > 0])[:-1]] = s[1:] - e[:-1] + size
+    view = arr if size == 1 else np.ndarray((len(arr) - size + 1,), item, arr, 0, (1,))
+    return view[np.cumsum(step, dtype=kind)], n
 
 
-def _floats(arr: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The packed floats of every span [start, end) (lengths multiples of 4)
-    concatenated, and each span's count: read four bytes at a time through a view
-    of the buffer with a one-byte stride (a quarter of `_gather`'s positions: 1.5x
-    faster)."""
-    n = (end - start) // 4
-    total = int(n.sum())
-    if not total:
-        return np.zeros(0, np.float32), n
-    s, e = start[n > 0], end[n > 0]
-    kind = np.int32 if len(arr) < 2**31 else np.int64
-    step = np.full(total, 4, kind)
-    step[0] = s[0]
-    step[np.cumsum(n[n > 0])[:-1]] = s[1:] - e[:-1] + 4
-    view = np.ndarray((len(arr) - 3,), "<f4", arr, 0, (1,))  # every byte starts a float
-    return view[np.cumsum(step, dtype=kind)].astype(np.float32, copy=False), n
-
-
-def _varints(arr: np.ndarray, start, end, ok: np.ndarray, rows) -> tuple[np.ndarray, np.ndarray]:
-    """Packed varints of each span as one int64 array, and the count per span; a
-    span that does not end on a complete varint marks its row not ok (count 0)."""
+def _varints(w: _Walk, rows, start, end) -> tuple[np.ndarray, np.ndarray]:
+    """The packed varints of each span [start, end) (spans of records ``rows``): their
+    values in span order (uint8 when every one is a single byte, else int64) and each
+    span's count. A span that does not end on a complete varint marks its record not
+    ok (count 0); a varint over 10 bytes, every record of ``rows``."""
     n = end - start
-    broken = (n > 0) & (arr[np.maximum(end - 1, 0)] >= 0x80)
+    broken = (n > 0) & (w.arr[np.maximum(end - 1, 0)] >= 0x80)
     if broken.any():
-        ok[rows[broken]] = False
+        w.ok[rows[broken]] = False
         n = np.where(broken, 0, n)
         end = start + n
-    raw, n = _gather(arr, start, end)
+    raw, n = _gather(w.arr, start, end)
     term = raw < 0x80
-    if term.all():
-        return raw.astype(np.int64), n
-    c = np.concatenate([[0], np.cumsum(term)])
+    if term.all():  # the common case: values under 128
+        return raw, n
+    ends = np.flatnonzero(term)  # every span ends on one: no varint crosses two spans
     stop = np.cumsum(n)
-    counts = c[stop] - c[stop - n]
+    counts = np.searchsorted(ends, stop) - np.searchsorted(ends, stop - n)
     try:
-        values = _wire.decode_varints(raw)
+        return _wire.decode_varints(raw, ends), counts
     except _wire.WireError:  # a varint over 10 bytes somewhere: all to the general path
-        ok[rows] = False
+        w.ok[rows] = False
         return np.zeros(0, np.int64), np.zeros(len(n), np.int64)
-    return values, counts
 
 
 @dataclass
@@ -300,12 +290,13 @@ def _context(w: _Walk, vs: np.ndarray, ve: np.ndarray, output_dim: int):
     w.ok &= (se - ss) % 4 == 0
     labels = np.zeros((n, output_dim), np.float32)
     good = np.flatnonzero(w.ok)
-    idx, counts = _varints(w.arr, is_[good], ie[good], w.ok, good)
+    idx, counts = _varints(w, good, is_[good], ie[good])
+    idx = idx.astype(np.int64, copy=False)
     match = (counts == (se[good] - ss[good]) // 4) & w.ok[good]
     w.ok[good[~match]] = False
     idx = idx[np.repeat(match, counts)]
     good, counts = good[match], counts[match]
-    scores = _gather(w.arr, ss[good], se[good])[0].view("<f4")
+    scores = _gather(w.arr, ss[good], se[good], "<f4")[0]
     owner = np.repeat(good, counts)
     bad = (idx < 0) | (idx >= output_dim)
     w.ok[owner[bad]] = False
@@ -374,30 +365,6 @@ def _dense_long(w: _Walk, rows, s, e, steps, head, stride, hwc) -> list:
     return parts
 
 
-def _varint_steps(w: _Walk, r, ps, pe) -> tuple[np.ndarray, np.ndarray]:
-    """The packed varints of each step's span [ps, pe) (steps of records ``r``): their
-    values in step order (uint8 when every one is a single byte) and each step's count.
-    A span that does not end on a complete varint marks its record not ok (count 0)."""
-    n = pe - ps
-    broken = (n > 0) & (w.arr[np.maximum(pe - 1, 0)] >= 0x80)
-    if broken.any():
-        w.ok[r[broken]] = False
-        n = np.where(broken, 0, n)
-        pe = ps + n
-    raw, n = _gather(w.arr, ps, pe)
-    term = raw < 0x80
-    if term.all():  # the common case: indices under 128
-        return raw, n
-    ends = np.flatnonzero(term)  # every span ends on one: no varint crosses two spans
-    stop = np.cumsum(n)
-    counts = np.searchsorted(ends, stop) - np.searchsorted(ends, stop - n)
-    try:
-        return _wire.decode_varints(raw, ends), counts
-    except _wire.WireError:  # a varint over 10 bytes somewhere: all to the general path
-        w.ok[r] = False
-        return np.zeros(0, np.int64), np.zeros(len(n), np.int64)
-
-
 def _sparse(w: _Walk, rows, vs, ve, shape, max_frames: int, into=None) -> np.ndarray | None:
     """SPARSE records scattered into zeros (n, T, H, W, C) (``into`` when given), as
     `_arrays.sparse_x`: the values' steps give each value its step; the index lists
@@ -425,9 +392,9 @@ def _sparse(w: _Walk, rows, vs, ve, shape, max_frames: int, into=None) -> np.nda
         live = w.ok[r]  # the spans of a record that is not ok may be anything
         r, num, ps, pe = r[live], num[live], ps[live], pe[live]
         if k == 2:
-            lists[k] = (r, num, *_floats(w.arr, ps, pe))
+            lists[k] = (r, num, *_gather(w.arr, ps, pe, "<f4"))
         else:
-            lists[k] = (r, num, *_varint_steps(w, r, ps, pe))
+            lists[k] = (r, num, *_varints(w, r, ps, pe))
     r, num, vals, cnt = lists[2]
     per_rec = np.bincount(r, cnt, minlength=n)
     w.ok[r[(num >= min(t, max_frames)) & (cnt > 0)]] = False

@@ -120,12 +120,12 @@ def _frame(
     h, n = h[:k], n[:k].astype(np.int64)
     end = int(h[-1] + 16 + n[-1]) if k else 0
     error = None
-    if verify and k and not _data_crcs_hold(arr, h, n):
+    stored = arr[(h + 12 + n)[:, None] + np.arange(4)].view("<u4")[:, 0] if verify else None
+    if verify and k and not _data_crcs_hold(arr, h, n, stored):
         crc = google_crc32c.value
         starts, ends = (h + 12).tolist(), (h + 12 + n).tolist()
         raw = np.array([crc(buf[a:b]) for a, b in zip(starts, ends, strict=True)], np.uint32)
         actual = ((raw >> np.uint32(15)) | (raw << np.uint32(17))) + _MASK_DELTA
-        stored = arr[(h + 12 + n)[:, None] + np.arange(4)].view("<u4")[:, 0]
         bad = np.flatnonzero(actual != stored)
         if len(bad):
             j, a = int(bad[0]), starts[int(bad[0])]
@@ -165,8 +165,9 @@ def _crc_of_zeros(length: int) -> int:
     return google_crc32c.value(bytes(length))
 
 
-def _data_crcs_hold(arr: np.ndarray, h: np.ndarray, n: np.ndarray) -> bool:
-    """Whether the data CRC of every record at header offsets ``h`` holds, in two
+def _data_crcs_hold(arr: np.ndarray, h: np.ndarray, n: np.ndarray, stored: np.ndarray) -> bool:
+    """Whether the data CRC (``stored``, masked) of every record at header offsets ``h``
+    holds, in two
     passes of the C CRC over the chunk (20 GB/s) instead of a call per record (0.2 us
     each: 30 ms for 150,000 rows). False sends the caller to the per-record check,
     which finds the first bad record.
@@ -200,8 +201,8 @@ def _data_crcs_hold(arr: np.ndarray, h: np.ndarray, n: np.ndarray) -> bool:
     w[:] = arr[first:last]
     rel = h - first
     w[rel[:, None] + np.arange(12)] = 0
-    stored = arr[(h + 12 + n)[:, None] + np.arange(4)].view("<u4")[:, 0] - _MASK_DELTA
-    crc = (stored << np.uint32(15)) | (stored >> np.uint32(17))  # unmasked
+    rotated = stored - _MASK_DELTA
+    crc = (rotated << np.uint32(15)) | (rotated >> np.uint32(17))  # unmasked
     lengths, which = np.unique(n, return_inverse=True)
     zeros = np.array([_crc_of_zeros(int(m)) for m in lengths], np.uint32)[which]
     w[(rel + 12 + n)[:, None] + np.arange(4)] = (
