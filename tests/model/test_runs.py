@@ -152,7 +152,7 @@ def test_a_run_killed_at_the_deadline_keeps_its_last_counted_model(tmp_path):
     from autodl.formats.samples import make_digits
 
     ds = make_digits(tmp_path / "digits")
-    report = autodl.run(ds, tmp_path / "run", time_budget=6)
+    report = autodl.run(ds, tmp_path / "run", time_budget=6, engine="tests.model.engines:stubborn")
     ing = report.ingestion
     assert ing.killed and ing.predictions
     doc = json.loads((tmp_path / "run" / "model" / "model.json").read_text())
