@@ -74,7 +74,7 @@ class ExtraTrees(Learner):
         "max_rows": Interval(int, 1),
         "n_jobs": Interval(int, 0),
         "seed": Interval(int, 0),
-        "multilabel_only": OneOf((False, True)),
+        "only": OneOf((None, "multi-label", "single-label")),
     }
 
     def __init__(
@@ -87,7 +87,7 @@ class ExtraTrees(Learner):
         max_rows: int = 50_000,
         n_jobs: int = 0,
         seed: int = 0,
-        multilabel_only: bool = False,
+        only: str | None = None,
     ):
         self.features = features
         self.n_trees = n_trees
@@ -96,12 +96,15 @@ class ExtraTrees(Learner):
         self.max_rows = max_rows
         self.n_jobs = n_jobs
         self.seed = seed
-        # The loop leaves it out of a plan on data with one class per row (`loop.run`).
-        self.multilabel_only = multilabel_only
+        # "multi-label": the loop leaves it out of a plan on data with one class per row;
+        # "single-label": out of one on data without (`loop.run`)
+        self.only = only
 
     @property
     def name(self) -> str:
         extra = [f"{self.max_features:g} of the columns"] if self.max_features != "sqrt" else []
+        if self.min_samples_leaf > 1:
+            extra.append(f"leaves of {self.min_samples_leaf}+ rows")
         return f"extratrees({', '.join([self.features.name, *extra])})"
 
     def _setup(self, data: Arrays, seconds: float) -> None:

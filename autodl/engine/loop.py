@@ -19,9 +19,10 @@
    and the emitted model is re-scored on it, so scores stay comparable and honest
    (`Schedule.rescore`). With fewer than ``MIN_ROWS`` rows there is no hold-out: the
    first learner that fits gives the one prediction (`Schedule.one_prediction`).
-   With fewer than ``folds.KFOLD_ROWS`` (2,000) rows a fifth is too few rows to choose
-   by (issue 14: on ~10 held-out clips, later predictions scoring 1.000 scored 0.91
-   on the test set against the first one's 0.99): every learner is cross-validated
+   With fewer than ``folds.KFOLD_ROWS`` (2,000; 4,000 tabular, `folds.rows_below`) rows
+   a fifth is too few rows to choose by (issue 14: on ~10 held-out clips, later
+   predictions scoring 1.000 scored 0.91 on the test set against the first one's
+   0.99): every learner is cross-validated
    instead (`folds.Folds`, ``folds.FOLDS`` = 5 folds, `holdout.folds`: stratified,
    runs of rows for text), and scored on every row's out-of-fold prediction; its test
    prediction is the folds' mean. A learner's first turn fits fold 0 alone, so the
@@ -205,10 +206,11 @@ def run(
     say(
         f"loaded {len(data)}{f' of {n}' if len(data) != n else ''} train rows, {len(test_x)} test rows in {budget.elapsed():.2f}s"
     )
-    if len(data) and bool((np.asarray(data.labels).sum(axis=1) == 1).all()):
-        # one class per row: learners meant for multi-label data stay out (tabular.plan)
-        plan = [lr for lr in plan if not getattr(lr, "multilabel_only", False)]
-        later = [lr for lr in later if not getattr(lr, "multilabel_only", False)]
+    # learners meant for one kind of labels only (``only``, tabular.plan) stay out of the other
+    one = len(data) and bool((np.asarray(data.labels).sum(axis=1) == 1).all())
+    other = "multi-label" if one else "single-label"
+    plan = [lr for lr in plan if getattr(lr, "only", None) != other]
+    later = [lr for lr in later if getattr(lr, "only", None) != other]
     if learners is None and spec.domain in SCALE:  # step 3: the plan for the data's size
         scaled = SCALE[spec.domain](plan, rows or len(data))
         if [lr.name for lr in scaled] != [lr.name for lr in plan]:
@@ -222,7 +224,7 @@ def run(
         yield from state.one_prediction(plan, data, "no hold-out: too few rows")
         return
     blocks = spec.domain == "text"
-    if not quick and len(data) < folds.KFOLD_ROWS:  # step 2: k-fold on small data
+    if not quick and len(data) < folds.rows_below(spec.domain):  # step 2: k-fold on small data
         assign = holdout.folds(data.labels, folds.FOLDS, rng, blocks=blocks)
         plan, later = folds.wrap(plan, assign), folds.wrap(later, assign)
         say(f"{folds.FOLDS}-fold cross-validation on {len(data)} training rows")

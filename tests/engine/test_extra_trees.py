@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autodl.engine import extra_trees
+from autodl.engine import extra_trees, folds
 from autodl.engine.extra_trees import ExtraTrees
 from autodl.engine.learner import Features
-from autodl.engine.tabular import flat, later, plan
+from autodl.engine.tabular import at_scale, flat, later, plan
 from autodl.formats.types import Arrays
 
 from ._data import make
@@ -76,13 +76,24 @@ def test_large_data_is_subsampled_to_max_rows():
 def test_in_the_tabular_plan_and_later_with_distinct_names():
     spec, _, _ = _data()
     names = [lr.name for lr in plan(spec) + later(spec)]
-    assert "extratrees(flat)" in names and "extratrees(flat, 0.5 of the columns)" in names
+    assert "extratrees(flat)" in names and "extratrees(flat, leaves of 3+ rows)" in names
+    assert "extratrees(flat, 0.5 of the columns, leaves of 3+ rows)" in names
     assert len(set(names)) == len(names)
+
+
+def test_single_label_extra_trees_run_only_where_tabular_data_is_cross_validated():
+    spec, _, _ = _data()
+    edge = folds.rows_below("tabular")
+    for rows, kept in ((edge - 1, True), (edge, False), (100_000, False)):
+        names = [lr.name for lr in at_scale(plan(spec), rows)]
+        assert ("extratrees(flat)" in names) == kept, (rows, names)
+        assert "extratrees(flat, leaves of 3+ rows)" in names  # multi-label's (the loop's pick)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("multilabel", [False, True])
-def test_the_loop_runs_extra_trees_on_multilabel_data_only(multilabel):
+def test_the_loop_runs_the_extra_trees_meant_for_its_labels(multilabel):
+    """Leaves of 3+ rows on multi-label data, of 1 row on single-label data, never both."""
     from autodl.engine import Budget, run
 
     from ._data import splits
@@ -92,4 +103,5 @@ def test_the_loop_runs_extra_trees_on_multilabel_data_only(multilabel):
     preds = list(run(train, test, None, Budget(6.0), log=logs.append, threads=1))
     assert preds
     said = "\n".join(logs) + " ".join(p.learner for p in preds)
-    assert ("extratrees" in said) == multilabel, said[-2000:]
+    assert ("extratrees(flat)" in said) == (not multilabel), said[-2000:]
+    assert ("extratrees(flat, leaves of 3+ rows)" in said) == multilabel, said[-2000:]

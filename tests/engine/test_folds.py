@@ -48,10 +48,21 @@ def test_k_fold_is_used_under_the_row_threshold_and_not_above(monkeypatch):
     assert "5-fold cross-validation on 120 training rows" in logs, logs
     assert any("(folds 5/5)" in line for line in logs), logs
 
-    monkeypatch.setattr(folds, "KFOLD_ROWS", 120)  # 120 rows: not under the threshold
+    monkeypatch.setattr(folds, "KFOLD_ROWS", 60)  # tabular: 120 rows, not under twice that
     preds, logs = _run(train, test, [Lookup(table=rows, name="a")])
     assert preds
     assert not any("fold" in line for line in logs), logs
+
+
+def test_tabular_data_is_cross_validated_up_to_twice_the_rows_of_other_domains(monkeypatch):
+    """Tabular learners are cheap at these sizes: k-fold up to 2 x ``KFOLD_ROWS``."""
+    monkeypatch.setattr(folds, "KFOLD_ROWS", 100)
+    assert folds.rows_below("tabular") == 200 and folds.rows_below("image") == 100
+    for case, folded in (("tabular", True), ("image", False)):
+        train, test = splits(case, n_train=120, n_test=40, output_dim=3)
+        preds, logs = _run(train, test, [Lookup(table=table(train), name="a")])
+        assert preds
+        assert ("5-fold cross-validation on 120 training rows" in logs) == folded, (case, logs)
 
 
 def test_out_of_fold_predictions_cover_every_row_once_all_folds_are_fitted():
