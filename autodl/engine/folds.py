@@ -7,12 +7,12 @@ they scored NAUC 1.000 on ~10 held-out clips scored 0.914 and 0.935 on the test 
 against 0.992 for the first one. With fewer than ``KFOLD_ROWS`` training rows (twice
 that for tabular data, `rows_below`) the loop wraps every learner in a `Folds`: ``k``
 copies of it, copy ``i`` trained on every row outside fold ``i`` (`holdout.folds`:
-stratified, in runs of rows for text), so each row gets an out-of-fold prediction from
-a model that never saw it. Candidates are then
-compared on every training row instead of a fifth (`holdout.prefer`: the paired noise
-shrinks as the square root of the rows), and the test prediction is the mean of the
-``k`` copies, each trained on (k-1)/k of the rows: a bag that has seen every row,
-which is why a `Folds` is never refitted on all rows (``refit_copies = 0``).
+stratified, in runs of rows for text), so each row gets an out-of-fold prediction from a
+model that never saw it. Candidates are then compared on every training row instead of a
+fifth (`holdout.prefer`: the paired noise shrinks as the square root of the rows), and
+the test prediction is the mean of the ``k`` copies, each trained on (k-1)/k of the
+rows: a bag that has seen every row, which is why a `Folds` is never refitted on all
+rows (``refit_copies = 0``).
 
 The first ``fit`` call trains copy 0 alone, so the first prediction costs what a
 single hold-out model costs; its out-of-fold predictions then cover fold 0 only

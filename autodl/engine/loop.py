@@ -21,16 +21,15 @@
    first learner that fits gives the one prediction (`Schedule.one_prediction`).
    With fewer than ``folds.KFOLD_ROWS`` (2,000; 4,000 tabular, `folds.rows_below`) rows
    a fifth is too few rows to choose by (issue 14: on ~10 held-out clips, later
-   predictions scoring 1.000 scored 0.91 on the test set against the first one's
-   0.99): every learner is cross-validated
-   instead (`folds.Folds`, ``folds.FOLDS`` = 5 folds, `holdout.folds`: stratified,
-   runs of rows for text), and scored on every row's out-of-fold prediction; its test
-   prediction is the folds' mean. A learner's first turn fits fold 0 alone, so the
-   first prediction costs what a hold-out model costs; its record covers that fold's
-   rows, and such partial records (the first round of turns) are compared with one
-   another on those rows but never replace a record on every row; when the emitted
-   learner's folds are all fitted, their mean replaces it (``turns.FOLDS_NOTE``).
-   Folds cost k fits a turn and are not refitted (step 5).
+   predictions scoring 1.000 scored 0.91 on the test set against the first one's 0.99):
+   every learner is cross-validated instead (`folds.Folds`, ``folds.FOLDS`` = 5 folds,
+   `holdout.folds`: stratified, runs of rows for text), and scored on every row's
+   out-of-fold prediction; its test prediction is the folds' mean. A learner's first
+   turn fits fold 0 alone, so the first prediction costs what a hold-out model costs;
+   its record covers that fold's rows, and such partial records (the first round of
+   turns) are compared with one another on those rows but never replace a record on
+   every row; when the emitted learner's folds are all fitted, their mean replaces it
+   (``turns.FOLDS_NOTE``). Folds cost k fits a turn and are not refitted (step 5).
 3. Learners take turns, cheapest first (`Schedule.take_turns`): each ``fit`` call gets an
    equal share of the remaining time among the learners still running, and continues
    (warm start) where it left off. After each call the learner is scored; the test

@@ -1,19 +1,19 @@
 """Tabular plan: the feature row as it is; linear models first, then trees.
 
-Learners, cheapest first: logistic regression on a stratified subsample of at most
-500 rows (a first prediction within a second), the same on every row, then extremely
+Learners, cheapest first: logistic regression on a stratified subsample of at most 500
+rows (a first prediction within a second), the same on every row, then extremely
 randomised trees grown by doublings (`extra_trees.ExtraTrees`: one multi-output forest
 for multi-label, leaves of at least 3 rows; leaves of 1 row for single-label), then
 LightGBM grown by rounds (`boost.LightGBM`: NaN as missing; one booster per class for
-multi-label), then a second, shallower LightGBM (7 leaves, rate 0.03, 60% of the columns per tree); the
-loop's ensemble blends them where that helps on the hold-out. Once they have
-converged, extra trees trying half the columns per split, then five-seed bags of
-both LightGBM configurations (`later`). Standardisation
-replaces NaN by the column median and adds a missing indicator for columns that had
-NaN (see `linear._preprocessor`). On more than ``LARGE_ROWS`` training rows
-(`at_scale`): the linear model on all rows uses a ``LARGE_ROWS`` subsample, and
-LightGBM starts right after the first linear model: on a ``LARGE_ROWS`` subsample
-(early strong predictions), then both configurations on all rows.
+multi-label), then a second, shallower LightGBM (7 leaves, rate 0.03, 60% of the columns
+per tree); the loop's ensemble blends them where that helps on the hold-out. Once they
+have converged, extra trees trying half the columns per split, then five-seed bags of
+both LightGBM configurations (`later`). Standardisation replaces NaN by the column
+median and adds a missing indicator for columns that had NaN (see
+`linear._preprocessor`). On more than ``LARGE_ROWS`` training rows (`at_scale`): the
+linear model on all rows uses a ``LARGE_ROWS`` subsample, and LightGBM starts right
+after the first linear model: on a ``LARGE_ROWS`` subsample (early strong predictions),
+then both configurations on all rows.
 
 The second configuration was chosen on the tabular samples (three seeds averaged,
 all training rows, test NAUC; cityweather / emailspam / moviegenres): the default
@@ -30,14 +30,14 @@ moviegenres / emailspam): square root of the columns per split, leaves of 1 row
 0.371 / 0.522 / 0.869, of 3 rows 0.423 / 0.563 / 0.860, of 5 rows 0.406 / 0.562 /
 0.838; half the columns with leaves of 3 rows 0.395 / 0.586 / 0.888, which `later` adds.
 On multi-label data the forests have leaves of 3 rows (``only="multi-label"``); on
-single-label data one forest with leaves of 1 row (``only="single-label"``): leaves of
-3 rows cost emailspam's top-1 accuracy two points (0.936 -> 0.916 on the test set).
+single-label data one forest with leaves of 1 row (``only="single-label"``): leaves of 3
+rows cost emailspam's top-1 accuracy two points (0.936 -> 0.916 on the test set).
 Single-label extra trees need the k-fold choice that tabular data under 4,000 rows gets
-(`folds.rows_below`), and run only there (`at_scale`): on emailspam's hold-out of ~48 spam rows they scored NAUC 0.90
-against LightGBM's 0.84 and were emitted alone (test NAUC 0.869 against 0.878; five
-seeds at 60 s: top-1 0.935, ALC 0.873 against 0.931, 0.886 without them); with five
-folds the ensemble holds them beside LightGBM: top-1 0.938, ALC 0.889, final NAUC
-0.895 (docs/benchmarks.md).
+(`folds.rows_below`), and run only there (`at_scale`): on emailspam's hold-out of ~48
+spam rows they scored NAUC 0.90 against LightGBM's 0.84 and were emitted alone (test
+NAUC 0.869 against 0.878; five seeds at 60 s: top-1 0.935 and ALC 0.873, against 0.931
+and 0.886 without them); with five folds the ensemble holds them beside LightGBM: top-1
+0.938, ALC 0.890, final NAUC 0.895 (docs/benchmarks.md).
 """
 
 from __future__ import annotations
