@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from autodl.formats import _png, limits
 
@@ -298,6 +298,10 @@ def decode_frame(
         if img.mode != mode:
             img = img.convert(mode)
         arr = np.asarray(img, dtype=np.uint8)
+    except UnidentifiedImageError:
+        # Pillow's message names its in-memory buffer ("<_io.BytesIO object at 0x…>"),
+        # which means nothing to the user; the caller names the record
+        raise ValueError(f"not a decodable image (not {', '.join(FORMATS)}, or damaged)") from None
     except (OSError, SyntaxError, Image.DecompressionBombError, EOFError) as e:
         raise ValueError(f"not a decodable image ({e})") from None
     return arr[:, :, None] if arr.ndim == 2 else arr

@@ -167,6 +167,10 @@ def test_broken_streams_are_left_to_pillow():
     for frame in broken:
         with pytest.raises(ValueError):
             images.decode_frame(frame, 3)
+    with pytest.raises(ValueError) as e:  # not an image at all: no buffer's address
+        images.decode_frame(b"junk" * 10, 3)
+    assert "not PNG, JPEG, GIF, BMP, WEBP, or damaged" in str(e.value)
+    assert "0x" not in str(e.value) and "BytesIO" not in str(e.value)
     assert images.decode_block(frames + broken[:1], 3, workers=1) is None
 
 
