@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 
@@ -53,6 +54,13 @@ def solution_misfits(
     return misfits
 
 
+#: a value numpy's text reader takes as a float: ASCII digits, a sign, a point, an
+#: exponent, nan or inf (no underscores, no hexadecimal, no other scripts' digits)
+_NUMBER = re.compile(
+    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf(?:inity)?)", re.I
+)
+
+
 def parse_solution(raw: bytes, file: str = "solution") -> np.ndarray:
     """The rows of a solution's bytes (see `read_solution`); FormatError naming the line."""
     limits.check("max_solution_bytes", len(raw), "the file ({value:,} bytes)", file=file)
@@ -101,35 +109,38 @@ def _zeros_and_ones(raw: bytes) -> np.ndarray | None:
 
 
 def _solution_problem(raw: bytes, file: str) -> FormatError:
-    """The first bad line of a solution numpy refused, said as a person would."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return FormatError(
-            f"{file}: cannot be read ({e}).", "Re-export the solution file.", file=file
-        )
+    """The first bad line of a solution numpy refused, said as a person would. Lines and
+    values are cut as numpy's reader cuts them: lines at each line feed (a carriage return
+    before it dropped), values at whitespace (Unicode's, as numpy's), each value an ASCII
+    number (an Arabic-Indic digit or ``0x1`` is not)."""
     width = None
-    for n, line in enumerate(text.splitlines(), 1):
-        values = line.split()
-        if not values:
-            continue
+    for n, line in enumerate(raw.split(b"\n"), 1):
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        problem, text = None, ""
         try:
-            for v in values:
-                float(v)
-            if "_" in line:
-                raise ValueError(line)  # Python's float() takes 1_0; numpy does not
-        except ValueError:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            problem = f"line {n} is not UTF-8 text (byte {line[e.start]:#04x})"
+        values = text.split()  # Unicode whitespace, as numpy's reader splits
+        if problem is None and "\r" in text:
+            problem = f"line {n} holds a carriage return inside it: {text.strip()[:60]!r}"
+        if problem is None and not all(_NUMBER.fullmatch(v) for v in values):
+            problem = f"line {n} holds something that is not a number: {text.strip()[:60]!r}"
+        if problem is not None:
             return FormatError(
-                f"{file}: line {n} holds something that is not a number: {line.strip()[:60]!r}.",
-                "A solution row is numbers separated by spaces.",
+                f"{file}: {problem}.",
+                "A solution row is numbers separated by spaces, one row per line.",
                 file=file,
                 record=n - 1,
             )
+        if not values:
+            continue
         if width is None:
-            width = len(values)
+            width, first = len(values), n
         elif len(values) != width:
             return FormatError(
-                f"{file}: line {n} has {len(values)} columns but line 1 has {width}.",
+                f"{file}: line {n} has {len(values)} columns but line {first} has {width}.",
                 "Every row needs one column per class.",
                 file=file,
                 record=n - 1,

@@ -366,6 +366,13 @@ def test_zeros_and_ones_read_as_numpy_reads_them():
     [
         (b"1 0\n0 x\n", "line 2 holds something that is not a number: '0 x'"),
         (b"1 0\n\n0 1 1\n", "line 3 has 3 columns but line 1 has 2"),
+        (b"\n1 0\n0 1 1\n", "line 3 has 3 columns but line 2 has 2"),
+        # what numpy refuses for reasons of its own still names the line:
+        (b"1 0\n0 1\r1 0\n", r"line 2 holds a carriage return inside it: '0 1\\r1 0'"),
+        ("1 0\n\u0661 0\n".encode(), "line 2 holds something that is not a number"),
+        (b"1 0\n0x1 0\n", "line 2 holds something that is not a number: '0x1 0'"),
+        (b"1 0\n0 1\n\xa00 1\n", r"line 3 is not UTF-8 text \(byte 0xa0\)"),
+        ("1\u00a00\n0 1 1\n".encode(), "line 2 has 3 columns but line 1 has 2"),  # nbsp: a space
     ],
 )
 def test_read_solution_errors_name_the_line(tmp_path, text, words):
