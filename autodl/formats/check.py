@@ -122,6 +122,7 @@ class _Collector:
         self.first: dict = {}
 
     def add(self, file, record, fld, message, expected=None, severity="error", kind=None) -> None:
+        message = _unrepeated(file, record, message)
         key = (file, fld, kind or message)
         self.repeats[key] += 1
         if self.repeats[key] <= MAX_REPEATS:
@@ -142,6 +143,19 @@ class _Collector:
                     severity,
                 )
             )
+
+
+def _unrepeated(file: str | None, record: int | None, message: str) -> str:
+    """``message`` without the file and record its problem names already: errors raised
+    for other readers start with them ("train/x.tfrecord: record 25 at byte 4850: the
+    data CRC is …"), which a check line would otherwise say twice."""
+    if file and message.startswith(f"{file}: "):
+        message = message[len(file) + 2 :]
+    if record is not None:
+        for head in (f"record {record}: ", f"record {record} "):
+            if message.startswith(head):
+                return message[len(head) :]
+    return message
 
 
 def _meta(c: _Collector, folder, split: str) -> Metadata | None:
