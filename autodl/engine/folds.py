@@ -102,8 +102,10 @@ class Folds(Learner):
         self._n = len(data)
 
     def _share_among_copies(self) -> None:
-        """One `Learner.shared` dict for every copy: what they compute alike is made once."""
-        shared: dict = {}
+        """One `Learner.shared` dict for every copy: what they compute alike is made once;
+        ``"copies"``, their count, for a learner that sizes itself to a share of the memory
+        (`extra_trees.ExtraTrees`: k forests live at once)."""
+        shared: dict = {"copies": len(self._models)}
         for m in self._models:
             m.shared = shared
 

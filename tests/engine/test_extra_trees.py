@@ -65,6 +65,19 @@ def test_memory_bound_makes_leaves_larger_then_grows_fewer_trees(monkeypatch):
     assert leaf == 2 and trees == 100
     monkeypatch.setattr(extra_trees.data_, "memory_budget", lambda: 2 * 1000 * per_tree)
     assert et._size(100_000, 14, 2) == (1, 300)
+    # k-fold copies hold their forests at once: each gets its share of the room
+    monkeypatch.setattr(extra_trees.data_, "memory_budget", lambda: 2 * 50 * per_tree)
+    et.shared = {"copies": 2}  # room for 25 trees of leaf 1 each: leaves of 4
+    assert et._size(100_000, 14, 2) == (4, 100)
+
+
+def test_k_fold_copies_know_how_many_share_the_memory():
+    spec, data, x = _data(60)
+    f = folds.Folds(
+        base=ExtraTrees(features=Features("flat", flat), n_trees=4), assign=np.arange(60) % 3, k=3
+    )
+    f.fit(data, 5.0)
+    assert [m.shared["copies"] for m in f._models] == [3, 3, 3]
 
 
 def test_large_data_is_subsampled_to_max_rows():
