@@ -27,7 +27,7 @@ from autodl.model import check_input, load_model, predict_to_csv
 def write_model(
     folder: Path, dataset: Path, manifest: dict | None = None, index: int = 1, plan=None
 ) -> tuple:
-    """A model folder from the plan's learner ``index`` (1: linear, 3: LightGBM; ``plan``:
+    """A model folder from the plan's learner ``index`` (1: linear, 4: LightGBM; ``plan``:
     another domain's plan function, default tabular's) fitted on ``dataset``; returns the
     learner, its calibration (the reference) and the opened dataset."""
     ds = open_dataset(dataset)
@@ -258,7 +258,7 @@ def test_a_fresh_process_imports_only_what_the_parts_need(tab, tmp_path):
     import subprocess
     import sys
 
-    write_model(tmp_path / "gbm", tab[1], index=3)
+    write_model(tmp_path / "gbm", tab[1], index=4)
     code = (
         "import sys, autodl; m = autodl.load_model(sys.argv[1]); "
         "print(m.info['learner'], sorted(x for x in ('torch', 'lightgbm', 'sklearn') "
