@@ -60,6 +60,7 @@ def test_a_call_stops_near_its_time():
 def test_memory_bound_makes_leaves_larger_then_grows_fewer_trees(monkeypatch):
     et = ExtraTrees(features=Features("flat", flat), n_trees=300)
     per_tree = extra_trees.tree_bytes(100_000, 1, 14, 2)
+    monkeypatch.setattr(extra_trees, "FOREST_MAX", 1e18)  # the machine's share decides
     monkeypatch.setattr(extra_trees.data_, "memory_budget", lambda: 2 * 50 * per_tree)
     leaf, trees = et._size(100_000, 14, 2)  # room for 50 trees of leaf 1: leaves of 2
     assert leaf == 2 and trees == 100
@@ -69,6 +70,11 @@ def test_memory_bound_makes_leaves_larger_then_grows_fewer_trees(monkeypatch):
     monkeypatch.setattr(extra_trees.data_, "memory_budget", lambda: 2 * 50 * per_tree)
     et.shared = {"copies": 2}  # room for 25 trees of leaf 1 each: leaves of 4
     assert et._size(100_000, 14, 2) == (4, 100)
+    # whatever the machine, at most FOREST_MAX bytes (here room for 50 trees of leaf 1)
+    monkeypatch.setattr(extra_trees.data_, "memory_budget", lambda: 2 * 1000 * per_tree)
+    monkeypatch.setattr(extra_trees, "FOREST_MAX", 50 * per_tree)
+    et.shared = None
+    assert et._size(100_000, 14, 2) == (2, 100)
 
 
 def test_k_fold_copies_know_how_many_share_the_memory():
