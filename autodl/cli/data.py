@@ -47,6 +47,8 @@ def check(path: Path, as_json: bool) -> None:
 
 
 def _print_check(data: dict, path: Path) -> None:
+    from autodl.formats.check import problem_line
+
     def count(part):
         return "-" if data[part] is None else str(data[part]["count"])
 
@@ -73,17 +75,12 @@ def _print_check(data: dict, path: Path) -> None:
     problems = data["problems"]
     errors = [p for p in problems if p.get("severity", "error") == "error"]
     for p in problems:
-        where = ", ".join(str(x) for x in (p.get("file"), _record(p), p.get("field")) if x)
         colour = "red" if p.get("severity", "error") == "error" else "yellow"
-        click.secho(f"  {p.get('severity', 'error')}: {where}: {p['message']}", fg=colour)
+        click.secho(f"  {problem_line(p)}", fg=colour)
     if errors:
         click.secho(f"{path}: {len(errors)} problem(s) found; the dataset is not valid.", fg="red")
     else:
         click.secho(f"{path}: valid AutoDL dataset.", fg="green")
-
-
-def _record(p: dict) -> str | None:
-    return None if p.get("record") is None else f"record {p['record']}"
 
 
 # -------------------------------------------------------------------- format

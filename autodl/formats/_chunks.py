@@ -167,10 +167,9 @@ def _crc_of_zeros(length: int) -> int:
 
 def _data_crcs_hold(arr: np.ndarray, h: np.ndarray, n: np.ndarray, stored: np.ndarray) -> bool:
     """Whether the data CRC (``stored``, masked) of every record at header offsets ``h``
-    holds, in two
-    passes of the C CRC over the chunk (20 GB/s) instead of a call per record (0.2 us
-    each: 30 ms for 150,000 rows). False sends the caller to the per-record check,
-    which finds the first bad record.
+    holds, in two passes of the C CRC over the chunk (20 GB/s) instead of a call per
+    record (0.2 us each: 30 ms for 150,000 rows). False sends the caller to the
+    per-record check, which finds the first bad record.
 
     CRC32C is affine over GF(2): crc(X) = L(X) ^ K(len X) with L linear. A record's
     data D with its true CRC c appended gives the constant residue, crc(D || c) =

@@ -145,6 +145,14 @@ class _Collector:
             )
 
 
+def problem_line(p: dict) -> str:
+    """One problem of `CheckReport.to_json` as a line: ``error: FILE, record N, FIELD:
+    message`` (the parts it has), as the CLI prints a check and a refused upload."""
+    record = None if p.get("record") is None else f"record {p['record']}"
+    where = ", ".join(str(x) for x in (p.get("file"), record, p.get("field")) if x)
+    return f"{p.get('severity', 'error')}: {where}: {p.get('message')}"
+
+
 def _unrepeated(file: str | None, record: int | None, message: str) -> str:
     """``message`` without the file and record its problem names already: errors raised
     for other readers start with them ("train/x.tfrecord: record 25 at byte 4850: the
@@ -398,4 +406,4 @@ def _check(c: _Collector, lay: Layout, report: CheckReport) -> None:
     _solution(c, lay, report, "test" not in scans or scans["test"].complete)
 
 
-__all__ = ["CheckReport", "Problem", "check_dataset"]
+__all__ = ["CheckReport", "Problem", "check_dataset", "problem_line"]

@@ -71,17 +71,10 @@ class Client:
             except ValueError:
                 body = {"detail": r.text[:300] or r.reason_phrase}
             message = body.get("detail") or f"HTTP {r.status_code}"
+            from autodl.formats.check import problem_line  # lazy: a refusal only
+
             for p in (body.get("problems") or [])[:50]:
-                where = ", ".join(
-                    str(x)
-                    for x in (
-                        p.get("file"),
-                        p.get("record") is not None and f"record {p['record']}",
-                        p.get("field"),
-                    )
-                    if x
-                )
-                message += f"\n  {p.get('severity', 'error')}: {where}: {p.get('message')}"
+                message += f"\n  {problem_line(p)}"
             refused = AutoDLError(
                 f"the server refused ({r.status_code}): {message}", body.get("hint")
             )

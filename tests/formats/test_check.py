@@ -325,3 +325,18 @@ def test_broken_reference_copy(tmp_copy):
     assert [p.message for p in report.problems] == [
         "sample_count is 1040 but train/ holds 1039 records. Re-export the train split."
     ]
+
+
+def test_a_problem_line_says_each_place_once_and_only_the_places_it_has():
+    from autodl.formats.check import problem_line
+
+    full = {"severity": "error", "file": "train/a.tfrecord", "record": 0, "field": "framing",
+            "message": "at byte 0: the data CRC is 1"}  # fmt: skip
+    assert (
+        problem_line(full)
+        == "error: train/a.tfrecord, record 0, framing: at byte 0: the data CRC is 1"
+    )
+    assert (
+        problem_line({"file": "x.solution", "record": None, "message": "m"})
+        == "error: x.solution: m"
+    )
